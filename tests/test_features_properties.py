@@ -1,0 +1,85 @@
+"""Property tests: valid configs never crash or yield non-finite rows; invalid ones raise FeatureError."""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from features import SUPPORTED_MODEL_TYPES, FeatureError, featurize
+from features.families import REGISTRY
+
+sizes = st.integers(min_value=1, max_value=64)
+
+
+@st.composite
+def valid_configs(draw):
+    model_type = draw(st.sampled_from(SUPPORTED_MODEL_TYPES))
+    adapter = REGISTRY[model_type]
+    heads = draw(sizes)
+    kv_divisor = draw(st.sampled_from([d for d in range(1, heads + 1) if heads % d == 0]))
+    head_dim = draw(st.integers(1, 256))
+    config = {
+        "model_type": model_type,
+        adapter.hidden[0]: heads * head_dim,
+        adapter.layers[0]: draw(st.integers(1, 1000)),
+        adapter.heads[0]: heads,
+        "vocab_size": draw(st.integers(1, 10_000_000)),
+    }
+    if adapter.kv_heads:
+        config[adapter.kv_heads[0]] = heads // kv_divisor
+    if adapter.ffn and draw(st.booleans()):
+        config[adapter.ffn[0]] = draw(st.integers(1, 1_048_576))
+    if adapter.context and draw(st.booleans()):
+        config[adapter.context[0]] = draw(st.integers(1, 16_777_216))
+    if adapter.experts:
+        experts = draw(st.integers(1, 64))
+        config[adapter.experts[0]] = experts
+        config[adapter.experts_active[0]] = draw(st.integers(1, experts))
+    if draw(st.booleans()):
+        config["archcast"] = {"norm": draw(st.sampled_from(["layernorm", "rmsnorm", "dyt"])),
+                              "kv_bias": draw(st.booleans()), "tvr": draw(st.booleans())}  # fmt: skip
+    return config
+
+
+@settings(max_examples=300, deadline=None)
+@given(valid_configs())
+def test_valid_configs_give_finite_rows(config):
+    frame = featurize(config)
+    assert len(frame) == frame["n_layers"].iloc[0]
+    assert np.isfinite(frame.to_numpy()).all()
+
+
+bad_values = st.one_of(
+    st.integers(max_value=0),
+    st.floats(allow_nan=True, allow_infinity=True).filter(lambda x: x != int(x) if np.isfinite(x) else True),
+    st.text(max_size=5),
+    st.booleans(),
+    st.lists(st.integers(), max_size=2),
+    st.integers(min_value=20_000_000, max_value=10**12),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(valid_configs(), st.sampled_from(["hidden", "layers", "heads", "vocab"]), bad_values)
+def test_a_bad_size_always_raises_feature_error(config, which, value):
+    adapter = REGISTRY[config["model_type"]]
+    key = {"hidden": adapter.hidden[0], "layers": adapter.layers[0], "heads": adapter.heads[0], "vocab": "vocab_size"}[
+        which
+    ]
+    config[key] = value
+    try:
+        featurize(config)
+    except FeatureError:
+        return
+    raise AssertionError(f"{key}={value!r} was accepted")
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.dictionaries(st.text(max_size=8), st.one_of(st.none(), st.integers(), st.text(max_size=8)), max_size=6))
+def test_arbitrary_dicts_raise_feature_error_or_featurise(config):
+    try:
+        frame = featurize(config)
+    except FeatureError:
+        return
+    assert np.isfinite(frame.to_numpy()).all()
