@@ -50,6 +50,14 @@ def features_cmd(
         frame.to_csv(out)
 
 
+@app.command("extract", context_settings=FORWARD, add_help_option=False)
+def extract_cmd(ctx: typer.Context) -> None:
+    """Measure massive activations and linearity over checkpoint series (see --help)."""
+    from extraction.__main__ import main as extraction_main
+
+    raise typer.Exit(extraction_main(list(ctx.args)))
+
+
 def main() -> None:
     """Entry point: the one place that turns expected failures into short messages."""
     from features import FeatureError

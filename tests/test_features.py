@@ -16,9 +16,26 @@ from features import FEATURES, FeatureError, featurize, read_spec
 CONFIG_DIR = Path(__file__).parent / "data" / "configs"
 CONFIG_FILES = sorted(CONFIG_DIR.glob("*.json"))
 REQUIRED_FAMILIES = {
-    "gpt_neox", "llama", "mistral", "mixtral", "qwen2", "qwen3", "gemma", "gemma2", "gemma3_text",
-    "gpt2", "opt", "falcon", "phi", "phi3", "olmo", "olmo2", "stablelm", "bloom", "gptj",
-}  # fmt: skip
+    "gpt_neox",
+    "llama",
+    "mistral",
+    "mixtral",
+    "qwen2",
+    "qwen3",
+    "gemma",
+    "gemma2",
+    "gemma3_text",
+    "gpt2",
+    "opt",
+    "falcon",
+    "phi",
+    "phi3",
+    "olmo",
+    "olmo2",
+    "stablelm",
+    "bloom",
+    "gptj",
+}
 
 
 def _hf(path: Path):
@@ -67,9 +84,17 @@ def test_rows_are_finite_float32_in_schema_order(path):
 
 @pytest.mark.parametrize(
     "name, expected_millions",
-    [("gpt2", 124), ("pythia-160m", 162), ("llama-2-7b", 6738), ("mistral-7b-v0.1", 7242),
-     ("mixtral-8x7b", 46703), ("qwen2-0.5b", 494), ("bloom-560m", 559), ("gpt-j-6b", 6051)],
-)  # fmt: skip
+    [
+        ("gpt2", 124),
+        ("pythia-160m", 162),
+        ("llama-2-7b", 6738),
+        ("mistral-7b-v0.1", 7242),
+        ("mixtral-8x7b", 46703),
+        ("qwen2-0.5b", 494),
+        ("bloom-560m", 559),
+        ("gpt-j-6b", 6051),
+    ],
+)
 def test_parameter_count_matches_published_sizes(name, expected_millions):
     n = read_spec(CONFIG_DIR / f"{name}.json").n_params
     assert abs(n / 1e6 - expected_millions) / expected_millions < 0.01
@@ -81,9 +106,22 @@ def test_parameter_count_matches_an_instantiated_tiny_model(name):
     from transformers import AutoModelForCausalLM
 
     raw = json.loads((CONFIG_DIR / f"{name}.json").read_text())
-    shrink = {"hidden_size": 64, "n_embd": 64, "num_hidden_layers": 2, "n_layer": 2, "intermediate_size": 128,
-              "ffn_dim": 128, "vocab_size": 101, "max_position_embeddings": 64, "n_positions": 64, "head_dim": 16,
-              "num_attention_heads": 4, "n_head": 4, "num_key_value_heads": 2, "word_embed_proj_dim": 64}  # fmt: skip
+    shrink = {
+        "hidden_size": 64,
+        "n_embd": 64,
+        "num_hidden_layers": 2,
+        "n_layer": 2,
+        "intermediate_size": 128,
+        "ffn_dim": 128,
+        "vocab_size": 101,
+        "max_position_embeddings": 64,
+        "n_positions": 64,
+        "head_dim": 16,
+        "num_attention_heads": 4,
+        "n_head": 4,
+        "num_key_value_heads": 2,
+        "word_embed_proj_dim": 64,
+    }
     tiny = {k: (shrink[k] if k in shrink else v) for k, v in raw.items()}
     torch.manual_seed(0)
     model = AutoModelForCausalLM.from_config(AutoConfig.for_model(**tiny))

@@ -37,8 +37,11 @@ def valid_configs(draw):
         config[adapter.experts[0]] = experts
         config[adapter.experts_active[0]] = draw(st.integers(1, experts))
     if draw(st.booleans()):
-        config["archcast"] = {"norm": draw(st.sampled_from(["layernorm", "rmsnorm", "dyt"])),
-                              "kv_bias": draw(st.booleans()), "tvr": draw(st.booleans())}  # fmt: skip
+        config["archcast"] = {
+            "norm": draw(st.sampled_from(["layernorm", "rmsnorm", "dyt"])),
+            "kv_bias": draw(st.booleans()),
+            "tvr": draw(st.booleans()),
+        }
     return config
 
 

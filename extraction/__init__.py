@@ -1,0 +1,1 @@
+"""Measure behaviour metrics (massive activations, layer linearity) over checkpoint series."""

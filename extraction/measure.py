@@ -1,0 +1,113 @@
+"""Load one checkpoint and measure every layer on the probe windows."""
+
+from __future__ import annotations
+
+import gc
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pandas as pd
+import torch
+from transformers import AutoTokenizer
+
+import archmods
+from extraction.hooks import measure_blocks
+from extraction.metrics import LayerStats
+from extraction.units import Unit
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+@dataclass(frozen=True)
+class Settings:
+    n_seq: int = 10
+    seq_len: int = 2048  # capped at the model's context
+    batch_size: int = 2
+    seed: int = 0
+    bos: bool | None = None  # None: BOS first where the tokenizer has one
+    device: str = "auto"
+    dtype: str = "auto"  # float32 on CPU, bfloat16 on GPU
+    linearity: bool = True
+
+    def resolved_device(self) -> str:
+        if self.device == "auto":
+            return "cuda" if torch.cuda.is_available() else "cpu"
+        return self.device
+
+    def resolved_dtype(self) -> torch.dtype:
+        if self.dtype == "auto":
+            return torch.float32 if self.resolved_device() == "cpu" else torch.bfloat16
+        if self.dtype not in DTYPES:
+            raise ValueError(f"--dtype must be one of {', '.join(DTYPES)} or auto, got {self.dtype!r}")
+        return DTYPES[self.dtype]
+
+
+def weights_sha256(model: torch.nn.Module) -> str:
+    """Hash of every parameter and buffer (name and bytes), in name order."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def load(unit: Unit, settings: Settings):
+    hub = {} if unit.path else {"revision": unit.revision}
+    tokenizer = AutoTokenizer.from_pretrained(unit.source, **hub)
+    model = archmods.load_causal_lm(
+        unit.source, revision=None if unit.path else unit.revision, dtype=settings.resolved_dtype()
+    )
+    return model.to(settings.resolved_device()), tokenizer
+
+
+def context_length(config) -> int:
+    for key in ("max_position_embeddings", "n_positions", "seq_length"):
+        value = getattr(config, key, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    return 2048
+
+
+@torch.no_grad()
+def measure(model, windows: torch.Tensor, settings: Settings, on_batch: Callable[[], None] | None = None) -> list[dict]:
+    """One dict of metrics per layer (1..L). windows: (N, S) token ids."""
+    blocks = archmods.decoder_blocks(model)
+    stats = [LayerStats() for _ in blocks]
+    device = next(model.parameters()).device
+    with measure_blocks(blocks, stats, linearity=settings.linearity):
+        for batch in windows.split(settings.batch_size):
+            model(input_ids=batch.to(device), use_cache=False)
+            if on_batch:
+                on_batch()
+    return [{"layer": i + 1, **s.row()} for i, s in enumerate(stats)]
+
+
+def measure_unit(unit: Unit, probe_path, settings: Settings, on_batch=None, on_start=None) -> pd.DataFrame:
+    from extraction.probe import probe_hash, probe_windows
+
+    model, tokenizer = load(unit, settings)
+    try:
+        seq_len = min(settings.seq_len, context_length(model.config))
+        windows = probe_windows(tokenizer, probe_path, settings.n_seq, seq_len, settings.seed, settings.bos)
+        if on_start:
+            on_start(len(windows.split(settings.batch_size)))
+        rows = measure(model, windows, settings, on_batch)
+        digest = weights_sha256(model)
+    finally:
+        del model
+        gc.collect()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+    frame = pd.DataFrame(rows)
+    frame.insert(0, "step", unit.step)
+    frame.insert(0, "revision", unit.revision)
+    frame.insert(0, "model_id", unit.model_id)
+    frame["weights_sha256"] = digest
+    frame["n_seq"] = len(windows)
+    frame["seq_len"] = windows.shape[1]
+    frame["duplicate_of"] = ""
+    frame["probe_sha256"] = probe_hash(probe_path)
+    frame["dtype"] = str(settings.resolved_dtype()).removeprefix("torch.")
+    frame["device"] = settings.resolved_device()
+    return frame

@@ -1,0 +1,83 @@
+"""Work units: one (model, revision) checkpoint each; how series expand and shard."""
+
+from __future__ import annotations
+
+import glob
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+# Pythia's 154 public checkpoints: 0, 1, 2, 4, …, 512, then every 1,000 steps to 143,000.
+PYTHIA_STEPS: tuple[int, ...] = (0,) + tuple(2**i for i in range(10)) + tuple(range(1000, 143_001, 1000))
+PRESETS = {"pythia": [f"step{s}" for s in PYTHIA_STEPS]}
+
+STEP_FILE = "archcast_checkpoint.json"  # written by the zoo beside each checkpoint
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One checkpoint: a hub id plus revision, or a local folder."""
+
+    model_id: str
+    revision: str
+    step: int
+    path: str | None = None  # local folder; None for hub units
+
+    @property
+    def key(self) -> str:
+        return re.sub(r"[^A-Za-z0-9._-]+", "_", f"{self.model_id}__{self.revision}")
+
+    @property
+    def source(self) -> str:
+        return self.path or self.model_id
+
+
+def step_of(name: str, folder: Path | None = None) -> int:
+    """Training step of a checkpoint: the zoo's step file, else the digits in its name."""
+    if folder is not None and (folder / STEP_FILE).exists():
+        return int(json.loads((folder / STEP_FILE).read_text())["step"])
+    match = re.search(r"(\d+)(?!.*\d)", name)
+    if match is None:
+        raise ValueError(f"cannot tell the training step of {name!r}: name it like step1000 or checkpoint-1000")
+    return int(match.group(1))
+
+
+def hub_units(model_id: str, revisions: str) -> list[Unit]:
+    """`revisions` is a preset name (pythia) or a comma-separated list such as step0,step1000."""
+    names = PRESETS.get(revisions) or [r.strip() for r in revisions.split(",") if r.strip()]
+    if not names:
+        raise ValueError("--revisions is empty")
+    return [Unit(model_id, name, step_of(name)) for name in names]
+
+
+def local_units(pattern: str, model_id: str | None = None) -> list[Unit]:
+    """Checkpoint folders matching a glob (or a run folder holding step folders)."""
+    folders = [Path(p) for p in sorted(glob.glob(pattern)) if Path(p).is_dir()]
+    expanded: list[Path] = []
+    for folder in folders:
+        if (folder / "config.json").exists():
+            expanded.append(folder)
+        else:  # a run directory: its checkpoint sub-folders
+            expanded += sorted(p for p in folder.iterdir() if (p / "config.json").exists())
+    if not expanded:
+        raise ValueError(f"no checkpoint folders (with a config.json) match {pattern!r}")
+    units = [
+        Unit(model_id or folder.parent.name, folder.name, step_of(folder.name, folder), str(folder))
+        for folder in expanded
+    ]
+    return sorted(units, key=lambda u: (u.model_id, u.step))
+
+
+def shard(units: list[Unit], spec: str | None) -> list[Unit]:
+    """`i/N` keeps every N-th unit starting at i (0-based), in a deterministic order."""
+    if not spec:
+        return units
+    try:
+        index, count = (int(x) for x in spec.split("/"))
+    except ValueError:
+        raise ValueError(f"--shard must look like i/N, got {spec!r}") from None
+    if not 0 <= index < count:
+        raise ValueError(f"--shard {spec}: need 0 <= i < N")
+    ordered = sorted(units, key=lambda u: u.key)
+    return [u for k, u in enumerate(ordered) if k % count == index]

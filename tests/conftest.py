@@ -1,0 +1,72 @@
+"""Shared fixtures: a small tokenizer and tiny real checkpoints of several families, saved locally."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+from transformers import AutoConfig
+
+import archmods
+from zoo.corpus import SLICE_TRAIN
+from zoo.tokenizer import train_tokenizer
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # no test touches the network
+REPO = Path(__file__).resolve().parents[1]
+
+TINY = {
+    "gpt_neox": dict(hidden_size=32, num_hidden_layers=3, num_attention_heads=4, intermediate_size=64),
+    "llama": dict(
+        hidden_size=32, num_hidden_layers=3, num_attention_heads=4, num_key_value_heads=2, intermediate_size=64
+    ),
+    "gpt2": dict(n_embd=32, n_layer=3, n_head=4),
+    "opt": dict(hidden_size=32, num_hidden_layers=3, num_attention_heads=4, ffn_dim=64, word_embed_proj_dim=32),
+    "qwen2": dict(
+        hidden_size=32, num_hidden_layers=3, num_attention_heads=4, num_key_value_heads=2, intermediate_size=64
+    ),
+    "phi": dict(hidden_size=32, num_hidden_layers=3, num_attention_heads=4, intermediate_size=64),
+}
+
+
+@pytest.fixture(scope="session")
+def tokenizer():
+    return train_tokenizer(SLICE_TRAIN, vocab_size=300, max_chars=200_000)
+
+
+def tiny_config(family: str, tokenizer, **extra):
+    context = {"gpt2": "n_positions"}.get(family, "max_position_embeddings")
+    return AutoConfig.for_model(
+        family,
+        vocab_size=len(tokenizer),
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=None,
+        **{context: 256},
+        **TINY[family],
+        **extra,
+    )
+
+
+def save_checkpoint(folder: Path, config, tokenizer, seed: int = 0, step: int | None = None) -> torch.nn.Module:
+    torch.manual_seed(seed)
+    model = archmods.build_model(config).eval()
+    archmods.save_causal_lm(model, folder)
+    tokenizer.save_pretrained(folder)
+    if step is not None:
+        (folder / "archcast_checkpoint.json").write_text(f'{{"step": {step}}}')
+    return model
+
+
+@pytest.fixture
+def make_series(tmp_path, tokenizer):
+    """make_series(family, steps) → run folder with one checkpoint folder per step."""
+
+    def make(family: str = "llama", steps=(0, 1, 2), name: str = "run", **extra) -> Path:
+        run = tmp_path / name
+        for step in steps:
+            save_checkpoint(run / f"step{step}", tiny_config(family, tokenizer, **extra), tokenizer, seed=step)
+        return run
+
+    return make

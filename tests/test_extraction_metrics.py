@@ -1,0 +1,99 @@
+"""extraction/: metrics equal brute-force references from the same activations, for several families."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import archmods
+from extraction.measure import Settings, measure
+from extraction.probe import probe_windows
+from zoo.corpus import PROBE_TEXT
+
+from .conftest import TINY, tiny_config
+
+
+def captured_activations(model, windows):
+    """Independent path: keep every block's full input and output, and transformers' hidden_states."""
+    blocks = archmods.decoder_blocks(model)
+    inputs, outputs = [], [[] for _ in blocks]
+
+    def grab(i):
+        return lambda m, a, o: outputs[i].append((o if isinstance(o, torch.Tensor) else o[0]).detach().clone())
+
+    handles = [b.register_forward_hook(grab(i)) for i, b in enumerate(blocks)]
+    handles.append(
+        blocks[0].register_forward_pre_hook(
+            lambda m, a, k: inputs.append((a[0] if a else k["hidden_states"]).detach().clone()), with_kwargs=True
+        )
+    )
+    hidden = []
+    with torch.no_grad():
+        for batch in windows.split(2):
+            hidden.append(model(input_ids=batch, output_hidden_states=True).hidden_states)
+    for h in handles:
+        h.remove()
+    layers = [torch.cat(inputs)] + [torch.cat(o) for o in outputs]  # h_0 … h_L, each (N, S, d)
+    return [x.double().numpy() for x in layers], hidden
+
+
+def reference_linearity(x: np.ndarray, y: np.ndarray) -> float:
+    x = x - x.mean(0)
+    y = y - y.mean(0)
+    x, y = x / np.linalg.norm(x), y / np.linalg.norm(y)
+    a = np.linalg.lstsq(x, y, rcond=None)[0]
+    return 1.0 - float(np.linalg.norm(x @ a - y) ** 2)
+
+
+@pytest.mark.parametrize("family", sorted(TINY))
+def test_metrics_match_brute_force(family, tokenizer):
+    torch.manual_seed(0)
+    model = archmods.build_model(tiny_config(family, tokenizer)).eval()
+    windows = probe_windows(tokenizer, PROBE_TEXT, n_seq=4, seq_len=48, seed=1)
+    rows = measure(model, windows, Settings(batch_size=2))
+    layers, hidden = captured_activations(model, windows)
+    assert len(rows) == len(layers) - 1 == model.config.num_hidden_layers
+    for ell, row in enumerate(rows, start=1):
+        h = np.abs(layers[ell]).reshape(len(windows), -1)  # (N, S·d)
+        top = np.sort(h, axis=1)[:, ::-1][:, :3].mean(0)
+        median = np.median(h, axis=1).mean()
+        np.testing.assert_allclose([row["ma_top1"], row["ma_top2"], row["ma_top3"]], top, rtol=1e-6)
+        np.testing.assert_allclose(row["ma_median"], median, rtol=1e-6)
+        np.testing.assert_allclose(row["ma_ratio"], top[0] / median, rtol=1e-6)
+        flat = layers[ell].reshape(-1, layers[ell].shape[-1])
+        prev = layers[ell - 1].reshape(-1, flat.shape[-1])
+        assert abs(row["linearity"] - reference_linearity(prev, flat)) < 1e-6
+        assert abs(row["linearity_nores"] - reference_linearity(prev, flat - prev)) < 1e-6
+    # hidden_states agree with block outputs except the last, which is after the final norm
+    for ell in range(1, len(rows)):
+        np.testing.assert_allclose(torch.cat([h[ell] for h in hidden]).double().numpy(), layers[ell], atol=1e-5)
+    last_hf = torch.cat([h[-1] for h in hidden]).double().numpy()
+    assert not np.allclose(last_hf, layers[-1], atol=1e-3)
+
+
+def test_planted_massive_activation_is_found_where_planted(tokenizer):
+    torch.manual_seed(0)
+    model = archmods.build_model(tiny_config("llama", tokenizer)).eval()
+    token, dim, position, value = 7, 5, 9, 3000.0
+    with torch.no_grad():
+        model.model.embed_tokens.weight[token, dim] = value
+    windows = torch.randint(10, len(tokenizer), (4, 32))
+    windows[:, position] = token  # the planted token only at this position
+    rows = measure(model, windows, Settings(batch_size=4))
+    for row in rows:
+        assert (row["top1_token"], row["top1_dim"]) == (position, dim)
+        assert row["ma_top1"] == pytest.approx(value, rel=0.01)  # carried by the residual stream
+        assert row["ma_ratio"] == pytest.approx(row["ma_top1"] / row["ma_median"])
+    assert rows[0]["ma_ratio"] >= 1000 and rows[0]["sun_massive"]  # > 100 and ≥ 1000× the median
+
+
+def test_statistics_are_float32_or_wider_for_half_precision_models(tokenizer):
+    torch.manual_seed(0)
+    model = archmods.build_model(tiny_config("llama", tokenizer)).eval().to(torch.bfloat16)
+    with torch.no_grad():
+        model.model.embed_tokens.weight[7, 3] = 60000.0  # near fp16's limit; bf16 holds it coarsely
+    windows = torch.randint(10, len(tokenizer), (2, 16))
+    windows[:, 4] = 7
+    rows = measure(model, windows, Settings(batch_size=2))
+    assert np.isfinite(rows[0]["ma_ratio"]) and rows[0]["ma_top1"] > 50000

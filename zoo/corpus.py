@@ -1,0 +1,70 @@
+"""The offline corpus: English prose of the Python 3.11 docs (Debian's python3.11-doc, pinned).
+
+The package's reStructuredText sources are split by file into train and probe
+text (every 20th file, by sorted path, is probe), so the probe never appears in
+training. A small slice of both is committed under data/ for tests and the smoke tier.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+PACKAGE = "python3.11-doc"
+VERSION = "3.11.2-6+deb12u8"
+PROBE_EVERY = 20
+REPO_DATA = Path(__file__).resolve().parents[1] / "data"
+SLICE_TRAIN = REPO_DATA / "corpus" / "train_slice.txt"
+PROBE_TEXT = REPO_DATA / "probe" / "probe.txt"
+
+
+@dataclass(frozen=True)
+class Corpus:
+    train: Path
+    probe: Path
+    sha256: str  # of the train text
+    source: str
+
+
+def sha256_of(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def split_sources(root: Path) -> tuple[str, str]:
+    files = sorted(root.rglob("*.rst.txt"))
+    if not files:
+        raise ValueError(f"no .rst.txt sources under {root}")
+    train = [f for i, f in enumerate(files) if i % PROBE_EVERY]
+    probe = [f for i, f in enumerate(files) if not i % PROBE_EVERY]
+    read = lambda fs: "\n\n".join(f.read_text(encoding="utf-8", errors="replace") for f in fs)  # noqa: E731
+    return read(train), read(probe)
+
+
+def fetch(cache: Path) -> Corpus:
+    """Download the pinned Debian package (once) and split it; needs apt-get and dpkg-deb."""
+    cache.mkdir(parents=True, exist_ok=True)
+    train, probe = cache / "train.txt", cache / "probe.txt"
+    if not train.exists():
+        with tempfile.TemporaryDirectory() as tmp:
+            try:
+                subprocess.run(
+                    ["apt-get", "download", f"{PACKAGE}={VERSION}"], cwd=tmp, check=True, capture_output=True
+                )
+                deb = next(Path(tmp).glob("*.deb"))
+                subprocess.run(["dpkg-deb", "-x", str(deb), str(Path(tmp) / "x")], check=True, capture_output=True)
+            except (OSError, subprocess.CalledProcessError, StopIteration) as exc:
+                raise RuntimeError(
+                    f"could not fetch {PACKAGE}={VERSION} with apt-get ({exc}); the smoke tier needs no download"
+                ) from exc
+            train_text, probe_text = split_sources(Path(tmp) / "x")
+        probe.write_text(probe_text)
+        train.write_text(train_text)
+    return Corpus(train, probe, sha256_of(train), f"debian:{PACKAGE}={VERSION}")
+
+
+def committed_slice() -> Corpus:
+    """The slice kept in the repo: enough for tests and the smoke tier."""
+    return Corpus(SLICE_TRAIN, PROBE_TEXT, sha256_of(SLICE_TRAIN), f"debian:{PACKAGE}={VERSION} (committed slice)")
