@@ -132,6 +132,8 @@ def apply_changes(model: nn.Module) -> nn.Module:
     if changes.get("glu") is False:
         bias = bool(getattr(config, "mlp_bias", False))
         for block in decoder_blocks(model):
+            if not hasattr(getattr(block, "mlp", None), "gate_proj"):
+                raise ValueError(f"{KEY}.glu=false needs a gated MLP; {config.model_type} has none")
             block.mlp = PlainMLP(d, config.intermediate_size, config.hidden_act, bias)
     if changes.get("kv_bias"):
         heads = config.num_attention_heads

@@ -1,0 +1,97 @@
+"""The zoo's tiers: which architectures are trained, around three base designs.
+
+Bases: a Llama-style design (RMSNorm, SwiGLU, rotary, no biases), a GPT-NeoX one
+(LayerNorm, GELU, partial rotary, parallel residual, biases) and a GPT-2 one
+(LayerNorm, GELU, learned positions, biases, tied embeddings). Each axis is
+varied one factor at a time, at least twice, plus a few random combinations.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import replace
+
+from zoo.spec import Recipe, RunSpec
+
+LLAMA = RunSpec("llama", "llama")
+NEOX = RunSpec("neox", "gpt_neox")
+GPT2 = RunSpec("gpt2", "gpt2")
+
+
+def _variant(base: RunSpec, suffix: str, **kw) -> RunSpec:
+    overrides = {**base.overrides, **kw.pop("overrides", {})}
+    changes = {**base.changes, **kw.pop("changes", {})}
+    return replace(base, name=f"{base.name}-{suffix}", overrides=overrides, changes=changes, **kw)
+
+
+def one_factor_grid() -> list[RunSpec]:
+    return [
+        LLAMA, NEOX, GPT2,
+        # depth
+        _variant(LLAMA, "L2", layers=2), _variant(LLAMA, "L6", layers=6), _variant(NEOX, "L6", layers=6),
+        # width
+        _variant(LLAMA, "d48", d=48), _variant(LLAMA, "d96", d=96),
+        # heads
+        _variant(LLAMA, "H2", heads=2), _variant(LLAMA, "H8", heads=8),
+        # FFN ratio
+        _variant(LLAMA, "ffn2", ffn_ratio=2.0), _variant(LLAMA, "ffn8", ffn_ratio=8.0),
+        # GLU vs not (inside the Llama family)
+        _variant(LLAMA, "noglu", changes={"glu": False}),
+        _variant(LLAMA, "noglu-ffn6", ffn_ratio=6.0, changes={"glu": False}),
+        # norm: LayerNorm (neox, gpt2) vs RMSNorm (llama) vs DyT
+        _variant(LLAMA, "dyt", changes={"norm": "dyt"}), _variant(NEOX, "dyt", changes={"norm": "dyt"}),
+        # positions: learned (gpt2) vs rotary, full vs partial rotary
+        _variant(GPT2, "L6", layers=6), _variant(NEOX, "rope1", overrides={"rotary_pct": 1.0}),
+        # parallel residual (neox default) vs sequential
+        _variant(NEOX, "seq", overrides={"use_parallel_residual": False}),
+        _variant(NEOX, "seq-L6", layers=6, overrides={"use_parallel_residual": False}),
+        # biases
+        _variant(LLAMA, "bias", overrides={"attention_bias": True, "mlp_bias": True}),
+        _variant(NEOX, "nobias", overrides={"attention_bias": False}),
+        # tied embeddings
+        _variant(LLAMA, "tied", overrides={"tie_word_embeddings": True}),
+        _variant(GPT2, "untied", overrides={"tie_word_embeddings": False}),
+        # mitigations: attention KV bias, target variance rescaling
+        _variant(LLAMA, "kvbias", changes={"kv_bias": True}), _variant(NEOX, "kvbias", changes={"kv_bias": True}),
+        _variant(LLAMA, "tvr", changes={"tvr": True}), _variant(NEOX, "tvr", changes={"tvr": True}),
+    ]  # fmt: skip
+
+
+def random_combinations(count: int, seed: int = 7) -> list[RunSpec]:
+    """Llama-based designs with several factors changed at once."""
+    rng = random.Random(seed)
+    runs = []
+    for i in range(count):
+        layers, d = rng.choice([2, 3, 5]), rng.choice([48, 64, 96])
+        heads = rng.choice([h for h in (2, 4, 8) if d % h == 0])
+        changes = {"glu": rng.random() < 0.6, "kv_bias": rng.random() < 0.3}
+        if rng.random() < 0.3:
+            changes["norm"] = "dyt"
+        overrides = {"tie_word_embeddings": rng.random() < 0.5}
+        runs.append(
+            replace(LLAMA, name=f"llama-mix{i}", layers=layers, d=d, heads=heads,
+                    ffn_ratio=rng.choice([2.0, 3.0, 4.0, 6.0]), changes=changes, overrides=overrides)
+        )  # fmt: skip
+    return runs
+
+
+# 800 steps of 8 × 256 tokens, lr 6e-3, no weight decay, BOS first: sized for ~1.5 h on 2 cores
+CPU_RECIPE = Recipe(steps=800, batch_size=8, seq_len=256, n_linear_checkpoints=56)
+SMOKE_RECIPE = Recipe(steps=8, batch_size=2, seq_len=32, warmup=2, n_linear_checkpoints=4)
+GPU_RECIPE = Recipe(steps=20_000, batch_size=64, seq_len=512, lr=3e-3, warmup=500, n_linear_checkpoints=40)
+
+
+def tier(name: str) -> list[RunSpec]:
+    if name == "smoke":
+        small = dict(d=32, layers=2, heads=2)
+        picks = [LLAMA, NEOX, GPT2, _variant(LLAMA, "noglu", changes={"glu": False}),
+                 _variant(LLAMA, "dyt", changes={"norm": "dyt"}), _variant(NEOX, "kvbias", changes={"kv_bias": True}),
+                 _variant(LLAMA, "tvr", changes={"tvr": True})]  # fmt: skip
+        return [replace(r, recipe=SMOKE_RECIPE, **small) for r in picks]
+    if name == "cpu":
+        return [replace(r, recipe=CPU_RECIPE) for r in one_factor_grid() + random_combinations(2)]
+    if name == "gpu":  # wider and deeper, longer runs
+        runs = one_factor_grid() + random_combinations(12)
+        return [replace(r, name=f"{r.name}-g", d=r.d * 4, layers=r.layers * 2, heads=r.heads * 2 if r.heads < 8
+                        else r.heads, recipe=GPU_RECIPE) for r in runs]  # fmt: skip
+    raise ValueError(f"unknown tier {name!r}; choose smoke, cpu or gpu")

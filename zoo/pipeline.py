@@ -1,0 +1,82 @@
+"""Tier-level orchestration: corpus → tokenizer → token stream → every run, resumable run by run."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import traceback
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from zoo.corpus import Corpus, committed_slice, fetch
+from zoo.spec import RunSpec
+from zoo.tokenizer import load_or_train
+from zoo.train import RUN_FILE, train_run
+
+VOCAB_SIZE = {"smoke": 512, "cpu": 4096, "gpu": 8192}
+
+
+@dataclass(frozen=True)
+class ZooData:
+    tier: str
+    corpus: Corpus
+    tokenizer_dir: Path
+    tokens: Path  # uint16 token ids of the train text
+    runs_dir: Path
+
+
+def prepare(tier: str, cache: Path) -> ZooData:
+    cache = Path(cache)
+    corpus = committed_slice() if tier == "smoke" else fetch(cache / "corpus")
+    base = cache / "zoo" / tier
+    tok_dir = base / "tokenizer"
+    tokenizer = load_or_train(tok_dir, corpus.train, VOCAB_SIZE[tier])
+    tokens = base / "tokens.npy"
+    if not tokens.exists():
+        ids = tokenizer(corpus.train.read_text(encoding="utf-8"), add_special_tokens=False)["input_ids"]
+        np.save(tokens, np.asarray(ids, dtype=np.uint16))
+    (base / "corpus.json").write_text(
+        json.dumps(
+            {"source": corpus.source, "sha256": corpus.sha256, "train": str(corpus.train), "probe": str(corpus.probe)},
+            indent=2,
+        )
+    )
+    return ZooData(tier, corpus, tok_dir, tokens, base / "runs")
+
+
+def is_finished(run_dir: Path) -> bool:
+    return (run_dir / RUN_FILE).exists()
+
+
+def _train_one(spec: RunSpec, data: ZooData, threads: int, device: str) -> dict:
+    import torch
+    from transformers import PreTrainedTokenizerFast
+
+    if threads:
+        torch.set_num_threads(threads)
+    tokenizer = PreTrainedTokenizerFast.from_pretrained(data.tokenizer_dir)
+    tokens = np.load(data.tokens)
+    run_dir = data.runs_dir / spec.name
+    shutil.rmtree(run_dir, ignore_errors=True)  # an unfinished run restarts from scratch
+    return train_run(spec, tokens, tokenizer, run_dir, device=device, log=lambda m: print(m, flush=True))
+
+
+def run_all(runs: list[RunSpec], data: ZooData, jobs: int = 1, threads: int = 0, device: str = "cpu") -> dict:
+    """Train every unfinished run; returns {name: error} for the runs that failed."""
+    todo = [r for r in runs if not is_finished(data.runs_dir / r.name)]
+    print(f"{len(runs) - len(todo)} of {len(runs)} runs already finished; training {len(todo)}", flush=True)
+    failed: dict[str, str] = {}
+    with ProcessPoolExecutor(max_workers=max(1, jobs)) as pool:
+        futures = {pool.submit(_train_one, r, data, threads, device): r for r in todo}
+        for future in as_completed(futures):
+            name = futures[future].name
+            try:
+                summary = future.result()
+                print(f"finished {name}: loss {summary['final_loss']:.3f} in {summary['seconds']:.0f}s", flush=True)
+            except Exception as exc:
+                failed[name] = f"{type(exc).__name__}: {exc}"
+                print(f"FAILED {name}: {failed[name]}\n{traceback.format_exc()}", flush=True)
+    return failed
