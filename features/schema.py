@@ -55,7 +55,7 @@ MODEL_FEATURES: tuple[str, ...] = (
     "log_d",
 )
 LAYER_FEATURES: tuple[str, ...] = (
-    "layer",
+    "layer_index",
     "layer_frac",
     "layer_frac_sq",
     "layer_frac_sqrt",

@@ -78,7 +78,7 @@ def test_rows_are_finite_float32_in_schema_order(path):
     assert len(frame) == spec.layers
     assert (frame.dtypes == np.float32).all()
     assert np.isfinite(frame.to_numpy()).all()
-    assert frame["layer"].tolist() == list(range(1, spec.layers + 1))
+    assert frame["layer_index"].tolist() == list(range(1, spec.layers + 1))
     assert frame["layer_frac"].iloc[-1] == 1.0
 
 

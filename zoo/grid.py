@@ -77,7 +77,7 @@ def random_combinations(count: int, seed: int = 7) -> list[RunSpec]:
 
 # 800 steps of 8 × 256 tokens, lr 6e-3, no weight decay, BOS first: sized for ~1.5 h on 2 cores
 CPU_RECIPE = Recipe(steps=800, batch_size=8, seq_len=256, n_linear_checkpoints=56)
-SMOKE_RECIPE = Recipe(steps=8, batch_size=2, seq_len=32, warmup=2, n_linear_checkpoints=4)
+SMOKE_RECIPE = Recipe(steps=24, batch_size=2, seq_len=32, warmup=2, n_linear_checkpoints=8)
 GPU_RECIPE = Recipe(steps=20_000, batch_size=64, seq_len=512, lr=3e-3, warmup=500, n_linear_checkpoints=40)
 
 

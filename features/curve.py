@@ -1,0 +1,75 @@
+"""The emergence curve and its derived quantities: the one definition training and service share.
+
+    f(t) = A · exp(−λ·x) · ln(x) + K,   x = γ·t + t0
+
+t is the training step. A amplitude, λ ≥ 0 decay, γ > 0 time scale, t0 > 0 offset,
+K the asymptote (f → K as t → ∞ when λ > 0). It lives in features/ because that
+is the one package both training/ and service/ may import (DESIGN layout).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.special import lambertw
+
+PARAMS: tuple[str, ...] = ("A", "lam", "gamma", "t0", "K")
+
+
+def curve(t, A, lam, gamma, t0, K):
+    """f(t) for steps t (array-like); parameters may broadcast (e.g. one per layer)."""
+    x = gamma * np.asarray(t, dtype=np.float64) + t0
+    return A * np.exp(-lam * x) * np.log(x) + K
+
+
+def jacobian(t, A, lam, gamma, t0, K) -> np.ndarray:
+    """∂f/∂(A, λ, γ, t0, K) at each t, shape (len(t), 5)."""
+    t = np.asarray(t, dtype=np.float64)
+    x = gamma * t + t0
+    decay, log_x = np.exp(-lam * x), np.log(x)
+    d_x = A * decay * (1.0 / x - lam * log_x)  # ∂f/∂x
+    return np.stack([decay * log_x, -A * x * decay * log_x, d_x * t, d_x, np.ones_like(t)], axis=1)
+
+
+def peak_step(lam, gamma, t0):
+    """Step of the extremum: x* = exp(W(1/λ)) solves d/dx[e^{−λx} ln x] = 0; t* = (x* − t0)/γ.
+
+    λ = 0 has no finite extremum (inf). Works elementwise on arrays.
+    """
+    lam = np.asarray(lam, dtype=np.float64)
+    with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
+        x_peak = np.where(lam > 0, np.exp(np.real(lambertw(1.0 / np.where(lam > 0, lam, 1.0)))), np.inf)
+        return (x_peak - t0) / gamma
+
+
+@dataclass(frozen=True)
+class Derived:
+    K: float  # steady state
+    t_peak: float
+    peak_observable: bool  # the extremum lies after step 0
+    peak_value: float
+    final_value: float  # at the last step asked for
+
+
+def derived(A, lam, gamma, t0, K, last_step: float) -> Derived:
+    t_peak = float(peak_step(lam, gamma, t0))
+    observable = bool(np.isfinite(t_peak) and t_peak > 0)
+    peak_value = float(curve(t_peak, A, lam, gamma, t0, K)) if observable else float("nan")
+    return Derived(float(K), t_peak, observable, peak_value, float(curve(last_step, A, lam, gamma, t0, K)))
+
+
+# How each parameter is transformed into a regression target (and back): ranges differ by decades.
+TRANSFORMS: dict[str, str] = {"A": "asinh", "lam": "log1p", "gamma": "log", "t0": "log", "K": "asinh"}
+_FORWARD = {"asinh": np.arcsinh, "log1p": np.log1p, "log": np.log, "identity": lambda v: v}
+_INVERSE = {"asinh": np.sinh, "log1p": np.expm1, "log": np.exp, "identity": lambda v: v}
+
+
+def to_target(param: str, values):
+    return _FORWARD[TRANSFORMS[param]](np.asarray(values, dtype=np.float64))
+
+
+def from_target(transform: str, values):
+    if transform not in _INVERSE:
+        raise ValueError(f"unknown target transform {transform!r}; known: {', '.join(_INVERSE)}")
+    return _INVERSE[transform](np.asarray(values, dtype=np.float64))

@@ -1,0 +1,184 @@
+"""Fit the emergence curve to every (model, layer, metric) series of a metrics table.
+
+Each series is normalised (t by its last step, y to [0, 1]) and fitted with
+scipy's trust-region reflective least squares, an analytic Jacobian, bounds and
+several starts (the published initial guess first); the best start is kept and
+its parameters are mapped back to steps and metric units.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import pandas as pd
+from scipy.optimize import least_squares
+
+from features.curve import PARAMS, curve, derived, jacobian
+
+DEFAULT_METRICS: tuple[str, ...] = ("ma_ratio", "linearity", "linearity_nores")
+MIN_POINTS = 6  # five parameters need at least one degree of freedom
+# Bounds on the normalised problem: A, λ, γ, t0, K.
+LOWER = np.array([-100.0, 0.0, 1e-4, 1e-4, -10.0])
+UPPER = np.array([100.0, 50.0, 1e4, 1e3, 10.0])
+
+FIT_COLUMNS: tuple[str, ...] = (
+    "model_id",
+    "layer",
+    "metric",
+    *PARAMS,
+    "r2",
+    "rmse",
+    "aic",
+    "converged",
+    "t_peak",
+    "peak_observable",
+    "peak_value",
+    "final_value",
+    "n_points",
+    "message",
+)
+
+
+class FitWarning(UserWarning):
+    """A series could not be fitted; its row records why."""
+
+
+@dataclass(frozen=True)
+class Fit:
+    A: float
+    lam: float
+    gamma: float
+    t0: float
+    K: float
+    r2: float
+    rmse: float
+    aic: float
+    converged: bool
+    n_points: int
+    message: str = ""
+
+    @property
+    def params(self) -> tuple[float, ...]:
+        return (self.A, self.lam, self.gamma, self.t0, self.K)
+
+
+def _failed(n: int, message: str) -> Fit:
+    nan = float("nan")
+    return Fit(nan, nan, nan, nan, nan, nan, nan, nan, False, n, message)
+
+
+# Grid over the nonlinear parameters (λ, γ, t0) of the normalised problem; A and K are linear.
+_GRID = (
+    np.array(
+        np.meshgrid(
+            [0.0, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0],
+            np.logspace(-1, 4, 16),
+            [1e-3, 0.01, 0.1, 0.5, 1.0, 2.0, 5.0],
+            indexing="ij",
+        )
+    )
+    .reshape(3, -1)
+    .T
+)
+
+
+def grid_starts(tn: np.ndarray, yn: np.ndarray, count: int = 2) -> list[np.ndarray]:
+    """The best `count` grid points, each with its least-squares A and K (closed form)."""
+    lam, gamma, t0 = (_GRID[:, i : i + 1] for i in range(3))
+    x = gamma * tn[None, :] + t0  # (G, n)
+    phi = np.exp(-lam * x) * np.log(x)
+    phi_c = phi - phi.mean(1, keepdims=True)
+    var = (phi_c**2).sum(1)
+    A = np.where(var > 0, (phi_c * (yn - yn.mean())).sum(1) / np.where(var > 0, var, 1.0), 0.0)
+    A = np.clip(A, LOWER[0], UPPER[0])
+    K = np.clip(yn.mean() - A * phi.mean(1), LOWER[4], UPPER[4])
+    sse = ((A[:, None] * phi + K[:, None] - yn) ** 2).sum(1)
+    best = np.argsort(sse)[:count]
+    return [np.array([A[i], *_GRID[i], K[i]]) for i in best]
+
+
+def starts(tn: np.ndarray, yn: np.ndarray) -> list[np.ndarray]:
+    """The published initial guess, then the best points of a coarse grid."""
+    span = float(np.ptp(yn)) or 1.0
+    published = [span, 1.0 / max(float(np.std(yn)), 1e-3), 1.0 / span, 1.0, float(yn.min()) + span / 2]
+    guesses = [np.asarray(published, dtype=float)] + grid_starts(tn, yn)
+    return [np.clip(g, LOWER + 1e-9, UPPER - 1e-9) for g in guesses]
+
+
+def fit_series(steps, values) -> Fit:
+    """Fit one series (steps, values); failures come back as a Fit with converged=False and a message."""
+    t = np.asarray(steps, dtype=np.float64)
+    y = np.asarray(values, dtype=np.float64)
+    keep = np.isfinite(t) & np.isfinite(y)
+    t, y = t[keep], y[keep]
+    n = len(t)
+    if n < MIN_POINTS:
+        return _failed(n, f"too short: {n} finite points, need {MIN_POINTS}")
+    t_scale, y_min, y_span = float(t.max()) or 1.0, float(y.min()), float(np.ptp(y))
+    if y_span <= 1e-12 * max(1.0, abs(y_min)):
+        return _failed(n, "flat series: no emergence to fit")
+    tn, yn = t / t_scale, (y - y_min) / y_span
+
+    def residual(p):
+        return curve(tn, *p) - yn
+
+    def jac(p):
+        return jacobian(tn, *p)
+
+    best = None
+    for p0 in starts(tn, yn):
+        with np.errstate(all="ignore"):
+            try:
+                result = least_squares(
+                    residual, p0, jac=jac, bounds=(LOWER, UPPER), method="trf", max_nfev=100, x_scale="jac"
+                )
+            except (ValueError, FloatingPointError):
+                continue
+        if np.all(np.isfinite(result.fun)) and (best is None or result.cost < best.cost):
+            best = result
+    if best is None:
+        return _failed(n, "every start failed")
+    A, lam, gamma, t0, K = best.x
+    # back to original units: y = y_span·yn + y_min, tn = t / t_scale
+    params = (A * y_span, lam, gamma / t_scale, t0, K * y_span + y_min)
+    sse = float(np.sum((curve(t, *params) - y) ** 2))
+    sst = float(np.sum((y - y.mean()) ** 2))
+    aic = n * math.log(max(sse, 1e-300) / n) + 2 * len(PARAMS)
+    return Fit(*map(float, params), 1.0 - sse / sst, math.sqrt(sse / n), aic, bool(best.success), n, best.message)
+
+
+def fit_table(metrics: pd.DataFrame, metric_names=DEFAULT_METRICS, include_duplicates: bool = False) -> pd.DataFrame:
+    """One row per (model_id, layer, metric) with FIT_COLUMNS.
+
+    Units flagged as duplicates (weights equal to an earlier revision's) are left out
+    unless include_duplicates.
+    """
+    if not include_duplicates and "duplicate_of" in metrics:
+        metrics = metrics[metrics["duplicate_of"].fillna("") == ""]
+    missing = [m for m in metric_names if m not in metrics]
+    if missing:
+        raise ValueError(f"metrics table lacks {missing}")
+    rows = []
+    for (model_id, layer), series in metrics.sort_values("step").groupby(["model_id", "layer"], sort=True):
+        last_step = float(series["step"].max())
+        for metric in metric_names:
+            fit = fit_series(series["step"], series[metric])
+            if not fit.converged and math.isnan(fit.r2):
+                warnings.warn(f"{model_id} layer {layer} {metric}: {fit.message}", FitWarning, stacklevel=2)
+            d = derived(*fit.params, last_step) if not math.isnan(fit.A) else None
+            rows.append(
+                {
+                    "model_id": model_id,
+                    "layer": int(layer),
+                    "metric": metric,
+                    **asdict(fit),
+                    "t_peak": d.t_peak if d else float("nan"),
+                    "peak_observable": d.peak_observable if d else False,
+                    "peak_value": d.peak_value if d else float("nan"),
+                    "final_value": d.final_value if d else float("nan"),
+                }
+            )
+    return pd.DataFrame(rows, columns=list(FIT_COLUMNS))
