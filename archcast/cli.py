@@ -58,14 +58,153 @@ def extract_cmd(ctx: typer.Context) -> None:
     raise typer.Exit(extraction_main(list(ctx.args)))
 
 
+@app.command("zoo", context_settings=FORWARD, add_help_option=False)
+def zoo_cmd(ctx: typer.Context) -> None:
+    """Train the reference zoo: `archcast zoo run --tier smoke|cpu|gpu` (see --help)."""
+    from zoo.__main__ import main as zoo_main
+
+    raise typer.Exit(zoo_main(list(ctx.args)))
+
+
+@app.command("fit")
+def fit_cmd(
+    metrics: Path = typer.Option(..., "--metrics", exists=True, dir_okay=False, help="metrics.parquet"),
+    out: Path = typer.Option(..., "--out", help="fits.parquet to write"),
+    plots: Path | None = typer.Option(None, "--plots", help="folder for data-vs-fit PNGs, one per model"),
+    include_duplicates: bool = typer.Option(False, help="also fit units flagged as duplicate weights"),
+) -> None:
+    """Fit the emergence curve to every (model, layer, metric) series.
+
+    Example: archcast fit --metrics data/zoo/metrics.parquet --out fits.parquet --plots fit-plots/
+    """
+    import warnings
+
+    import pandas as pd
+
+    from training.fit import FitWarning, fit_table
+
+    frame = pd.read_parquet(metrics)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FitWarning)
+        fits = fit_table(frame, include_duplicates=include_duplicates)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fits.to_parquet(out, index=False)
+    ok = fits["r2"].notna()
+    for metric, sub in fits[ok].groupby("metric"):
+        typer.echo(f"{metric}: mean R² {sub['r2'].mean():.3f} over {len(sub)} layers")
+    typer.echo(f"{int((~ok).sum())} series could not be fitted (see the 'message' column); wrote {out}")
+    if plots is not None:
+        from training.plots import plot_fits
+
+        for path in plot_fits(frame, fits, plots):
+            typer.echo(f"plot {path}")
+
+
+@app.command("retrain")
+def retrain_cmd(
+    metrics: Path = typer.Option(None, "--metrics", help="metrics.parquet (default: data/zoo/metrics.parquet)"),
+    configs: Path = typer.Option(None, "--configs", help="folder of <model_id>.json configs"),
+    models: Path = typer.Option(None, "--models", help="models folder (default: models/)"),
+    work: Path = typer.Option(Path("runs/retrain"), "--work", help="work folder; a rerun resumes from it"),
+    trials: int = typer.Option(40, "--trials", min=1, help="Optuna trials per target"),
+    seed: int = typer.Option(0, "--seed"),
+    storage: str | None = typer.Option(None, "--storage", help="Optuna RDB URL (default: SQLite in --work)"),
+    force: bool = typer.Option(False, "--force", help="promote even if the champion scores better"),
+) -> None:
+    """Fit → data set → tune → evaluate → export; promote the challenger if it beats the served champion.
+
+    Example: archcast retrain --trials 40
+    """
+    from training.pipeline import DEFAULTS, retrain
+
+    result = retrain(
+        metrics or DEFAULTS["metrics"],
+        configs or DEFAULTS["configs"],
+        models or DEFAULTS["models"],
+        work,
+        trials,
+        seed,
+        storage,
+        force,
+    )
+    typer.echo(
+        f"{result.version}: {'promoted' if result.promoted else 'not promoted'} "
+        f"(challenger {result.challenger_score:.4f}, champion {result.champion_score})"
+    )
+
+
+@app.command("predict")
+def predict_cmd(
+    sources: list[str] = typer.Argument(..., help="config.json files, folders, .jsonl files or hub ids"),
+    out: Path = typer.Option(..., "--out", help="output table: .parquet, .csv or .json"),
+    steps: str | None = typer.Option(None, "--steps", help="comma list of steps (default: the training steps)"),
+    metrics: str | None = typer.Option(None, "--metrics", help="comma list (default: all)"),
+    plot: Path | None = typer.Option(None, "--plot", help="folder for one PNG per config"),
+    models: Path | None = typer.Option(None, "--models", help="models folder (default: models/)"),
+) -> None:
+    """Predict per-layer emergence curves for each config with the served model.
+
+    Example: archcast predict examples/configs --out predictions.csv --plot plots/
+    """
+    import pandas as pd
+    from rich.progress import track
+
+    from service.batch import predict_many, to_rows, write_table
+    from service.predictor import DEFAULT_MODELS, Predictor
+
+    predictor = Predictor(models or DEFAULT_MODELS)
+    step_list = [float(s) for s in steps.split(",")] if steps else None
+    metric_list = metrics.split(",") if metrics else None
+    rows, warned = [], 0
+    for name, result in track(
+        predict_many(predictor, sources, step_list, metric_list), description="predicting", console=err
+    ):
+        rows += to_rows(name, result)
+        warned += bool(result["warnings"])
+        if plot is not None:
+            from service.plots import plot_prediction
+
+            plot_prediction(name, result, plot)
+    frame = pd.DataFrame(rows)
+    write_table(frame, out)
+    configs = frame["name"].nunique()
+    typer.echo(
+        f"{configs} configs, {len(frame)} rows → {out} (model {predictor.version}; "
+        f"{warned} configs outside the training domain)"
+    )
+
+
+@app.command("serve")
+def serve_cmd(
+    port: int = typer.Option(3000, "--port", min=1, max=65535),
+    host: str = typer.Option("127.0.0.1", "--host"),
+) -> None:
+    """Serve POST /predict, POST /predict_batch and GET /metadata with BentoML.
+
+    Example: archcast serve --port 3000
+    """
+    import subprocess
+
+    from service.predictor import Predictor
+
+    Predictor()  # fail here, with a clear message, if the served model is missing or tampered
+    repo = Path(__file__).resolve().parents[1]
+    cmd = [sys.executable, "-m", "bentoml", "serve", "service.service:Archcast", "--host", host, "--port", str(port)]
+    raise typer.Exit(subprocess.call(cmd, cwd=repo))
+
+
 def main() -> None:
     """Entry point: the one place that turns expected failures into short messages."""
     from features import FeatureError
+    from service.predictor import ModelError
 
     try:
         app()
     except FeatureError as exc:
         err.print(f"[bold red]config error[/] {exc}")
+        sys.exit(2)
+    except ModelError as exc:
+        err.print(f"[bold red]model error[/] {exc}")
         sys.exit(2)
     except (FileNotFoundError, ValueError) as exc:
         err.print(f"[bold red]error[/] {exc}")

@@ -1,0 +1,198 @@
+"""The predictor shared by the HTTP service and the batch CLI: ONNX models + curve maths.
+
+Loads the served version from models/ (the CURRENT pointer), refuses a model whose
+feature schema or file hashes disagree with this code and the manifest, and turns
+a config into per-layer curve parameters, derived quantities, curves and warnings.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnxruntime
+
+from features import FEATURES, SCHEMA_HASH, feature_matrix, read_spec
+from features.curve import PARAMS, curve, from_target, peak_step
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_MODELS = Path(os.environ.get("ARCHCAST_MODELS", REPO / "models"))
+MAX_STEPS = 10_000  # points per requested curve
+MAX_STEP_VALUE = 1e12
+
+
+class ModelError(RuntimeError):
+    """The model folder cannot be served (missing, tampered, or built for another feature schema)."""
+
+
+class RequestError(ValueError):
+    """A prediction request is invalid; `field` names the offending field."""
+
+    def __init__(self, field: str, message: str):
+        self.field = field
+        super().__init__(f"{field}: {message}")
+
+
+@dataclass(frozen=True)
+class Target:
+    metric: str
+    param: str
+    transform: str
+    session: onnxruntime.InferenceSession
+
+
+def cpu_threads() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def resolve_version(models_dir: Path, version: str | None) -> Path:
+    models_dir = Path(models_dir)
+    if version is None:
+        pointer = models_dir / "CURRENT"
+        if not pointer.exists():
+            raise ModelError(f"no served model: {pointer} is missing (run `archcast retrain` first)")
+        version = pointer.read_text().strip()
+    folder = models_dir / version
+    if not (folder / "manifest.json").exists():
+        raise ModelError(f"model version {version!r} has no manifest.json under {models_dir}")
+    return folder
+
+
+class Predictor:
+    def __init__(self, models_dir: Path = DEFAULT_MODELS, version: str | None = None, threads: int | None = None):
+        self.folder = resolve_version(models_dir, version)
+        self.manifest: dict[str, Any] = json.loads((self.folder / "manifest.json").read_text())
+        schema = self.manifest.get("schema", {})
+        if schema.get("hash") != SCHEMA_HASH or schema.get("features") != list(FEATURES):
+            raise ModelError(
+                f"{self.folder.name} was trained on feature schema {schema.get('hash', '?')[:12]}, this code has "
+                f"{SCHEMA_HASH[:12]}: retrain it (`archcast retrain`) or install the matching archcast version"
+            )
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = threads or cpu_threads()
+        options.inter_op_num_threads = 1
+        self.targets: list[Target] = []
+        for entry in self.manifest["targets"]:
+            path = self.folder / entry["file"]
+            if not path.exists():
+                raise ModelError(f"{path} is missing")
+            if _sha256(path) != entry["sha256"]:
+                raise ModelError(f"{path} does not match the sha256 in its manifest: refusing a tampered model")
+            session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+            self.targets.append(Target(entry["metric"], entry["param"], entry["transform"], session))
+        self.metrics: list[str] = list(self.manifest["metrics"])
+        self.default_steps: list[int] = list(self.manifest.get("default_steps", []))
+        ranges = self.manifest["domain"]["feature_ranges"]
+        self._low = np.array([ranges[f][0] for f in FEATURES], dtype=np.float64)
+        self._high = np.array([ranges[f][1] for f in FEATURES], dtype=np.float64)
+        self._families = set(self.manifest["domain"]["model_types"])
+
+    @property
+    def version(self) -> str:
+        return self.manifest["version"]
+
+    def check_steps(self, steps) -> np.ndarray:
+        if steps is None:
+            return np.asarray(self.default_steps, dtype=np.float64)
+        if not isinstance(steps, (list, tuple)) or not steps:
+            raise RequestError("steps", "expected a non-empty list of training steps")
+        if len(steps) > MAX_STEPS:
+            raise RequestError("steps", f"at most {MAX_STEPS} steps per request, got {len(steps)}")
+        for s in steps:
+            if isinstance(s, bool) or not isinstance(s, (int, float)) or not math.isfinite(s):
+                raise RequestError("steps", f"every step must be a finite number, got {s!r}")
+            if not 0 <= s <= MAX_STEP_VALUE:
+                raise RequestError("steps", f"steps must lie in [0, {MAX_STEP_VALUE:.0e}], got {s}")
+        return np.asarray(steps, dtype=np.float64)
+
+    def check_metrics(self, metrics) -> list[str]:
+        if metrics is None:
+            return self.metrics
+        if not isinstance(metrics, (list, tuple)) or not metrics:
+            raise RequestError("metrics", "expected a non-empty list of metric names")
+        unknown = [m for m in metrics if m not in self.metrics]
+        if unknown:
+            raise RequestError("metrics", f"unknown {unknown}; this model predicts {', '.join(self.metrics)}")
+        return list(dict.fromkeys(metrics))
+
+    def domain_warnings(self, rows: np.ndarray, model_type: str) -> list[str]:
+        warnings = []
+        if model_type not in self._families:
+            warnings.append(
+                f"family {model_type!r} was never seen in training (seen: {', '.join(sorted(self._families))})"
+            )
+        below = (rows < self._low - 1e-6).any(axis=0)
+        above = (rows > self._high + 1e-6).any(axis=0)
+        for i in np.where(below | above)[0]:
+            value = rows[:, i].min() if below[i] else rows[:, i].max()
+            warnings.append(
+                f"feature {FEATURES[i]}={value:g} is outside the training range [{self._low[i]:g}, {self._high[i]:g}]"
+            )
+        return warnings
+
+    def parameters(self, rows: np.ndarray, metrics: list[str]) -> dict[str, dict[str, np.ndarray]]:
+        """metric → param → values per layer (L,), in original units."""
+        out: dict[str, dict[str, np.ndarray]] = {m: {} for m in metrics}
+        for target in self.targets:
+            if target.metric in out:
+                raw = target.session.run(None, {"features": rows})[0].reshape(-1)
+                out[target.metric][target.param] = from_target(target.transform, raw)
+        return out
+
+    def predict(self, config: Any, steps=None, metrics=None) -> dict[str, Any]:
+        """Per layer: the five parameters, derived quantities and the curve at `steps` for each metric.
+
+        Raises features.FeatureError for a bad config and RequestError for bad steps/metrics.
+        """
+        t = self.check_steps(steps)
+        metrics = self.check_metrics(metrics)
+        rows = feature_matrix(config)  # (L, F) float32
+        model_type = read_spec(config).model_type
+        params = self.parameters(rows, metrics)
+        last = float(t.max()) if len(t) else 0.0
+        layers = [{"layer": i + 1, "metrics": {}} for i in range(len(rows))]
+        for metric, p in params.items():
+            values = curve(t[None, :], *(p[name][:, None] for name in PARAMS))  # (L, T)
+            t_peak = peak_step(p["lam"], p["gamma"], p["t0"])
+            observable = np.isfinite(t_peak) & (t_peak > 0)
+            peak_value = np.where(observable, curve(np.where(observable, t_peak, 0.0), *(p[n] for n in PARAMS)), np.nan)
+            final = curve(last, *(p[n] for n in PARAMS))
+            for i, layer in enumerate(layers):
+                layer["metrics"][metric] = {
+                    "params": {name: _num(p[name][i]) for name in PARAMS},
+                    "derived": {
+                        "steady_state": _num(p["K"][i]),
+                        "peak_step": _num(t_peak[i]),
+                        "peak_observable": bool(observable[i]),
+                        "peak_value": _num(peak_value[i]),
+                        "final_value": _num(final[i]),
+                    },
+                    "curve": [_num(v) for v in values[i]],
+                }
+        return {
+            "model_version": self.version,
+            "model_type": model_type,
+            "n_layers": len(rows),
+            "steps": [_num(s) for s in t],
+            "warnings": self.domain_warnings(rows.astype(np.float64), model_type),
+            "layers": layers,
+        }
+
+
+def _num(value) -> float | None:
+    """JSON-safe float: NaN and ±inf become null."""
+    value = float(value)
+    return value if math.isfinite(value) else None

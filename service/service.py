@@ -1,0 +1,96 @@
+"""The BentoML service: POST /predict, POST /predict_batch, GET /metadata (plus BentoML's health routes)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import bentoml
+from bentoml.exceptions import InvalidArgument
+from pydantic import Field
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from features import FeatureError
+from service.predictor import Predictor, RequestError
+
+MAX_BODY_BYTES = 1_000_000
+MAX_BATCH = 64
+
+_predictor: Predictor | None = None
+
+
+def shared_predictor() -> Predictor:
+    """One predictor per worker process, shared by the API methods and the metadata route."""
+    global _predictor
+    if _predictor is None:
+        _predictor = Predictor()
+    return _predictor
+
+
+async def metadata(request: Request) -> JSONResponse:
+    predictor = shared_predictor()
+    card = predictor.folder / "MODEL_CARD.md"
+    return JSONResponse({"manifest": predictor.manifest, "model_card": card.read_text() if card.exists() else ""})
+
+
+class BodyLimit:
+    """Refuse request bodies over MAX_BODY_BYTES with 413 before they are read."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http":
+            length = dict(scope.get("headers", [])).get(b"content-length")
+            if length is not None and length.isdigit() and int(length) > MAX_BODY_BYTES:
+                response = JSONResponse({"error": f"request body over {MAX_BODY_BYTES} bytes"}, status_code=413)
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def _predict(config: dict[str, Any], steps, metrics, where: str = "") -> dict[str, Any]:
+    try:
+        return shared_predictor().predict(config, steps, metrics)
+    except FeatureError as exc:
+        raise InvalidArgument(f"{where or 'config.'}{exc}") from None
+    except RequestError as exc:
+        raise InvalidArgument(str(exc)) from None
+
+
+Steps = list[float] | None
+Metrics = list[str] | None
+
+
+@bentoml.asgi_app(Starlette(routes=[Route("/metadata", metadata, methods=["GET"])]), path="/")
+@bentoml.service(name="archcast", traffic={"timeout": 30}, http={"port": 3000})
+class Archcast:
+    def __init__(self) -> None:
+        self.predictor = shared_predictor()
+
+    @bentoml.api(route="/predict")
+    def predict(
+        self,
+        config: dict[str, Any] = Field(description="A Hugging Face config.json object"),
+        steps: Steps = Field(default=None, description="Training steps at which to evaluate the curves"),
+        metrics: Metrics = Field(default=None, description="Metrics to predict (default: all the model has)"),
+    ) -> dict[str, Any]:
+        """Per-layer emergence-curve parameters, derived quantities and curves for one config."""
+        return _predict(config, steps, metrics)
+
+    @bentoml.api(route="/predict_batch")
+    def predict_batch(
+        self,
+        configs: list[dict[str, Any]] = Field(description=f"Up to {MAX_BATCH} config.json objects"),
+        steps: Steps = None,
+        metrics: Metrics = None,
+    ) -> list[dict[str, Any]]:
+        """The same as /predict for several configs; an invalid one fails the request, naming its index."""
+        if not configs or len(configs) > MAX_BATCH:
+            raise InvalidArgument(f"configs: expected 1 to {MAX_BATCH} configs, got {len(configs)}")
+        return [_predict(c, steps, metrics, where=f"configs[{i}].") for i, c in enumerate(configs)]
+
+
+Archcast.add_asgi_middleware(BodyLimit)
