@@ -140,7 +140,7 @@ def predict_cmd(
     steps: str | None = typer.Option(None, "--steps", help="comma list of steps (default: the training steps)"),
     metrics: str | None = typer.Option(None, "--metrics", help="comma list (default: all)"),
     plot: Path | None = typer.Option(None, "--plot", help="folder for one PNG per config"),
-    models: Path | None = typer.Option(None, "--models", help="models folder (default: models/)"),
+    models: Path | None = typer.Option(None, "--models", help="models folder (default: models/ or $ARCHCAST_MODELS)"),
 ) -> None:
     """Predict per-layer emergence curves for each config with the served model.
 
@@ -150,9 +150,9 @@ def predict_cmd(
     from rich.progress import track
 
     from service.batch import predict_many, to_rows, write_table
-    from service.predictor import DEFAULT_MODELS, Predictor
+    from service.predictor import Predictor
 
-    predictor = Predictor(models or DEFAULT_MODELS)
+    predictor = Predictor(models)
     step_list = [float(s) for s in steps.split(",")] if steps else None
     metric_list = metrics.split(",") if metrics else None
     rows, warned = [], 0

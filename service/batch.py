@@ -77,7 +77,9 @@ def write_table(frame: pd.DataFrame, out: Path) -> None:
     elif out.suffix == ".csv":
         frame.to_csv(out, index=False)
     elif out.suffix == ".json":
-        out.write_text(frame.to_json(orient="records", indent=1))
+        # json.dumps keeps every float exactly (pandas' to_json rounds to 15 digits); NaN becomes null
+        records = frame.astype(object).where(frame.notna(), None).to_dict(orient="records")
+        out.write_text(json.dumps(records, indent=1))
     else:
         raise ValueError(f"--out must end in .parquet, .csv or .json, got {out.name!r}")
 

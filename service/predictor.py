@@ -22,7 +22,13 @@ from features import FEATURES, SCHEMA_HASH, feature_matrix, read_spec
 from features.curve import PARAMS, curve, from_target, peak_step
 
 REPO = Path(__file__).resolve().parents[1]
-DEFAULT_MODELS = Path(os.environ.get("ARCHCAST_MODELS", REPO / "models"))
+
+
+def default_models_dir() -> Path:
+    """models/ of this checkout, unless ARCHCAST_MODELS names another folder."""
+    return Path(os.environ.get("ARCHCAST_MODELS", REPO / "models"))
+
+
 MAX_STEPS = 10_000  # points per requested curve
 MAX_STEP_VALUE = 1e12
 
@@ -72,8 +78,8 @@ def resolve_version(models_dir: Path, version: str | None) -> Path:
 
 
 class Predictor:
-    def __init__(self, models_dir: Path = DEFAULT_MODELS, version: str | None = None, threads: int | None = None):
-        self.folder = resolve_version(models_dir, version)
+    def __init__(self, models_dir: Path | None = None, version: str | None = None, threads: int | None = None):
+        self.folder = resolve_version(models_dir or default_models_dir(), version)
         self.manifest: dict[str, Any] = json.loads((self.folder / "manifest.json").read_text())
         schema = self.manifest.get("schema", {})
         if schema.get("hash") != SCHEMA_HASH or schema.get("features") != list(FEATURES):

@@ -70,3 +70,34 @@ def make_series(tmp_path, tokenizer):
         return run
 
     return make
+
+
+@pytest.fixture(scope="session")
+def smoke_zoo(tmp_path_factory):
+    """The smoke tier trained from scratch and measured: (metrics.parquet, configs folder, runs folder)."""
+    import shutil
+
+    from extraction.__main__ import main as extract
+    from zoo.__main__ import main as zoo
+
+    cache = tmp_path_factory.mktemp("zoo-cache")
+    assert zoo(["run", "--tier", "smoke", "--cache", str(cache)]) == 0
+    runs = cache / "zoo" / "smoke" / "runs"
+    out = tmp_path_factory.mktemp("zoo-metrics")
+    assert extract(["--dirs", str(runs / "*"), "--out", str(out), "--seq-len", "32", "--n-seq", "2"]) == 0
+    configs = out / "configs"
+    configs.mkdir()
+    for run in runs.iterdir():
+        shutil.copy(run / "step0" / "config.json", configs / f"{run.name}.json")
+    return out / "metrics.parquet", configs, runs
+
+
+@pytest.fixture(scope="session")
+def smoke_models(smoke_zoo, tmp_path_factory):
+    """A predictor retrained on the smoke zoo with a tiny Optuna budget: (models folder, RetrainResult)."""
+    from training.pipeline import retrain
+
+    metrics, configs, _ = smoke_zoo
+    base = tmp_path_factory.mktemp("retrain")
+    result = retrain(metrics, configs, base / "models", base / "work", n_trials=3, seed=0)
+    return base / "models", result

@@ -1,0 +1,85 @@
+"""training.fit: known curves are recovered; degenerate series are recorded, not raised."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from features.curve import curve, derived, jacobian, peak_step
+from training.fit import FitWarning, fit_series, fit_table
+
+STEPS = np.array([0, 1, 2, 4, 8, 16, 32, 64, 128, 256, 512] + list(range(1000, 143_001, 3000)), dtype=float)
+CASES = [
+    (30.0, 0.3, 1 / 5000, 1.0, 50.0),  # rise, peak near step 10k, then decay to K
+    (8.0, 0.05, 1 / 2000, 1.5, 10.0),  # slow rise, late peak
+    (-4.0, 0.8, 1 / 800, 1.2, 20.0),  # early dip, recovery
+]
+
+
+@pytest.mark.parametrize("true", CASES)
+def test_noisy_synthetic_curves_are_recovered(true):
+    rng = np.random.default_rng(0)
+    clean = curve(STEPS, *true)
+    noisy = clean + rng.normal(0, 0.01 * np.ptp(clean), len(STEPS))
+    fit = fit_series(STEPS, noisy)
+    assert fit.converged and fit.r2 >= 0.99
+    got, want = derived(*fit.params, STEPS[-1]), derived(*true, STEPS[-1])
+    assert got.K == pytest.approx(want.K, rel=0.05, abs=0.05 * np.ptp(clean))
+    assert got.peak_observable == want.peak_observable
+    assert got.t_peak == pytest.approx(want.t_peak, rel=0.15)
+
+
+def test_jacobian_matches_finite_differences():
+    p = np.array([3.0, 0.4, 0.01, 1.3, 2.0])
+    t = np.linspace(0, 500, 20)
+    numeric = np.stack([(curve(t, *(p + e)) - curve(t, *(p - e))) / (2 * 1e-6) for e in np.eye(5) * 1e-6], axis=1)
+    np.testing.assert_allclose(jacobian(t, *p), numeric, rtol=1e-5, atol=1e-6)
+
+
+def test_peak_step_solves_the_derivative():
+    lam, gamma, t0 = 0.3, 0.01, 1.0
+    t = peak_step(lam, gamma, t0)
+    x = gamma * t + t0
+    assert 1 / x - lam * np.log(x) == pytest.approx(0.0, abs=1e-10)
+    assert np.isinf(peak_step(0.0, gamma, t0))
+
+
+@pytest.mark.parametrize(
+    "values, reason",
+    [
+        (np.full(len(STEPS), 7.0), "flat"),
+        (np.arange(4.0), "too short"),
+        (np.full(len(STEPS), np.nan), "too short"),
+    ],
+)
+def test_degenerate_series_are_recorded_as_failures(values, reason):
+    fit = fit_series(STEPS[: len(values)], values)
+    assert not fit.converged and np.isnan(fit.A) and reason in fit.message
+
+
+def test_fit_table_keeps_failures_and_skips_duplicate_units():
+    rows = []
+    for step in STEPS[:20]:
+        for layer in (1, 2):
+            value = curve(step, *CASES[0]) if layer == 1 else 3.0
+            rows.append(
+                {
+                    "model_id": "m",
+                    "revision": f"step{int(step)}",
+                    "step": step,
+                    "layer": layer,
+                    "ma_ratio": value,
+                    "duplicate_of": "",
+                }
+            )
+    rows.append({"model_id": "m", "revision": "copy", "step": 1e9, "layer": 1, "ma_ratio": 1e6, "duplicate_of": "x"})
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fits = fit_table(pd.DataFrame(rows), ["ma_ratio"])
+    assert len(fits) == 2
+    assert fits.set_index("layer").loc[1, "r2"] > 0.99 and fits.set_index("layer").loc[1, "n_points"] == 20
+    assert "flat" in fits.set_index("layer").loc[2, "message"]
+    assert any(issubclass(w.category, FitWarning) for w in caught)

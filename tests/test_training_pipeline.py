@@ -1,0 +1,83 @@
+"""training/: the retrain pipeline on the smoke zoo — report, export parity, promotion, determinism."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from features import FEATURES, SCHEMA_HASH
+from training.dataset import build, load_configs
+from training.export import PARITY_TOLERANCE, current_version, onnx_predict
+from training.pipeline import retrain
+from training.tune import grouped_folds
+
+
+def test_retrain_writes_a_complete_promoted_version(smoke_models):
+    models, result = smoke_models
+    assert result.promoted and current_version(models) == result.version
+    folder = models / result.version
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["schema"]["hash"] == SCHEMA_HASH and manifest["schema"]["features"] == list(FEATURES)
+    assert len(manifest["targets"]) == 15  # 3 metrics × 5 parameters
+    for target in manifest["targets"]:
+        assert (folder / target["file"]).exists()
+        assert target["parity_max_rel_error"] <= PARITY_TOLERANCE
+    assert {"lightgbm_optuna", "mean", "ridge", "paper_rf_grouped", "paper_rf_random_split"} <= set(
+        manifest["cv_scores"]["ma_ratio__K"]
+    )
+    assert (folder / "MODEL_CARD.md").read_text().startswith("# archcast predictor")
+    report = (result.folder.parent.parent / "report.md").read_text()
+    assert "published Pythia mean: 0.984" in report and "median |log(pred/measured)|" in report
+
+
+def test_onnx_matches_lightgbm_on_training_rows(smoke_zoo, smoke_models):
+    from training.tune import lgbm
+
+    models, result = smoke_models
+    metrics, configs, _ = smoke_zoo
+    table = pd.read_parquet(result.folder.parent.parent / "dataset.parquet")
+    manifest = json.loads((models / result.version / "manifest.json").read_text())
+    target = manifest["targets"][0]
+    rows = table[target["name"]].notna()
+    X = table.loc[rows, list(FEATURES)].to_numpy(np.float32)
+    expected = lgbm(target["params"]).fit(X, table.loc[rows, target["name"]]).predict(X)
+    got = onnx_predict(models / result.version / target["file"], X)
+    assert np.max(np.abs(got - expected) / np.maximum(1, np.abs(expected))) <= PARITY_TOLERANCE
+
+
+def test_grouped_folds_never_split_a_model(smoke_zoo):
+    metrics, configs, _ = smoke_zoo
+    from training.fit import fit_table
+
+    table = build(fit_table(pd.read_parquet(metrics)), load_configs(configs))
+    for train, test in grouped_folds(table["model_id"].to_numpy()):
+        assert not set(table["model_id"].iloc[train]) & set(table["model_id"].iloc[test])
+
+
+def test_same_seed_retrains_give_identical_models_and_champion_is_kept(smoke_zoo, smoke_models, tmp_path):
+    metrics, configs, _ = smoke_zoo
+    models, first = smoke_models
+    second = retrain(metrics, configs, models, tmp_path / "work", n_trials=3, seed=0)
+    a = json.loads((models / first.version / "manifest.json").read_text())["targets"]
+    b = json.loads((second.folder / "manifest.json").read_text())["targets"]
+    assert [t["params"] for t in a] == [t["params"] for t in b]
+    X = np.random.default_rng(0).normal(size=(7, len(FEATURES))).astype(np.float32)
+    for ta, tb in zip(a, b, strict=True):
+        np.testing.assert_array_equal(
+            onnx_predict(models / first.version / ta["file"], X), onnx_predict(second.folder / tb["file"], X)
+        )
+    # the same data and seed cannot beat the champion, so it stays served
+    assert second.champion_score == pytest.approx(second.challenger_score)
+    assert not second.promoted and current_version(models) == first.version
+
+
+def test_retrain_needs_configs_for_every_model(smoke_zoo, tmp_path):
+    metrics, configs, _ = smoke_zoo
+    partial = tmp_path / "configs"
+    partial.mkdir()
+    (partial / "llama.json").write_text((configs / "llama.json").read_text())
+    with pytest.raises(ValueError, match="no config for models"):
+        retrain(metrics, partial, tmp_path / "models", tmp_path / "work", n_trials=1)
