@@ -3,7 +3,7 @@
 Per layer ℓ the accumulator keeps: per-sequence top-3 and median of |h_ℓ| (float32
 or wider), the location of the largest value, and float64 Gram statistics
 (XᵀX, XᵀY, column sums, squared norms) from which the least-squares linearity
-score of X = h_{ℓ-1} → Y = h_ℓ is solved exactly at the end.
+score of X = h_{ℓ-1} → Y = h_ℓ (and of X → Y − X) is solved exactly at the end.
 """
 
 from __future__ import annotations
@@ -64,6 +64,19 @@ class GramStats:
         self.sq_y += float((y * y).sum())
         self.n += x.shape[0]
 
+    def of_residual(self) -> GramStats:
+        """The statistics of X → (Y − X), derived without a second pass: Xᵀ(Y−X) = XᵀY − XᵀX."""
+        cross = float(torch.trace(self.xty))  # Σ⟨x, y⟩ over rows
+        return GramStats(
+            self.xtx,
+            self.xty - self.xtx,
+            self.sum_x,
+            self.sum_y - self.sum_x,
+            self.sq_x,
+            self.sq_y - 2 * cross + self.sq_x,
+            self.n,
+        )
+
     def r2(self) -> float:
         """1 − ‖X̂A − Ŷ‖²_F for column-centred, Frobenius-normalised X̂, Ŷ and least-squares A."""
         n = self.n
@@ -90,7 +103,6 @@ class LayerStats:
     best_value: float = -1.0
     best_location: tuple[int, int] = (-1, -1)  # (token position, feature dim)
     linear: GramStats | None = None
-    linear_nores: GramStats | None = None
 
     def add_magnitudes(self, h: torch.Tensor) -> None:
         top3, median, argmax = magnitude_stats(h)
@@ -109,9 +121,7 @@ class LayerStats:
         y = cur.reshape(-1, cur.shape[-1])
         if self.linear is None:
             self.linear = GramStats.zeros(x.shape[1], y.shape[1], x.device)
-            self.linear_nores = GramStats.zeros(x.shape[1], y.shape[1], x.device)
         self.linear.update(x, y)
-        self.linear_nores.update(x, y.double() - x.double())
 
     def row(self) -> dict:
         top3 = torch.cat(self.top3).double().mean(0)  # mean over the N sequences
@@ -127,5 +137,5 @@ class LayerStats:
             "top1_dim": self.best_location[1],
             "sun_massive": bool(float(top3[0]) > SUN_MIN_VALUE and ratio >= SUN_MIN_RATIO),
             "linearity": self.linear.r2() if self.linear else float("nan"),
-            "linearity_nores": self.linear_nores.r2() if self.linear_nores else float("nan"),
+            "linearity_nores": self.linear.of_residual().r2() if self.linear else float("nan"),
         }

@@ -1,0 +1,116 @@
+"""Service latency and throughput over loopback, and the per-request cost split.
+
+Run: python tests/bench/bench_service.py   (starts `bentoml serve` on a free loopback port)
+A bounded load: 300 sequential requests for latency, then 4 concurrent clients for 10 s.
+Targets on 2 cores: p50 <= 5 ms, p99 <= 25 ms, >= 300 req/s.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[2]
+CONFIG = json.loads((REPO / "examples" / "configs" / "pythia-160m.json").read_text())
+
+
+def post(url: str, body: bytes) -> float:
+    start = time.perf_counter()
+    request = urllib.request.Request(url, data=body, headers={"content-type": "application/json"})
+    with urllib.request.urlopen(request, timeout=30) as r:
+        r.read()
+    return time.perf_counter() - start
+
+
+def cost_split() -> None:
+    from features import feature_matrix, read_spec
+    from service.predictor import Predictor
+
+    predictor = Predictor(threads=1)
+    reps = 300
+    timings = {}
+    start = time.perf_counter()
+    for _ in range(reps):
+        rows = feature_matrix(CONFIG)
+        read_spec(CONFIG)
+    timings["featurise"] = (time.perf_counter() - start) / reps
+    start = time.perf_counter()
+    for _ in range(reps):
+        predictor.parameters(rows, predictor.metrics)
+    timings["onnxruntime"] = (time.perf_counter() - start) / reps
+    start = time.perf_counter()
+    for _ in range(reps):
+        predictor.predict(CONFIG)
+    whole = (time.perf_counter() - start) / reps
+    timings["curves + response"] = whole - timings["featurise"] - timings["onnxruntime"]
+    print("in-process cost per request (12 layers, 3 metrics, default steps):")
+    for name, t in timings.items():
+        print(f"  {name:18s} {t * 1e3:6.2f} ms")
+    print(f"  {'predict() total':18s} {whole * 1e3:6.2f} ms")
+
+
+def main() -> None:
+    cost_split()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "bentoml",
+            "serve",
+            "service.service:Archcast",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ},
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(240):
+            try:
+                urllib.request.urlopen(base + "/readyz", timeout=1)
+                break
+            except OSError:
+                time.sleep(0.5)
+        body = json.dumps({"config": CONFIG, "steps": [0, 1000, 10000, 100000]}).encode()
+        for _ in range(20):
+            post(base + "/predict", body)
+        latencies = np.array([post(base + "/predict", body) for _ in range(300)]) * 1e3
+        http = float(np.median(latencies))
+        print(f"sequential: p50 {http:.2f} ms, p99 {np.percentile(latencies, 99):.2f} ms (300 requests)")
+        done, stop = [0], time.time() + 10
+
+        def client():
+            while time.time() < stop:
+                post(base + "/predict", body)
+                done[0] += 1
+
+        threads = [threading.Thread(target=client) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        print(f"throughput: {done[0] / 10:.0f} req/s with 4 concurrent loopback clients for 10 s")
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+if __name__ == "__main__":
+    main()
