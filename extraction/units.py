@@ -51,6 +51,11 @@ def hub_units(model_id: str, revisions: str) -> list[Unit]:
     return [Unit(model_id, name, step_of(name)) for name in names]
 
 
+def _is_final(folder: Path) -> bool:
+    """Hidden or *.tmp folders are checkpoints still being written."""
+    return not (folder.name.startswith(".") or folder.name.endswith(".tmp"))
+
+
 def local_units(pattern: str, model_id: str | None = None) -> list[Unit]:
     """Checkpoint folders matching a glob (or a run folder holding step folders)."""
     folders = [Path(p) for p in sorted(glob.glob(pattern)) if Path(p).is_dir()]
@@ -59,7 +64,7 @@ def local_units(pattern: str, model_id: str | None = None) -> list[Unit]:
         if (folder / "config.json").exists():
             expanded.append(folder)
         else:  # a run directory: its checkpoint sub-folders
-            expanded += sorted(p for p in folder.iterdir() if (p / "config.json").exists())
+            expanded += sorted(p for p in folder.iterdir() if (p / "config.json").exists() and _is_final(p))
     if not expanded:
         raise ValueError(f"no checkpoint folders (with a config.json) match {pattern!r}")
     units = [

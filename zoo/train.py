@@ -62,7 +62,7 @@ def tvr_rescale_(model: torch.nn.Module, sigma: float, threshold: float) -> int:
 
 
 def save_checkpoint(model, tokenizer, folder: Path, step: int, loss: float | None, tokens_seen: int) -> None:
-    tmp = folder.with_name(folder.name + ".tmp")
+    tmp = folder.with_name(f".{folder.name}.tmp")  # hidden until complete: extraction skips it
     shutil.rmtree(tmp, ignore_errors=True)
     archmods.save_causal_lm(model, tmp)
     tokenizer.save_pretrained(tmp)
