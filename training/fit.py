@@ -140,7 +140,7 @@ def fit_series(steps, values) -> Fit:
                     method="trf",
                     x_scale="jac",
                     # loose tolerances: tighter ones cost 2× the time for a mean R² change below 1e-3
-                    max_nfev=40,
+                    max_nfev=100,
                     ftol=1e-5,
                     xtol=1e-5,
                     gtol=1e-5,
