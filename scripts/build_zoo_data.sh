@@ -12,12 +12,12 @@ start=$(date -u +%FT%TZ)
 for run in "$CACHE"/zoo/cpu/runs/*; do
   [ -f "$run/run.json" ] || continue
   .venv/bin/archcast extract --dirs "$run" --model-id "$(basename "$run")" --out "$OUT" \
-    --seq-len 256 --n-seq 10 --batch-size 5
+    --seq-len 256 --n-seq 10 --batch-size 5 --threads 1
 done
 end=$(date -u +%FT%TZ)
 cat > runs/zoo-provenance.json <<JSON
 {"commands": ["archcast zoo run --tier cpu --jobs 2 --threads 1 --cache $CACHE",
-              "for each finished run R: archcast extract --dirs $CACHE/zoo/cpu/runs/R --model-id R --out $OUT --seq-len 256 --n-seq 10 --batch-size 5",
+              "for each finished run R: archcast extract --dirs $CACHE/zoo/cpu/runs/R --model-id R --out $OUT --seq-len 256 --n-seq 10 --batch-size 5 --threads 1",
               "python -m training.datacard --runs $CACHE/zoo/cpu/runs --metrics $OUT/metrics.parquet --out data/zoo"],
  "git_commit": "$(git rev-parse HEAD)", "started": "$start", "finished": "$end"}
 JSON
