@@ -9,10 +9,7 @@ from typing import Any
 
 import pandas as pd
 
-from features.curve import PARAMS
 from service.predictor import Predictor
-
-DERIVED = ("steady_state", "peak_step", "peak_observable", "peak_value", "final_value")
 
 
 def _hub_config(model_id: str) -> dict[str, Any]:
@@ -91,6 +88,3 @@ def predict_many(predictor: Predictor, sources: list[str], steps=None, metrics=N
             yield name, predictor.predict(config, steps, metrics)
         except ValueError as exc:
             raise ValueError(f"{name}: {exc}") from None
-
-
-__all__ = ["DERIVED", "PARAMS", "iter_configs", "predict_many", "to_rows", "write_table"]

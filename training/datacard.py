@@ -20,8 +20,6 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from extraction.store import read_metrics  # noqa: E402
-
 
 def run_table(runs: Path, metrics: pd.DataFrame) -> pd.DataFrame:
     rows = []
@@ -135,7 +133,7 @@ def main(argv=None) -> int:
     p.add_argument("--out", type=Path, default=Path("data/zoo"))
     p.add_argument("--provenance-extra", type=Path, help="JSON merged into PROVENANCE.json (commands, timings)")
     args = p.parse_args(argv)
-    metrics = read_metrics(args.metrics)
+    metrics = pd.read_parquet(args.metrics)
     args.out.mkdir(parents=True, exist_ok=True)
     shutil.copy(args.metrics, args.out / "metrics.parquet")
     configs = args.out / "configs"
