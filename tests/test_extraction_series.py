@@ -136,3 +136,15 @@ def test_bad_arguments_are_rejected_with_a_message(tmp_path, capsys):
     assert "--dirs" in capsys.readouterr().err
     with pytest.raises(ValueError, match="no checkpoint folders"):
         main(["--dirs", str(tmp_path / "nothing*"), "--out", str(tmp_path / "o")])
+
+
+def test_an_output_folder_is_never_mixed_across_settings(make_series, tmp_path):
+    run = make_series("llama", steps=(0, 1))
+    out = tmp_path / "out"
+    main(["--dirs", str(run / "step0"), "--model-id", "run", "--out", str(out), *FAST])
+    main(["--dirs", str(run / "step1"), "--model-id", "run", "--out", str(out), *FAST])
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert len(manifest["units"]) == 2  # invocations accumulate
+    with pytest.raises(ValueError, match="other settings"):
+        main(["--dirs", str(run), "--out", str(out), "--seq-len", "16", "--n-seq", "2"])
+    assert len(pd.read_parquet(out / "metrics.parquet")) == 2 * 3  # nothing finished was lost
