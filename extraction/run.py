@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import traceback
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -36,17 +37,7 @@ def run(
     console = console or Console(stderr=True)
     out_dir = Path(out_dir)
     summary = Summary()
-    write_json(
-        out_dir / "manifest.json",
-        {
-            "settings": asdict(settings),
-            "probe": str(probe),
-            "probe_sha256": probe_hash(probe),
-            "torch": torch.__version__,
-            "transformers": transformers.__version__,
-            "units": [asdict(u) for u in units],
-        },
-    )
+    write_manifest(out_dir, units, probe, settings)
     columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
     with Progress(*columns, console=console, transient=False) as progress:
         all_units = progress.add_task("units", total=len(units))
@@ -79,6 +70,24 @@ def run(
         merge(out_dir)
     report(summary, out_dir, console)
     return summary
+
+
+def write_manifest(out_dir: Path, units: list[Unit], probe: Path, settings: Settings) -> None:
+    """Record settings and units; a folder measured with other settings is refused, not mixed."""
+    path = out_dir / "manifest.json"
+    header = {"settings": asdict(settings), "probe": str(probe), "probe_sha256": probe_hash(probe)}
+    known: dict[str, dict] = {}
+    if path.exists():
+        old = json.loads(path.read_text())
+        if old["settings"] != header["settings"] or old["probe_sha256"] != header["probe_sha256"]:
+            raise ValueError(
+                f"{out_dir} holds units measured with other settings or another probe ({old['settings']}, "
+                f"probe {old['probe_sha256'][:12]}); use another --out folder"
+            )
+        known = {Unit(u["model_id"], u["revision"], u["step"], u["path"]).key: u for u in old["units"]}
+    known.update({u.key: asdict(u) for u in units})
+    versions = {"torch": torch.__version__, "transformers": transformers.__version__}
+    write_json(path, {**header, **versions, "units": [known[k] for k in sorted(known)]})
 
 
 def report(summary: Summary, out_dir: Path, console: Console) -> None:
