@@ -94,6 +94,8 @@ def _no_rotary(raw: Mapping[str, Any], spec: dict[str, Any]) -> None:
 
 
 _LLAMA_LIKE = dict(glu=True, norm="rmsnorm", activation_default="silu")
+# GPT-2-era designs: LayerNorm and biases on every projection, with no config key for either.
+_BIASED_LAYERNORM = dict(norm="layernorm", attn_bias=(), attn_bias_default=True, mlp_bias=(), mlp_bias_default=True)
 
 ADAPTERS: tuple[Adapter, ...] = (
     Adapter(
@@ -178,14 +180,10 @@ ADAPTERS: tuple[Adapter, ...] = (
         context_default=1024,
         activation=("activation_function",),
         activation_default="gelu_new",
-        norm="layernorm",
         position="learned",
-        attn_bias=(),
-        attn_bias_default=True,
-        mlp_bias=(),
-        mlp_bias_default=True,
         tied_default=True,
         special=_no_rotary,
+        **_BIASED_LAYERNORM,
     ),
     Adapter(
         ("opt",),
@@ -255,14 +253,10 @@ ADAPTERS: tuple[Adapter, ...] = (
         context=("seq_length",),
         activation=(),
         activation_default="gelu",
-        norm="layernorm",
         position="alibi",
-        attn_bias=(),
-        attn_bias_default=True,
-        mlp_bias=(),
-        mlp_bias_default=True,
         tied_default=True,
         special=_no_rotary,
+        **_BIASED_LAYERNORM,
     ),
     Adapter(
         ("gptj",),
