@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # no test touches the network; set before transformers loads
 from pathlib import Path
 
 import pytest
@@ -13,7 +15,6 @@ import archmods
 from zoo.corpus import SLICE_TRAIN
 from zoo.tokenizer import train_tokenizer
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")  # no test touches the network
 REPO = Path(__file__).resolve().parents[1]
 
 TINY = {
