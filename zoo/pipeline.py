@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import multiprocessing
 import shutil
 import traceback
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -69,14 +70,21 @@ def run_all(runs: list[RunSpec], data: ZooData, jobs: int = 1, threads: int = 0,
     todo = [r for r in runs if not is_finished(data.runs_dir / r.name)]
     print(f"{len(runs) - len(todo)} of {len(runs)} runs already finished; training {len(todo)}", flush=True)
     failed: dict[str, str] = {}
-    with ProcessPoolExecutor(max_workers=max(1, jobs)) as pool:
+
+    def report(name: str, result) -> None:
+        try:
+            summary = result()
+            print(f"finished {name}: loss {summary['final_loss']:.3f} in {summary['seconds']:.0f}s", flush=True)
+        except Exception as exc:
+            failed[name] = f"{type(exc).__name__}: {exc}"
+            print(f"FAILED {name}: {failed[name]}\n{traceback.format_exc()}", flush=True)
+
+    if jobs <= 1:  # in-process: forking after torch has started its thread pools can deadlock
+        for r in todo:
+            report(r.name, lambda r=r: _train_one(r, data, threads, device))
+        return failed
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
         futures = {pool.submit(_train_one, r, data, threads, device): r for r in todo}
         for future in as_completed(futures):
-            name = futures[future].name
-            try:
-                summary = future.result()
-                print(f"finished {name}: loss {summary['final_loss']:.3f} in {summary['seconds']:.0f}s", flush=True)
-            except Exception as exc:
-                failed[name] = f"{type(exc).__name__}: {exc}"
-                print(f"FAILED {name}: {failed[name]}\n{traceback.format_exc()}", flush=True)
+            report(futures[future].name, future.result)
     return failed
