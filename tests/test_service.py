@@ -45,10 +45,16 @@ def models_env(smoke_models):
 
 
 @pytest.fixture(scope="module")
-def client(models_env):
+def asgi_app(models_env):
+    """One ASGI app per process: BentoML registers its Prometheus metrics once per app built."""
     from service.service import Archcast
 
-    with TestClient(Archcast.to_asgi(), raise_server_exceptions=False) as c:
+    return Archcast.to_asgi()
+
+
+@pytest.fixture(scope="module")
+def client(asgi_app):
+    with TestClient(asgi_app, raise_server_exceptions=False) as c:
         yield c
 
 
@@ -223,10 +229,8 @@ def test_real_bentoml_server_answers_on_loopback(models_env):
 
 
 @pytest.fixture(scope="module")
-def api_schema(client):
-    from service.service import Archcast
-
-    return schemathesis.openapi.from_asgi("/docs.json", Archcast.to_asgi())
+def api_schema(client, asgi_app):
+    return schemathesis.openapi.from_asgi("/docs.json", asgi_app)
 
 
 schema = schemathesis.pytest.from_fixture("api_schema")
