@@ -83,3 +83,18 @@ def test_fit_table_keeps_failures_and_skips_duplicate_units():
     assert fits.set_index("layer").loc[1, "r2"] > 0.99 and fits.set_index("layer").loc[1, "n_points"] == 20
     assert "flat" in fits.set_index("layer").loc[2, "message"]
     assert any(issubclass(w.category, FitWarning) for w in caught)
+
+
+def test_projected_jacobian_is_exact_where_the_curve_fits_exactly():
+    # Kaufman's Jacobian drops a term proportional to the residual: on noise-free data at the
+    # true parameters it must equal a finite-difference Jacobian of the projected residual.
+    from training.fit import _Projected
+
+    tn = STEPS / STEPS[-1]
+    A, lam, gamma, t0, K = 2.0, 0.3, 25.0, 1.0, 0.5
+    problem = _Projected(tn, curve(tn, A, lam, gamma, t0, K))
+    q = np.log([lam, gamma, t0])
+    assert np.abs(problem.residual(q)).max() < 1e-12
+    numeric = np.stack([(problem.residual(q + e) - problem.residual(q - e)) / 2e-6 for e in np.eye(3) * 1e-6], axis=1)
+    np.testing.assert_allclose(problem.jacobian(q), numeric, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(problem.params(q), (A, lam, gamma, t0, K), rtol=1e-9)

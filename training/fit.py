@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import least_squares
 
-from features.curve import PARAMS, curve, derived, jacobian
+from features.curve import PARAMS, curve, derived
 
 DEFAULT_METRICS: tuple[str, ...] = ("ma_ratio", "linearity", "linearity_nores")
 MIN_POINTS = 6  # five parameters need at least one degree of freedom
@@ -114,6 +114,8 @@ def starts(tn: np.ndarray, yn: np.ndarray) -> list[np.ndarray]:
 
 
 LAMBDA_FLOOR = 1e-8  # λ = 0 (pure log growth) is searched as log λ = log 1e-8
+TOL = 1e-5
+SCOUT_NFEV, MAX_NFEV = 8, 300  # evaluations per start in the scouting round, and for the final run
 
 
 class _Projected:
@@ -121,31 +123,62 @@ class _Projected:
 
     def __init__(self, tn: np.ndarray, yn: np.ndarray):
         self.tn, self.yn, self.yc = tn, yn, yn - yn.mean()
+        self._last: tuple[bytes, tuple] | None = None
 
     def _linear(self, q):
+        key = np.asarray(q, dtype=np.float64).tobytes()  # MINPACK asks for residual and Jacobian at the same q
+        if self._last is None or self._last[0] != key:
+            self._last = (key, self._solve(q))
+        return self._last[1]
+
+    def _solve(self, q):
         lam, gamma, t0 = np.exp(q)
-        phi = curve(self.tn, 1.0, lam, gamma, t0, 0.0)  # the curve with A = 1, K = 0
+        x = gamma * self.tn + t0
+        decay, log_x = np.exp(-lam * x), np.log(x)
+        phi = decay * log_x  # the curve with A = 1, K = 0
         pc = phi - phi.mean()
         var = float(pc @ pc)
         A = float(pc @ self.yc) / var if var > 0 else 0.0  # closed-form least squares for A (K from the means)
-        return (lam, gamma, t0), phi, pc, var, A
+        return (lam, gamma, t0), (x, decay, log_x), phi, pc, var, A
 
     def residual(self, q) -> np.ndarray:
-        _, _, pc, _, A = self._linear(q)
+        *_, pc, _, A = self._linear(q)
         return A * pc - self.yc
 
     def jacobian(self, q) -> np.ndarray:
-        """Kaufman's variable-projection Jacobian: −A·P⊥ ∂φ/∂q, with P⊥ projecting out span{φ, 1}."""
-        (lam, gamma, t0), _, pc, var, A = self._linear(q)
-        d_phi = jacobian(self.tn, 1.0, lam, gamma, t0, 0.0)[:, 1:4] * np.array([lam, gamma, t0])  # ∂φ/∂log(·)
+        """Kaufman's variable-projection Jacobian: A·P⊥ ∂φ/∂q, with P⊥ projecting out span{φ, 1}.
+
+        ∂φ/∂(λ, γ, t0) are the derivatives of features.curve.jacobian (with A = 1), times
+        (λ, γ, t0) for the log parametrisation.
+        """
+        (lam, gamma, t0), (x, decay, log_x), phi, pc, var, A = self._linear(q)
+        d_x = decay * (1.0 / x - lam * log_x)  # ∂φ/∂x
+        d_phi = np.stack([-lam * x * phi, gamma * self.tn * d_x, t0 * d_x], axis=1)
         d_c = d_phi - d_phi.mean(0)
         if var > 0:
             d_c = d_c - np.outer(pc, pc @ d_c) / var
         return A * d_c
 
     def params(self, q) -> tuple[float, float, float, float, float]:
-        (lam, gamma, t0), phi, _, _, A = self._linear(q)
+        (lam, gamma, t0), _, phi, _, _, A = self._linear(q)
         return A, lam, gamma, t0, float(self.yn.mean() - A * phi.mean())
+
+
+def _best(problem: _Projected, q0s: list[np.ndarray], max_nfev: int):
+    """The lowest-cost finite least-squares result over the starts, or None."""
+    best = None
+    for q0 in q0s:
+        with np.errstate(all="ignore"):
+            try:
+                result = least_squares(
+                    problem.residual, q0, jac=problem.jacobian, method="lm", xtol=TOL, ftol=TOL, gtol=TOL,
+                    max_nfev=max_nfev,
+                )  # fmt: skip
+            except (ValueError, FloatingPointError):
+                continue
+        if np.all(np.isfinite(result.fun)) and (best is None or result.cost < best.cost):
+            best = result
+    return best
 
 
 def fit_series(steps, values) -> Fit:
@@ -162,19 +195,10 @@ def fit_series(steps, values) -> Fit:
         return _failed(n, "flat series: no emergence to fit")
     tn, yn = t / t_scale, (y - y_min) / y_span
     problem = _Projected(tn, yn)
-    best = None
-    for p0 in starts(tn, yn):
-        q0 = np.log([max(p0[1], LAMBDA_FLOOR), p0[2], p0[3]])
-        with np.errstate(all="ignore"):
-            try:
-                result = least_squares(
-                    problem.residual, q0, jac=problem.jacobian, method="lm", xtol=1e-6, ftol=1e-6, gtol=1e-6,
-                    max_nfev=300,
-                )  # fmt: skip
-            except (ValueError, FloatingPointError):
-                continue
-        if np.all(np.isfinite(result.fun)) and (best is None or result.cost < best.cost):
-            best = result
+    # every start gets a short run; the best of them is then run to convergence
+    best = _best(problem, [np.log([max(p[1], LAMBDA_FLOOR), p[2], p[3]]) for p in starts(tn, yn)], SCOUT_NFEV)
+    if best is not None:
+        best = _best(problem, [best.x], MAX_NFEV) or best
     if best is None:
         return _failed(n, "every start failed")
     A, lam, gamma, t0, K = problem.params(best.x)
