@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Rebuild the committed zoo data set (data/zoo, data/README.md) from scratch on this machine:
 # train the CPU tier, measure every checkpoint, assemble metrics, configs, provenance and the data card.
-# Resumable: finished runs and measured checkpoints are skipped. ~2 h on 2 cores.
+# Resumable: finished runs and measured checkpoints are skipped. ~1 h on 2 cores.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CACHE=${ARCHCAST_CACHE:-$HOME/.cache/archcast}

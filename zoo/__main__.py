@@ -4,7 +4,7 @@ Examples:
   python -m zoo list --tier cpu
   python -m zoo corpus --cache ~/.cache/archcast          # fetch the pinned corpus (apt-get)
   python -m zoo run --tier smoke --cache /tmp/zoo          # seconds, uses the committed slice
-  python -m zoo run --tier cpu --jobs 2 --threads 1        # the default data set (~2 h on 2 cores)
+  python -m zoo run --tier cpu --jobs 2 --threads 1        # the default data set (~1 h on 2 cores)
   python -m zoo run --tier gpu --device cuda               # larger and longer, for a CUDA machine
 """
 
