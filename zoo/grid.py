@@ -77,7 +77,7 @@ def random_combinations(count: int, seed: int = 7) -> list[RunSpec]:
 
 # 400 steps of 8 × 256 tokens, lr 1.5e-2, no weight decay, BOS first: ~1 h on 2 cores. Pilots on the base
 # Llama (d=64, data/zoo/pilots): strongest-layer ratio end/init 1.3× at lr 6e-3 over 800 steps, 2.3× at
-# 1.5e-2 and 2.5× at 3e-2 over 400 steps (3e-2 costs loss: 5.1 vs 4.4); d=128 at 6e-3 grew only 1.2×.
+# 1.5e-2 and 2.0× at 3e-2 over 400 steps (3e-2 also costs loss: 5.1 vs 4.4); d=128 at 6e-3 grew only 1.2×.
 GPU_ONLY = {"gpt2-L6", "neox-rope1"}
 CPU_RECIPE = Recipe(steps=400, batch_size=8, seq_len=256, lr=1.5e-2, n_linear_checkpoints=64)
 SMOKE_RECIPE = Recipe(steps=24, batch_size=2, seq_len=32, warmup=2, n_linear_checkpoints=8)
