@@ -185,12 +185,11 @@ def serve_cmd(
     """
     import subprocess
 
+    from service.launch import REPO, serve_command
     from service.predictor import Predictor
 
     Predictor()  # fail here, with a clear message, if the served model is missing or tampered
-    repo = Path(__file__).resolve().parents[1]
-    cmd = [sys.executable, "-m", "bentoml", "serve", "service.service:Archcast", "--host", host, "--port", str(port)]
-    raise typer.Exit(subprocess.call(cmd, cwd=repo))
+    raise typer.Exit(subprocess.call(serve_command(host, port), cwd=REPO))
 
 
 def main() -> None:

@@ -7,8 +7,6 @@ import os
 import shutil
 import socket
 import subprocess
-import sys
-import time
 import urllib.request
 
 import hypothesis
@@ -21,6 +19,7 @@ from starlette.testclient import TestClient
 from typer.testing import CliRunner
 
 from archcast.cli import app as cli_app
+from service.launch import serve_command, wait_ready
 from service.predictor import ModelError, Predictor
 
 from .conftest import REPO
@@ -194,29 +193,11 @@ def _free_port() -> int:
 def test_real_bentoml_server_answers_on_loopback(models_env):
     port = _free_port()
     env = {**os.environ, "ARCHCAST_MODELS": str(models_env), "BENTOML_HOME": str(models_env.parent / "bentoml")}
-    cmd = [
-        sys.executable,
-        "-m",
-        "bentoml",
-        "serve",
-        "service.service:Archcast",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-    ]
-    server = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    server = subprocess.Popen(
+        serve_command(port=port), cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
     try:
-        deadline = time.time() + 120
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                if time.time() > deadline or server.poll() is not None:
-                    raise AssertionError(f"server did not start: {server.stderr.read().decode()[-2000:]}") from None
-                time.sleep(0.5)
+        wait_ready(server, port)
         request = urllib.request.Request(
             f"http://127.0.0.1:{port}/predict",
             data=json.dumps({"config": GPT2, "steps": [1, 2]}).encode(),

@@ -113,7 +113,7 @@ def train_run(spec: RunSpec, tokens: np.ndarray, tokenizer, run_dir: Path, devic
             tvr_count += tvr_rescale_(model, recipe.tvr_sigma, recipe.tvr_threshold)
         losses.append(loss.item())
         if step % 100 == 0:
-            log(f"{spec.name}: step {step}/{recipe.steps} loss {float(loss):.3f}")
+            log(f"{spec.name}: step {step}/{recipe.steps} loss {losses[-1]:.3f}")
     summary = {
         "spec": spec.to_dict(),
         "n_params": sum(p.numel() for p in model.parameters()),

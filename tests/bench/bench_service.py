@@ -9,16 +9,15 @@ from __future__ import annotations
 
 import http.client
 import json
-import os
 import socket
 import subprocess
-import sys
 import threading
 import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
+
+from service.launch import serve_command, wait_ready
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIG = json.loads((REPO / "examples" / "configs" / "pythia-160m.json").read_text())
@@ -72,31 +71,9 @@ def main() -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "bentoml",
-            "serve",
-            "service.service:Archcast",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-        ],
-        cwd=REPO,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env={**os.environ},
-    )
-    base = f"http://127.0.0.1:{port}"
+    server = subprocess.Popen(serve_command(port=port), cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        for _ in range(240):
-            try:
-                urllib.request.urlopen(base + "/readyz", timeout=1)
-                break
-            except OSError:
-                time.sleep(0.5)
+        wait_ready(server, port)
         body = json.dumps({"config": CONFIG, "steps": [0, 1000, 10000, 100000]}).encode()
         one = Client(port)
         for _ in range(20):
