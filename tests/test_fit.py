@@ -98,3 +98,19 @@ def test_projected_jacobian_is_exact_where_the_curve_fits_exactly():
     numeric = np.stack([(problem.residual(q + e) - problem.residual(q - e)) / 2e-6 for e in np.eye(3) * 1e-6], axis=1)
     np.testing.assert_allclose(problem.jacobian(q), numeric, rtol=1e-5, atol=1e-7)
     np.testing.assert_allclose(problem.params(q), (A, lam, gamma, t0, K), rtol=1e-9)
+
+
+def test_fits_of_measured_zoo_series_stay_inside_the_parameter_box():
+    # Unbounded, the projected optimum of a rise-then-fall series can run off to λ → ∞ with A
+    # compensating: a good R² with parameters that mean nothing. Fits must stay in the box.
+    from pathlib import Path
+
+    from training.fit import LOWER, UPPER
+
+    metrics = pd.read_parquet(Path(__file__).resolve().parents[1] / "data" / "zoo" / "metrics.parquet")
+    for _, s in list(metrics.sort_values("step").groupby(["model_id", "layer"]))[::15]:
+        t, y = s["step"].to_numpy(float), s["ma_ratio"].to_numpy(float)
+        fit = fit_series(t, y)
+        span = np.ptp(y)
+        normalised = np.array([fit.A / span, fit.lam, fit.gamma * t.max(), fit.t0, (fit.K - y.min()) / span])
+        assert np.all(normalised >= LOWER - 1e-6) and np.all(normalised <= UPPER + 1e-6), normalised

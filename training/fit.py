@@ -8,7 +8,9 @@ construction, with the analytic Jacobian of the projected residual (Kaufman's fo
 built from the curve's own Jacobian). Several starts (the published initial guess
 and the best points of a coarse grid); the best is kept and mapped back to steps
 and metric units. Projecting out A and K makes the problem far better conditioned
-than the five-parameter one: ~50 evaluations instead of ~150, and a higher mean R².
+than the five-parameter one. Where the projected optimum leaves the parameter box
+(λ running off with A compensating), all five are refitted inside the box by bounded
+trust-region least squares, so fitted parameters stay meaningful and predictable.
 """
 
 from __future__ import annotations
@@ -21,11 +23,11 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import least_squares
 
-from features.curve import PARAMS, curve, derived
+from features.curve import PARAMS, curve, derived, jacobian
 
 DEFAULT_METRICS: tuple[str, ...] = ("ma_ratio", "linearity", "linearity_nores")
 MIN_POINTS = 6  # five parameters need at least one degree of freedom
-# Box for the start points on the normalised problem: A, λ, γ, t0, K.
+# Box on the normalised problem (A, λ, γ, t0, K): parameters outside it are refitted inside it.
 LOWER = np.array([-100.0, 0.0, 1e-4, 1e-4, -10.0])
 UPPER = np.array([100.0, 50.0, 1e4, 1e3, 10.0])
 
@@ -181,6 +183,24 @@ def _best(problem: _Projected, q0s: list[np.ndarray], max_nfev: int):
     return best
 
 
+def _boxed_fit(tn: np.ndarray, yn: np.ndarray, extra_starts: list[np.ndarray]):
+    """All five by bounded trust-region least squares (the curve's analytic Jacobian) from the clipped projected
+    optimum and the best grid point; the better is kept."""
+    best = None
+    for p0 in [np.clip(g, LOWER + 1e-9, UPPER - 1e-9) for g in extra_starts + grid_starts(tn, yn, 1)]:
+        with np.errstate(all="ignore"):
+            try:
+                result = least_squares(
+                    lambda p: curve(tn, *p) - yn, p0, jac=lambda p: jacobian(tn, *p), bounds=(LOWER, UPPER),
+                    method="trf", x_scale="jac", max_nfev=100, ftol=1e-5, xtol=1e-5, gtol=1e-5,
+                )  # fmt: skip
+            except (ValueError, FloatingPointError):
+                continue
+        if np.all(np.isfinite(result.fun)) and (best is None or result.cost < best.cost):
+            best = result
+    return best
+
+
 def fit_series(steps, values) -> Fit:
     """Fit one series (steps, values); failures come back as a Fit with converged=False and a message."""
     t = np.asarray(steps, dtype=np.float64)
@@ -199,17 +219,22 @@ def fit_series(steps, values) -> Fit:
     best = _best(problem, [np.log([max(p[1], LAMBDA_FLOOR), p[2], p[3]]) for p in starts(tn, yn)], SCOUT_NFEV)
     if best is not None:
         best = _best(problem, [best.x], MAX_NFEV) or best
-    if best is None:
-        return _failed(n, "every start failed")
-    A, lam, gamma, t0, K = problem.params(best.x)
-    if not all(map(math.isfinite, (A, lam, gamma, t0, K))):
-        return _failed(n, "diverged: parameters left the finite range")
+    params = np.array(problem.params(best.x)) if best is not None else None
+    success, message = (bool(best.success), best.message) if best is not None else (False, "")
+    if params is None or not (np.all(np.isfinite(params)) and np.all((params >= LOWER) & (params <= UPPER))):
+        # The projected optimum left the box (typically λ huge with A compensating: a curve that fits but
+        # whose parameters mean nothing and cannot be predicted): refit all five inside the box.
+        boxed = _boxed_fit(tn, yn, [] if params is None or not np.all(np.isfinite(params)) else [params])
+        if boxed is None:
+            return _failed(n, "every start failed")
+        params, success, message = boxed.x, bool(boxed.success), boxed.message
+    A, lam, gamma, t0, K = map(float, params)
     # back to original units: y = y_span·yn + y_min, tn = t / t_scale
     params = (A * y_span, lam, gamma / t_scale, t0, K * y_span + y_min)
     sse = float(np.sum((curve(t, *params) - y) ** 2))
     sst = float(np.sum((y - y.mean()) ** 2))
     aic = n * math.log(max(sse, 1e-300) / n) + 2 * len(PARAMS)
-    return Fit(*map(float, params), 1.0 - sse / sst, math.sqrt(sse / n), aic, bool(best.success), n, best.message)
+    return Fit(*map(float, params), 1.0 - sse / sst, math.sqrt(sse / n), aic, success, n, message)
 
 
 def fit_table(metrics: pd.DataFrame, metric_names=DEFAULT_METRICS, include_duplicates: bool = False) -> pd.DataFrame:
