@@ -170,12 +170,22 @@ class Predictor:
         params = self.parameters(rows, metrics)
         last = float(t.max()) if len(t) else 0.0
         layers = [{"layer": i + 1, "metrics": {}} for i in range(len(rows))]
+        clipped: list[str] = []
         for metric, p in params.items():
             values = curve(t[None, :], *(p[name][:, None] for name in PARAMS))  # (L, T)
+            low, high = METRIC_RANGE.get(metric, (-np.inf, np.inf))
+            outside = (values < low) | (values > high)
+            if outside.any():
+                clipped.append(
+                    f"{metric}: curve values outside its possible range [{low:g}, {high:g}] were clipped to it "
+                    f"(layers {sorted({int(i) + 1 for i in np.nonzero(outside)[0]})}); unreliable there"
+                )
+                values = np.clip(values, low, high)
             t_peak = peak_step(p["lam"], p["gamma"], p["t0"])
             observable = np.isfinite(t_peak) & (t_peak > 0)
             peak_value = np.where(observable, curve(np.where(observable, t_peak, 0.0), *(p[n] for n in PARAMS)), np.nan)
-            final = curve(last, *(p[n] for n in PARAMS))
+            final = np.clip(curve(last, *(p[n] for n in PARAMS)), low, high)
+            peak_value = np.clip(peak_value, low, high)  # NaN (no observable peak) stays NaN
             for i, layer in enumerate(layers):
                 layer["metrics"][metric] = {
                     "params": {name: _num(p[name][i]) for name in PARAMS},
@@ -193,9 +203,13 @@ class Predictor:
             "model_type": model_type,
             "n_layers": len(rows),
             "steps": [_num(s) for s in t],
-            "warnings": self.domain_warnings(rows.astype(np.float64), model_type),
+            "warnings": self.domain_warnings(rows.astype(np.float64), model_type) + clipped,
             "layers": layers,
         }
+
+
+# What each metric can be: top-1 ≥ median, so the ratio is ≥ 1; the linearity scores are R² in [0, 1].
+METRIC_RANGE = {"ma_ratio": (1.0, np.inf), "linearity": (0.0, 1.0), "linearity_nores": (0.0, 1.0)}
 
 
 def _num(value) -> float | None:

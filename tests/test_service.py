@@ -230,3 +230,18 @@ def test_fuzzed_requests_never_get_a_server_error(client, asgi_app):
                 case.call_and_validate(checks=[not_a_server_error])
 
             fuzz()
+
+
+def test_curves_stay_within_what_each_metric_can_be():
+    # The committed model extrapolates far outside its zoo for a 12-layer, d=768 config; whatever the
+    # parameters, a ratio is >= 1 and a linearity score lies in [0, 1], and clipping is announced.
+    from service.predictor import METRIC_RANGE
+
+    config = json.loads((REPO / "examples" / "configs" / "pythia-160m.json").read_text())
+    result = Predictor().predict(config)
+    for layer in result["layers"]:
+        for metric, out in layer["metrics"].items():
+            low, high = METRIC_RANGE[metric]
+            values = [v for v in out["curve"] + [out["derived"]["final_value"]] if v is not None]
+            assert all(low <= v <= high for v in values), (metric, layer["layer"])
+    assert all(isinstance(w, str) for w in result["warnings"])
