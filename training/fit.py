@@ -166,39 +166,35 @@ class _Projected:
         return A, lam, gamma, t0, float(self.yn.mean() - A * phi.mean())
 
 
-def _best(problem: _Projected, q0s: list[np.ndarray], max_nfev: int):
-    """The lowest-cost finite least-squares result over the starts, or None."""
+def _lowest_cost(residual, x0s, **options):
+    """The lowest-cost finite scipy least-squares result over the starts x0s, or None."""
     best = None
-    for q0 in q0s:
+    for x0 in x0s:
         with np.errstate(all="ignore"):
             try:
-                result = least_squares(
-                    problem.residual, q0, jac=problem.jacobian, method="lm", xtol=TOL, ftol=TOL, gtol=TOL,
-                    max_nfev=max_nfev,
-                )  # fmt: skip
+                result = least_squares(residual, x0, **options)
             except (ValueError, FloatingPointError):
                 continue
         if np.all(np.isfinite(result.fun)) and (best is None or result.cost < best.cost):
             best = result
     return best
+
+
+def _best(problem: _Projected, q0s: list[np.ndarray], max_nfev: int):
+    """Levenberg–Marquardt on the projected problem from each start; the best result, or None."""
+    return _lowest_cost(
+        problem.residual, q0s, jac=problem.jacobian, method="lm", xtol=TOL, ftol=TOL, gtol=TOL, max_nfev=max_nfev
+    )
 
 
 def _boxed_fit(tn: np.ndarray, yn: np.ndarray, extra_starts: list[np.ndarray]):
     """All five by bounded trust-region least squares (the curve's analytic Jacobian) from the clipped projected
     optimum and the best grid point; the better is kept."""
-    best = None
-    for p0 in [np.clip(g, LOWER + 1e-9, UPPER - 1e-9) for g in extra_starts + grid_starts(tn, yn, 1)]:
-        with np.errstate(all="ignore"):
-            try:
-                result = least_squares(
-                    lambda p: curve(tn, *p) - yn, p0, jac=lambda p: jacobian(tn, *p), bounds=(LOWER, UPPER),
-                    method="trf", x_scale="jac", max_nfev=100, ftol=1e-5, xtol=1e-5, gtol=1e-5,
-                )  # fmt: skip
-            except (ValueError, FloatingPointError):
-                continue
-        if np.all(np.isfinite(result.fun)) and (best is None or result.cost < best.cost):
-            best = result
-    return best
+    p0s = [np.clip(g, LOWER + 1e-9, UPPER - 1e-9) for g in extra_starts + grid_starts(tn, yn, 1)]
+    return _lowest_cost(
+        lambda p: curve(tn, *p) - yn, p0s, jac=lambda p: jacobian(tn, *p), bounds=(LOWER, UPPER),
+        method="trf", x_scale="jac", max_nfev=100, ftol=1e-5, xtol=1e-5, gtol=1e-5,
+    )  # fmt: skip
 
 
 def fit_series(steps, values) -> Fit:
