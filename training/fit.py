@@ -135,13 +135,11 @@ class _Projected:
 
     def _solve(self, q):
         lam, gamma, t0 = np.exp(q)
-        x = gamma * self.tn + t0
-        decay, log_x = np.exp(-lam * x), np.log(x)
-        phi = decay * log_x  # the curve with A = 1, K = 0
+        phi = curve(self.tn, 1.0, lam, gamma, t0, 0.0)  # the curve with A = 1, K = 0
         pc = phi - phi.mean()
         var = float(pc @ pc)
         A = float(pc @ self.yc) / var if var > 0 else 0.0  # closed-form least squares for A (K from the means)
-        return (lam, gamma, t0), (x, decay, log_x), phi, pc, var, A
+        return (lam, gamma, t0), phi, pc, var, A
 
     def residual(self, q) -> np.ndarray:
         *_, pc, _, A = self._linear(q)
@@ -150,19 +148,17 @@ class _Projected:
     def jacobian(self, q) -> np.ndarray:
         """Kaufman's variable-projection Jacobian: A·P⊥ ∂φ/∂q, with P⊥ projecting out span{φ, 1}.
 
-        ∂φ/∂(λ, γ, t0) are the derivatives of features.curve.jacobian (with A = 1), times
-        (λ, γ, t0) for the log parametrisation.
+        ∂φ/∂(λ, γ, t0) come from the curve's own Jacobian (A = 1), times (λ, γ, t0) for the log parametrisation.
         """
-        (lam, gamma, t0), (x, decay, log_x), phi, pc, var, A = self._linear(q)
-        d_x = decay * (1.0 / x - lam * log_x)  # ∂φ/∂x
-        d_phi = np.stack([-lam * x * phi, gamma * self.tn * d_x, t0 * d_x], axis=1)
+        (lam, gamma, t0), _, pc, var, A = self._linear(q)
+        d_phi = jacobian(self.tn, 1.0, lam, gamma, t0, 0.0)[:, 1:4] * np.array([lam, gamma, t0])
         d_c = d_phi - d_phi.mean(0)
         if var > 0:
             d_c = d_c - np.outer(pc, pc @ d_c) / var
         return A * d_c
 
     def params(self, q) -> tuple[float, float, float, float, float]:
-        (lam, gamma, t0), _, phi, _, _, A = self._linear(q)
+        (lam, gamma, t0), phi, _, _, A = self._linear(q)
         return A, lam, gamma, t0, float(self.yn.mean() - A * phi.mean())
 
 
@@ -215,12 +211,13 @@ def fit_series(steps, values) -> Fit:
     best = _best(problem, [np.log([max(p[1], LAMBDA_FLOOR), p[2], p[3]]) for p in starts(tn, yn)], SCOUT_NFEV)
     if best is not None:
         best = _best(problem, [best.x], MAX_NFEV) or best
-    params = np.array(problem.params(best.x)) if best is not None else None
+    params = np.array(problem.params(best.x)) if best is not None else np.full(len(PARAMS), np.nan)
     success, message = (bool(best.success), best.message) if best is not None else (False, "")
-    if params is None or not (np.all(np.isfinite(params)) and np.all((params >= LOWER) & (params <= UPPER))):
+    finite = bool(np.all(np.isfinite(params)))
+    if not (finite and np.all((params >= LOWER) & (params <= UPPER))):
         # The projected optimum left the box (typically λ huge with A compensating: a curve that fits but
         # whose parameters mean nothing and cannot be predicted): refit all five inside the box.
-        boxed = _boxed_fit(tn, yn, [] if params is None or not np.all(np.isfinite(params)) else [params])
+        boxed = _boxed_fit(tn, yn, [params] if finite else [])
         if boxed is None:
             return _failed(n, "every start failed")
         params, success, message = boxed.x, bool(boxed.success), boxed.message
