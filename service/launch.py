@@ -1,8 +1,9 @@
-"""How archcast runs BentoML's server: one command line and one readiness wait, shared by
+"""How archcast runs BentoML's server: a free port, one command line and one readiness wait, shared by
 `archcast serve`, the real-server test and the service benchmark."""
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 import time
@@ -11,6 +12,13 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 SERVICE = "service.service:Archcast"
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A loopback port nothing listens on now (the OS picks it)."""
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
 
 
 def serve_command(host: str = "127.0.0.1", port: int = 3000) -> list[str]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import urllib.request
 
@@ -19,7 +18,7 @@ from starlette.testclient import TestClient
 from typer.testing import CliRunner
 
 from archcast.cli import app as cli_app
-from service.launch import serve_command, wait_ready
+from service.launch import free_port, serve_command, wait_ready
 from service.predictor import ModelError, Predictor
 
 from .conftest import REPO
@@ -184,14 +183,8 @@ def test_committed_default_model_serves_the_example_configs():
         assert result["n_layers"] == len(result["layers"]) > 0
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_real_bentoml_server_answers_on_loopback(models_env):
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "ARCHCAST_MODELS": str(models_env), "BENTOML_HOME": str(models_env.parent / "bentoml")}
     server = subprocess.Popen(
         serve_command(port=port), cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE

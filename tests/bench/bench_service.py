@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import http.client
 import json
-import socket
 import subprocess
 import threading
 import time
@@ -17,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from service.launch import serve_command, wait_ready
+from service.launch import free_port, serve_command, wait_ready
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIG = json.loads((REPO / "examples" / "configs" / "pythia-160m.json").read_text())
@@ -68,9 +67,7 @@ def cost_split() -> None:
 
 def main() -> None:
     cost_split()
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     server = subprocess.Popen(serve_command(port=port), cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_ready(server, port)
