@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import numpy as np
 import torch
 
 SUN_MIN_VALUE = 100.0  # Sun et al.: a massive activation exceeds 100 in magnitude ...
@@ -29,8 +28,14 @@ def magnitude_stats(h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.
     top3, top_idx = a.topk(3, dim=1)  # (B, 3)
     n = a.shape[1]
     lower = a.kthvalue((n + 1) // 2, dim=1).values
-    upper = a.kthvalue(n // 2 + 1, dim=1).values
-    median = (lower + upper) / 2 if n % 2 == 0 else lower
+    if n % 2:
+        return top3, lower, top_idx[:, 0]
+    # the upper middle value without a second selection: `lower` again if it occurs past the middle,
+    # else the smallest value above it
+    greater = a > lower[:, None]
+    past_middle = n - greater.sum(1) > n // 2
+    above = torch.where(greater, a, torch.inf).amin(1)
+    median = (lower + torch.where(past_middle, lower, above)) / 2
     return top3, median, top_idx[:, 0]
 
 
@@ -56,42 +61,48 @@ class GramStats:
     def update(self, x: torch.Tensor, y: torch.Tensor) -> None:
         """x: (n, d_in), y: (n, d_out), cast to float64 here."""
         x, y = x.double(), y.double()
-        self.xtx += x.T @ x
-        self.xty += x.T @ y
+        products = x.T @ torch.cat([x, y], dim=1)  # XᵀX and XᵀY in one product (cheaper than two on CPU)
+        d_in = x.shape[1]
+        self.xtx += products[:, :d_in]
+        self.xty += products[:, d_in:]
         self.sum_x += x.sum(0)
         self.sum_y += y.sum(0)
-        self.sq_x += float((x * x).sum())
-        self.sq_y += float((y * y).sum())
+        self.sq_x = float(torch.trace(self.xtx))
+        flat_y = y.reshape(-1)
+        self.sq_y += float(flat_y @ flat_y)
         self.n += x.shape[0]
 
-    def of_residual(self) -> GramStats:
-        """The statistics of X → (Y − X), derived without a second pass: Xᵀ(Y−X) = XᵀY − XᵀX."""
-        cross = float(torch.trace(self.xty))  # Σ⟨x, y⟩ over rows
-        return GramStats(
-            self.xtx,
-            self.xty - self.xtx,
-            self.sum_x,
-            self.sum_y - self.sum_x,
-            self.sq_x,
-            self.sq_y - 2 * cross + self.sq_x,
-            self.n,
-        )
+    def scores(self) -> tuple[float, float]:
+        """(linearity, linearity_nores): 1 − ‖X̂A − Ŷ‖²_F for column-centred, Frobenius-normalised X̂ and
+        Ŷ = Y (resp. Y − X), with least-squares A.
 
-    def r2(self) -> float:
-        """1 − ‖X̂A − Ŷ‖²_F for column-centred, Frobenius-normalised X̂, Ŷ and least-squares A."""
+        At the least-squares optimum the score is tr(ĉᵀ Ĝ⁺ ĉ) for the normalised Gram Ĝ and cross ĉ; the
+        normalisation of X cancels, leaving ‖W^-½ Vᵀ C‖²_F / ‖Y_c‖²_F with X_cᵀX_c = V W Vᵀ. One symmetric
+        eigendecomposition serves both targets (they share X); eigenvalues at or below the cut-off that
+        numpy's lstsq uses (ε · d · largest) are dropped, i.e. the minimum-norm solution of a rank-deficient X.
+        """
         n = self.n
-        mx, my = self.sum_x / n, self.sum_y / n
-        g = self.xtx - n * torch.outer(mx, mx)  # X_cᵀ X_c
-        c = self.xty - n * torch.outer(mx, my)  # X_cᵀ Y_c
-        norm_x2 = self.sq_x - n * float(mx @ mx)
-        norm_y2 = self.sq_y - n * float(my @ my)
-        if norm_x2 <= 0 or norm_y2 <= 0:
-            return float("nan")
-        g, c = g / norm_x2, c / np.sqrt(norm_x2 * norm_y2)  # Gram and cross of the normalised matrices
-        g_np, c_np = g.cpu().numpy(), c.cpu().numpy()
-        a = np.linalg.lstsq(g_np, c_np, rcond=None)[0]  # normal equations; min-norm when rank-deficient
-        residual = 1.0 - 2.0 * np.sum(a * c_np) + np.sum(a * (g_np @ a))
-        return float(1.0 - residual)
+        mx = self.sum_x / n
+        gram = self.xtx - n * torch.outer(mx, mx)  # X_cᵀ X_c
+        if self.sq_x - n * float(mx @ mx) <= 0:
+            return float("nan"), float("nan")
+        w, v = torch.linalg.eigh(gram)
+        keep = w > w.max() * torch.finfo(w.dtype).eps * gram.shape[0]
+        whiten = v[:, keep] / w[keep].sqrt()  # Ĝ⁺ = whiten · whitenᵀ on the kept eigenvectors
+        cross_xy = float(torch.trace(self.xty))  # Σ⟨x, y⟩ over rows, for ‖Y − X‖²
+
+        def score(xty: torch.Tensor, sum_y: torch.Tensor, sq_y: float) -> float:
+            my = sum_y / n
+            norm_y2 = sq_y - n * float(my @ my)
+            if norm_y2 <= 0:
+                return float("nan")
+            cross = xty - n * torch.outer(mx, my)  # X_cᵀ Y_c
+            return float((whiten.T @ cross).square().sum()) / norm_y2
+
+        return (
+            score(self.xty, self.sum_y, self.sq_y),
+            score(self.xty - self.xtx, self.sum_y - self.sum_x, self.sq_y - 2 * cross_xy + self.sq_x),
+        )
 
 
 @dataclass
@@ -127,6 +138,7 @@ class LayerStats:
         top3 = torch.cat(self.top3).double().mean(0)  # mean over the N sequences
         median = float(torch.cat(self.median).double().mean())
         ratio = float(top3[0]) / median if median > 0 else float("inf")
+        linearity, linearity_nores = self.linear.scores() if self.linear else (float("nan"), float("nan"))
         return {
             "ma_top1": float(top3[0]),
             "ma_top2": float(top3[1]),
@@ -136,6 +148,6 @@ class LayerStats:
             "top1_token": self.best_location[0],
             "top1_dim": self.best_location[1],
             "sun_massive": bool(float(top3[0]) > SUN_MIN_VALUE and ratio >= SUN_MIN_RATIO),
-            "linearity": self.linear.r2() if self.linear else float("nan"),
-            "linearity_nores": self.linear.of_residual().r2() if self.linear else float("nan"),
+            "linearity": linearity,
+            "linearity_nores": linearity_nores,
         }

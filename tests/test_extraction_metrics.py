@@ -97,3 +97,41 @@ def test_statistics_are_float32_or_wider_for_half_precision_models(tokenizer):
     windows[:, 4] = 7
     rows = measure(model, windows, Settings(batch_size=2))
     assert np.isfinite(rows[0]["ma_ratio"]) and rows[0]["ma_top1"] > 50000
+
+
+@pytest.mark.parametrize("case", ["full rank", "duplicated column", "fewer rows than dims", "huge column offset"])
+def test_linearity_solve_matches_lstsq_reference(case):
+    # The scores come from Gram statistics accumulated over batches and one eigendecomposition;
+    # they must equal a direct least-squares solve, rank-deficient X included.
+    from extraction.metrics import GramStats
+
+    rng = np.random.default_rng(0)
+    n, d = (40, 64) if case == "fewer rows than dims" else (300, 24)
+    x = rng.normal(size=(n, d))
+    if case == "duplicated column":
+        x[:, 5] = x[:, 3]
+    if case == "huge column offset":  # a massive-activation-like dimension: mean ≫ spread
+        x[:, 0] = 3000.0 + 0.01 * rng.normal(size=n)
+    y = x @ rng.normal(size=(d, d)) * 0.3 + x + rng.normal(size=(n, d))
+    stats = GramStats.zeros(d, d, "cpu")
+    for rows in np.array_split(np.arange(n), 3):
+        stats.update(torch.from_numpy(x[rows]).float(), torch.from_numpy(y[rows]).float())
+    xf, yf = x.astype(np.float32).astype(np.float64), y.astype(np.float32).astype(np.float64)
+    linearity, nores = stats.scores()
+    assert abs(linearity - reference_linearity(xf, yf)) < 1e-6
+    assert abs(nores - reference_linearity(xf, yf - xf)) < 1e-6
+
+
+@pytest.mark.parametrize("shape", [(3, 4, 5), (2, 3, 3), (4, 6, 8)])
+def test_median_and_top3_match_numpy_with_ties(shape):
+    # Few distinct values, so the two middle values often tie (and sometimes do not).
+    from extraction.metrics import magnitude_stats
+
+    rng = np.random.default_rng(1)
+    for _ in range(20):
+        h = torch.from_numpy(rng.integers(-3, 4, size=shape).astype(np.float32) * 0.5)
+        top3, median, argmax = magnitude_stats(h)
+        a = h.abs().flatten(1).numpy()
+        np.testing.assert_array_equal(median.numpy(), np.median(a, axis=1))
+        np.testing.assert_array_equal(top3.numpy(), -np.sort(-a, axis=1)[:, :3])
+        np.testing.assert_array_equal(a[np.arange(len(a)), argmax.numpy()], a.max(1))
