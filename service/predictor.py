@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import onnx
+import onnx.compose
 import onnxruntime
 
 from features import FEATURES, SCHEMA_HASH, feature_matrix, read_spec
@@ -50,7 +52,23 @@ class Target:
     metric: str
     param: str
     transform: str
-    session: onnxruntime.InferenceSession
+
+
+def combined_model(models: list[onnx.ModelProto]) -> onnx.ModelProto:
+    """The per-target models side by side in one graph: the shared input `features` feeds each
+    (renamed apart by a prefix), and output i is target i's prediction."""
+    nodes, initializers, outputs = [], [], []
+    for i, model in enumerate(models):
+        graph = onnx.compose.add_prefix(model, f"t{i}_").graph
+        (source,) = graph.input
+        nodes.append(onnx.helper.make_node("Identity", ["features"], [source.name]))
+        nodes.extend(graph.node)
+        initializers.extend(graph.initializer)
+        outputs.append(graph.output[0])
+    graph = onnx.helper.make_graph(nodes, "archcast", [models[0].graph.input[0]], outputs, initializers)
+    combined = onnx.helper.make_model(graph, opset_imports=models[0].opset_import)
+    combined.ir_version = models[0].ir_version
+    return combined
 
 
 def cpu_threads() -> int:
@@ -58,10 +76,6 @@ def cpu_threads() -> int:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # not on Linux
         return max(1, os.cpu_count() or 1)
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def resolve_version(models_dir: Path, version: str | None) -> Path:
@@ -91,14 +105,20 @@ class Predictor:
         options.intra_op_num_threads = threads or cpu_threads()
         options.inter_op_num_threads = 1
         self.targets: list[Target] = []
+        graphs = []
         for entry in self.manifest["targets"]:
             path = self.folder / entry["file"]
             if not path.exists():
                 raise ModelError(f"{path} is missing")
-            if _sha256(path) != entry["sha256"]:
+            data = path.read_bytes()
+            if hashlib.sha256(data).hexdigest() != entry["sha256"]:
                 raise ModelError(f"{path} does not match the sha256 in its manifest: refusing a tampered model")
-            session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-            self.targets.append(Target(entry["metric"], entry["param"], entry["transform"], session))
+            graphs.append(onnx.load_from_string(data))
+            self.targets.append(Target(entry["metric"], entry["param"], entry["transform"]))
+        # One session over all targets: a request then costs one onnxruntime call, not one per target.
+        self.session = onnxruntime.InferenceSession(
+            combined_model(graphs).SerializeToString(), options, providers=["CPUExecutionProvider"]
+        )
         self.metrics: list[str] = list(self.manifest["metrics"])
         self.default_steps: list[int] = list(self.manifest.get("default_steps", []))
         ranges = self.manifest["domain"]["feature_ranges"]
@@ -152,10 +172,9 @@ class Predictor:
     def parameters(self, rows: np.ndarray, metrics: list[str]) -> dict[str, dict[str, np.ndarray]]:
         """metric → param → values per layer (L,), in original units."""
         out: dict[str, dict[str, np.ndarray]] = {m: {} for m in metrics}
-        for target in self.targets:
+        for target, raw in zip(self.targets, self.session.run(None, {"features": rows}), strict=True):
             if target.metric in out:
-                raw = target.session.run(None, {"features": rows})[0].reshape(-1)
-                out[target.metric][target.param] = from_target(target.transform, raw)
+                out[target.metric][target.param] = from_target(target.transform, raw.reshape(-1))
         return out
 
     def predict(self, config: Any, steps=None, metrics=None) -> dict[str, Any]:
@@ -186,23 +205,26 @@ class Predictor:
             peak_value = np.where(observable, curve(np.where(observable, t_peak, 0.0), *(p[n] for n in PARAMS)), np.nan)
             final = np.clip(curve(last, *(p[n] for n in PARAMS)), low, high)
             peak_value = np.clip(peak_value, low, high)  # NaN (no observable peak) stays NaN
+            columns = {name: _nums(p[name]) for name in PARAMS}
+            derived = {
+                "steady_state": columns["K"],
+                "peak_step": _nums(t_peak),
+                "peak_observable": observable.tolist(),
+                "peak_value": _nums(peak_value),
+                "final_value": _nums(final),
+            }
+            curves = _nums(values)
             for i, layer in enumerate(layers):
                 layer["metrics"][metric] = {
-                    "params": {name: _num(p[name][i]) for name in PARAMS},
-                    "derived": {
-                        "steady_state": _num(p["K"][i]),
-                        "peak_step": _num(t_peak[i]),
-                        "peak_observable": bool(observable[i]),
-                        "peak_value": _num(peak_value[i]),
-                        "final_value": _num(final[i]),
-                    },
-                    "curve": [_num(v) for v in values[i]],
+                    "params": {name: column[i] for name, column in columns.items()},
+                    "derived": {name: column[i] for name, column in derived.items()},
+                    "curve": curves[i],
                 }
         return {
             "model_version": self.version,
             "model_type": model_type,
             "n_layers": len(rows),
-            "steps": [_num(s) for s in t],
+            "steps": _nums(t),
             "warnings": self.domain_warnings(rows.astype(np.float64), model_type) + clipped,
             "layers": layers,
         }
@@ -212,7 +234,10 @@ class Predictor:
 METRIC_RANGE = {"ma_ratio": (1.0, np.inf), "linearity": (0.0, 1.0), "linearity_nores": (0.0, 1.0)}
 
 
-def _num(value) -> float | None:
-    """JSON-safe float: NaN and ±inf become null."""
-    value = float(value)
-    return value if math.isfinite(value) else None
+def _nums(values: np.ndarray) -> list:
+    """JSON-safe (nested) list of floats: NaN and ±inf become null."""
+    values = np.asarray(values, dtype=np.float64)
+    finite = np.isfinite(values)
+    if finite.all():
+        return values.tolist()
+    return np.where(finite, values, None).tolist()

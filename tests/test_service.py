@@ -238,3 +238,22 @@ def test_curves_stay_within_what_each_metric_can_be():
             values = [v for v in out["curve"] + [out["derived"]["final_value"]] if v is not None]
             assert all(low <= v <= high for v in values), (metric, layer["layer"])
     assert all(isinstance(w, str) for w in result["warnings"])
+
+
+def test_one_combined_onnx_session_equals_one_session_per_model_file():
+    # The predictor runs all targets as one graph; each output must equal its own file's session.
+    import numpy as np
+    import onnxruntime
+
+    from features import feature_matrix
+
+    predictor = Predictor(threads=1)
+    rows = np.concatenate([feature_matrix(json.loads(p.read_text())) for p in sorted(CONFIGS.glob("*.json"))])
+    combined = predictor.session.run(None, {"features": rows})
+    assert len(combined) == len(predictor.manifest["targets"]) > 1
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = 1  # as the predictor's (summation order, hence rounding, depends on threads)
+    for entry, output in zip(predictor.manifest["targets"], combined, strict=True):
+        path = str(predictor.folder / entry["file"])
+        own = onnxruntime.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+        np.testing.assert_array_equal(output, own.run(None, {"features": rows})[0])
