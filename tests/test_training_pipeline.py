@@ -81,3 +81,19 @@ def test_retrain_needs_configs_for_every_model(smoke_zoo, tmp_path):
     (partial / "llama.json").write_text((configs / "llama.json").read_text())
     with pytest.raises(ValueError, match="no config for models"):
         retrain(metrics, partial, tmp_path / "models", tmp_path / "work", n_trials=1)
+
+
+def test_fits_are_refitted_when_the_metrics_change(smoke_zoo, tmp_path):
+    # The retrain resumes from cached fits; the cache key must follow the metrics it was fitted on.
+    from training.pipeline import fits_key
+
+    metrics, _, _ = smoke_zoo
+    copy = tmp_path / "metrics.parquet"
+    frame = pd.read_parquet(metrics)
+    frame.to_parquet(copy, index=False)
+    key = fits_key(copy, ("ma_ratio",))
+    assert fits_key(copy, ("ma_ratio",)) == key
+    assert fits_key(copy, ("ma_ratio", "linearity")) != key
+    frame.loc[0, "ma_ratio"] += 1.0
+    frame.to_parquet(copy, index=False)
+    assert fits_key(copy, ("ma_ratio",)) != key

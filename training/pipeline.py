@@ -6,6 +6,7 @@ output exists, so an interrupted retrain resumes where it stopped.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 import warnings
@@ -16,6 +17,8 @@ import numpy as np
 import pandas as pd
 from rich.console import Console
 
+import features.curve
+import training.fit
 from features import FEATURES
 from features.curve import PARAMS
 from training.dataset import build, data_hash, load_configs, target_name
@@ -75,6 +78,16 @@ def grouped_r2(table: pd.DataFrame, best: dict[str, dict], seed: int) -> float:
     return float(np.nanmean(scores))
 
 
+def fits_key(metrics_path: Path, metrics_names) -> str:
+    """Resume key of the fits: the metrics file, the metrics fitted and the fitting code. A rerun after
+    any of them changed refits instead of reusing stale fits."""
+    digest = hashlib.sha256(Path(metrics_path).read_bytes())
+    for module in (training.fit, features.curve):
+        digest.update(Path(module.__file__).read_bytes())
+    digest.update(",".join(metrics_names).encode())
+    return digest.hexdigest()[:12]
+
+
 def retrain(
     metrics_path: Path = DEFAULTS["metrics"],
     configs_dir: Path = DEFAULTS["configs"],
@@ -91,7 +104,7 @@ def retrain(
     work = Path(work)
     work.mkdir(parents=True, exist_ok=True)
     metrics = pd.read_parquet(metrics_path)
-    fits_path = work / "fits.parquet"
+    fits_path = work / f"fits-{fits_key(metrics_path, metrics_names)}.parquet"
     if not fits_path.exists():
         console.print(f"[bold]fit[/] {metrics_path}")
         with warnings.catch_warnings():
