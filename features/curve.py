@@ -16,6 +16,10 @@ from scipy.special import lambertw
 
 PARAMS: tuple[str, ...] = ("A", "lam", "gamma", "t0", "K")
 
+# What each metric can be: top-1 ≥ median, so the ratio is ≥ 1; the linearity scores are R² in [0, 1].
+# Predicted curves are clipped to this range wherever they are used (served, or scored in evaluation).
+METRIC_RANGE = {"ma_ratio": (1.0, np.inf), "linearity": (0.0, 1.0), "linearity_nores": (0.0, 1.0)}
+
 
 def curve(t, A, lam, gamma, t0, K):
     """f(t) for steps t (array-like); parameters may broadcast (e.g. one per layer)."""

@@ -21,7 +21,7 @@ import onnx.compose
 import onnxruntime
 
 from features import FEATURES, SCHEMA_HASH, feature_matrix, read_spec
-from features.curve import PARAMS, curve, from_target, peak_step
+from features.curve import METRIC_RANGE, PARAMS, curve, from_target, peak_step
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -228,10 +228,6 @@ class Predictor:
             "warnings": self.domain_warnings(rows.astype(np.float64), model_type) + clipped,
             "layers": layers,
         }
-
-
-# What each metric can be: top-1 ≥ median, so the ratio is ≥ 1; the linearity scores are R² in [0, 1].
-METRIC_RANGE = {"ma_ratio": (1.0, np.inf), "linearity": (0.0, 1.0), "linearity_nores": (0.0, 1.0)}
 
 
 def _nums(values: np.ndarray) -> list:

@@ -114,31 +114,3 @@ def test_fits_of_measured_zoo_series_stay_inside_the_parameter_box():
         span = np.ptp(y)
         normalised = np.array([fit.A / span, fit.lam, fit.gamma * t.max(), fit.t0, (fit.K - y.min()) / span])
         assert np.all(normalised >= LOWER - 1e-6) and np.all(normalised <= UPPER + 1e-6), normalised
-
-
-def test_projection_with_a_clipped_amplitude_is_the_box_optimum_and_its_jacobian_is_exact():
-    # Where the free amplitude would leave the box, the projected problem uses the clipped A (the
-    # best A in the box, since the objective is quadratic in A) and q outside its box is clipped:
-    # the residual and its Jacobian must stay consistent there.
-    from training.fit import UPPER, _Projected
-
-    tn = STEPS / STEPS[-1]
-    problem = _Projected(tn, np.sin(3 * tn) ** 2)
-    for q, clipped in ((np.log([45.0, 3.0, 1.0]), True), (np.log([80.0, 3.0, 1.0]), True),
-                       (np.log([0.5, 2e4, 1.0]), False)):  # fmt: skip
-        A, lam, gamma, t0, K = problem.params(q)
-        assert (abs(A) == UPPER[0]) == clipped and lam <= UPPER[1] and gamma <= UPPER[2]
-        # brute force over A in the box, K in closed form for each
-        phi_c = curve(tn, 1.0, lam, gamma, t0, 0.0)
-        phi_c, y_c = phi_c - phi_c.mean(), problem.yn - problem.yn.mean()
-        grid = np.linspace(-UPPER[0], UPPER[0], 2001)
-        sse = ((grid[:, None] * phi_c - y_c) ** 2).sum(1)
-        assert abs(A - grid[np.argmin(sse)]) <= 0.1 + 1e-9
-        np.testing.assert_allclose(problem.residual(q), curve(tn, A, lam, gamma, t0, K) - problem.yn, atol=1e-12)
-        numeric = np.stack(
-            [(problem.residual(q + e) - problem.residual(q - e)) / 2e-6 for e in np.eye(3) * 1e-6], axis=1
-        )
-        if clipped:  # A is then constant in q, so the Jacobian has no Kaufman approximation left
-            np.testing.assert_allclose(problem.jacobian(q), numeric, rtol=1e-4, atol=1e-7)
-        else:  # γ beyond its box: no slope along it
-            assert not problem.jacobian(q)[:, 1].any() and not numeric[:, 1].any()

@@ -228,7 +228,7 @@ def test_fuzzed_requests_never_get_a_server_error(client, asgi_app):
 def test_curves_stay_within_what_each_metric_can_be():
     # The committed model extrapolates far outside its zoo for a 12-layer, d=768 config; whatever the
     # parameters, a ratio is >= 1 and a linearity score lies in [0, 1], and clipping is announced.
-    from service.predictor import METRIC_RANGE
+    from features.curve import METRIC_RANGE
 
     config = json.loads((REPO / "examples" / "configs" / "pythia-160m.json").read_text())
     result = Predictor().predict(config)

@@ -15,7 +15,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from features import FEATURES
-from features.curve import PARAMS, curve, from_target
+from features.curve import METRIC_RANGE, PARAMS, curve, from_target
 from features.curve import TRANSFORMS as PARAM_TRANSFORMS
 from training.dataset import target_name
 from training.tune import cv_predictions, grouped_folds, lgbm, r2
@@ -63,8 +63,10 @@ def evaluate_target(X, y, groups, params: dict, seed: int = 0) -> dict:
 def curve_error(table: pd.DataFrame, metrics: pd.DataFrame, metric: str, best: dict[str, dict], seed: int = 0) -> dict:
     """Median |log(predicted / measured)| over held-out models' checkpoints (grouped CV).
 
-    Each fold's LightGBM models predict the five parameters of its held-out layers;
-    the curve is evaluated at the measured steps.
+    Each fold's LightGBM models predict the five parameters of its held-out layers; the curve is
+    evaluated at the measured steps and clipped to the metric's range, as the service serves it.
+    Every checkpoint counts: a prediction of 0 where the measurement is not (or the reverse) is an
+    infinite error, not a dropped point.
     """
     targets = [target_name(metric, p) for p in PARAMS]
     usable = table.dropna(subset=targets).reset_index(drop=True)
@@ -75,15 +77,17 @@ def curve_error(table: pd.DataFrame, metrics: pd.DataFrame, metric: str, best: d
     for param, target in zip(PARAMS, targets, strict=True):
         raw = cv_predictions(lambda t=target: lgbm(best[t], seed), X, usable[target].to_numpy(), folds)
         predicted[param] = from_target(PARAM_TRANSFORMS[param], raw)
+    low, high = METRIC_RANGE.get(metric, (-np.inf, np.inf))
     errors = []
     series = metrics.set_index(["model_id", "layer"]).sort_index()
     for i, row in usable.iterrows():
         measured = series.loc[(row["model_id"], row["layer"])]
-        pred = curve(measured["step"].to_numpy(float), *(predicted[p][i] for p in PARAMS))
+        pred = np.clip(curve(measured["step"].to_numpy(float), *(predicted[p][i] for p in PARAMS)), low, high)
         truth = measured[metric].to_numpy(float)
         with np.errstate(all="ignore"):
             ratio = np.abs(np.log(pred / truth))
-        errors.append(ratio[np.isfinite(ratio)])
+        known = np.isfinite(truth)
+        errors.append(np.where(np.isnan(ratio[known]), np.inf, ratio[known]))
     flat = np.concatenate(errors) if errors else np.array([])
     return {
         "metric": metric,

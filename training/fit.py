@@ -8,12 +8,9 @@ construction, with the analytic Jacobian of the projected residual (Kaufman's fo
 built from the curve's own Jacobian). Several starts (the published initial guess
 and the best points of a coarse grid); the best is kept and mapped back to steps
 and metric units. Projecting out A and K makes the problem far better conditioned
-than the five-parameter one. The box is kept inside the projection: A is the best
-amplitude within its bounds (the objective is quadratic in A, so that is the clipped
-closed-form A) and (λ, γ, t0) are clipped to theirs, which leaves the objective flat
-outside the box, so the search cannot run off (λ → ∞ with A compensating: a curve
-that fits but whose parameters mean nothing). Only where K would still leave its
-bounds are all five refitted by bounded trust-region least squares.
+than the five-parameter one. Where the projected optimum leaves the parameter box
+(λ running off with A compensating), all five are refitted inside the box by bounded
+trust-region least squares, so fitted parameters stay meaningful and predictable.
 """
 
 from __future__ import annotations
@@ -120,9 +117,6 @@ def starts(tn: np.ndarray, yn: np.ndarray) -> list[np.ndarray]:
 
 LAMBDA_FLOOR = 1e-8  # λ = 0 (pure log growth) is searched as log λ = log 1e-8
 TOL = 1e-5
-# The box of (λ, γ, t0) in the searched log space; λ = 0 is approached as log λ → −∞.
-Q_LOWER = np.array([-np.inf, np.log(LOWER[2]), np.log(LOWER[3])])
-Q_UPPER = np.log(UPPER[1:4])
 SCOUT_NFEV, MAX_NFEV = 8, 300  # evaluations per start in the scouting round, and for the final run
 
 
@@ -140,18 +134,15 @@ class _Projected:
         return self._last[1]
 
     def _solve(self, q):
-        # flat outside the box, so the optimum lies inside (clipped again after exp against rounding)
-        lam, gamma, t0 = np.clip(np.exp(np.clip(q, Q_LOWER, Q_UPPER)), LOWER[1:4], UPPER[1:4])
+        lam, gamma, t0 = np.exp(q)
         phi = curve(self.tn, 1.0, lam, gamma, t0, 0.0)  # the curve with A = 1, K = 0
         pc = phi - phi.mean()
         var = float(pc @ pc)
         A = float(pc @ self.yc) / var if var > 0 else 0.0  # closed-form least squares for A (K from the means)
-        # The objective is quadratic in A, so the best A inside the box is the clipped one; K stays free.
-        clipped = not (LOWER[0] <= A <= UPPER[0])
-        return (lam, gamma, t0), phi, pc, var, min(max(A, LOWER[0]), UPPER[0]), clipped
+        return (lam, gamma, t0), phi, pc, var, A
 
     def residual(self, q) -> np.ndarray:
-        *_, pc, _, A, _ = self._linear(q)
+        *_, pc, _, A = self._linear(q)
         return A * pc - self.yc
 
     def jacobian(self, q) -> np.ndarray:
@@ -159,15 +150,15 @@ class _Projected:
 
         ∂φ/∂(λ, γ, t0) come from the curve's own Jacobian (A = 1), times (λ, γ, t0) for the log parametrisation.
         """
-        (lam, gamma, t0), _, pc, var, A, clipped = self._linear(q)
+        (lam, gamma, t0), _, pc, var, A = self._linear(q)
         d_phi = jacobian(self.tn, 1.0, lam, gamma, t0, 0.0)[:, 1:4] * np.array([lam, gamma, t0])
         d_c = d_phi - d_phi.mean(0)
-        if var > 0 and not clipped:  # a clipped A is constant in q: no projection term
+        if var > 0:
             d_c = d_c - np.outer(pc, pc @ d_c) / var
-        return A * d_c * ((q >= Q_LOWER) & (q <= Q_UPPER))  # no slope along a clipped coordinate
+        return A * d_c
 
     def params(self, q) -> tuple[float, float, float, float, float]:
-        (lam, gamma, t0), phi, _, _, A, _ = self._linear(q)
+        (lam, gamma, t0), phi, _, _, A = self._linear(q)
         return A, lam, gamma, t0, float(self.yn.mean() - A * phi.mean())
 
 
@@ -224,7 +215,8 @@ def fit_series(steps, values) -> Fit:
     success, message = (bool(best.success), best.message) if best is not None else (False, "")
     finite = bool(np.all(np.isfinite(params)))
     if not (finite and np.all((params >= LOWER) & (params <= UPPER))):
-        # K left its bounds (the projection keeps the others inside): refit all five inside the box.
+        # The projected optimum left the box (typically λ huge with A compensating: a curve that fits but
+        # whose parameters mean nothing and cannot be predicted): refit all five inside the box.
         boxed = _boxed_fit(tn, yn, [params] if finite else [])
         if boxed is None:
             return _failed(n, "every start failed")
