@@ -97,3 +97,15 @@ def test_fits_are_refitted_when_the_metrics_change(smoke_zoo, tmp_path):
     frame.loc[0, "ma_ratio"] += 1.0
     frame.to_parquet(copy, index=False)
     assert fits_key(copy, ("ma_ratio",)) != key
+
+
+def test_promotion_needs_better_parameters_and_no_worse_curves():
+    from training.pipeline import should_promote
+
+    curves = {"ma_ratio": 0.70, "linearity": 0.04}
+    assert should_promote(0.20, 0.15, {"ma_ratio": 0.69, "linearity": 0.04}, curves)[0]
+    promoted, reason = should_promote(0.20, 0.15, {"ma_ratio": 0.84, "linearity": 0.03}, curves)
+    assert not promoted and "ma_ratio 0.840 > 0.700" in reason
+    assert not should_promote(0.15, 0.15, {"ma_ratio": 0.5, "linearity": 0.01}, curves)[0]
+    assert should_promote(0.10, 0.15, {"ma_ratio": 0.9, "linearity": 0.1}, curves, force=True)[0]
+    assert should_promote(0.10, None, {"ma_ratio": 0.9}, None)[0]

@@ -78,6 +78,32 @@ def grouped_r2(table: pd.DataFrame, best: dict[str, dict], seed: int) -> float:
     return float(np.nanmean(scores))
 
 
+def should_promote(
+    challenger_r2: float,
+    champion_r2: float | None,
+    challenger_curves: dict[str, float],
+    champion_curves: dict[str, float] | None,
+    force: bool = False,
+) -> tuple[bool, str]:
+    """Promote a challenger only if it beats the champion on the same data in grouped-CV mean R² over
+    the parameter targets *and* predicts no metric's held-out curves worse (median |log ratio|):
+    parameters can score better while the curves users see get worse, the curve is ill-conditioned."""
+    if force:
+        return True, "forced"
+    if champion_r2 is None or champion_curves is None:
+        return True, "no comparable champion"
+    if not challenger_r2 > champion_r2:
+        return False, f"mean R² {challenger_r2:.4f} does not beat {champion_r2:.4f}"
+    worse = [
+        f"{m} {challenger_curves[m]:.3f} > {champion_curves[m]:.3f}"
+        for m in champion_curves
+        if not challenger_curves.get(m, float("inf")) <= champion_curves[m]
+    ]
+    if worse:
+        return False, "held-out curves worse: " + ", ".join(worse)
+    return True, "better mean R² and no held-out curve worse"
+
+
 def fits_key(metrics_path: Path, metrics_names) -> str:
     """Resume key of the fits: the metrics file, the metrics fitted and the fitting code. A rerun after
     any of them changed refits instead of reusing stale fits."""
@@ -150,17 +176,22 @@ def retrain(
     write_report(work, evaluation, summary, curves)
 
     challenger = grouped_r2(table, best, seed)
+    challenger_curves = {c["metric"]: c["median_abs_log_ratio"] for c in curves}
     champion_version = current_version(models_dir)
-    champion = None
+    champion, champion_curves = None, None
     if champion_version and (models_dir / champion_version / "manifest.json").exists():
         manifest = json.loads((models_dir / champion_version / "manifest.json").read_text())
         champion_params = {t["name"]: t["params"] for t in manifest["targets"]}
         if set(champion_params) == set(best):
             champion = grouped_r2(table, champion_params, seed)
-    promote_it = force or champion is None or challenger > champion
+            champion_curves = {
+                m: curve_error(table, metrics, m, champion_params, seed)["median_abs_log_ratio"] for m in metrics_names
+            }
+    promote_it, reason = should_promote(challenger, champion, challenger_curves, champion_curves, force)
     console.print(
         f"challenger grouped-CV mean R² {challenger:.4f}; champion "
         f"{'none' if champion is None else f'{champion:.4f}'} → {'promote' if promote_it else 'keep champion'}"
+        f" ({reason})"
     )
 
     candidate = work / "candidate" / version
