@@ -47,8 +47,7 @@ class GramStats:
     xty: torch.Tensor
     sum_x: torch.Tensor
     sum_y: torch.Tensor
-    sq_x: float = 0.0
-    sq_y: float = 0.0
+    sq_y: float = 0.0  # ‖Y‖²_F; ‖X‖²_F is the trace of XᵀX
     n: int = 0
 
     @classmethod
@@ -67,7 +66,6 @@ class GramStats:
         self.xty += products[:, d_in:]
         self.sum_x += x.sum(0)
         self.sum_y += y.sum(0)
-        self.sq_x = float(torch.trace(self.xtx))
         flat_y = y.reshape(-1)
         self.sq_y += float(flat_y @ flat_y)
         self.n += x.shape[0]
@@ -84,7 +82,8 @@ class GramStats:
         n = self.n
         mx = self.sum_x / n
         gram = self.xtx - n * torch.outer(mx, mx)  # X_cᵀ X_c
-        if self.sq_x - n * float(mx @ mx) <= 0:
+        sq_x = float(torch.trace(self.xtx))  # ‖X‖²_F
+        if sq_x - n * float(mx @ mx) <= 0:
             return float("nan"), float("nan")
         w, v = torch.linalg.eigh(gram)
         keep = w > w.max() * torch.finfo(w.dtype).eps * gram.shape[0]
@@ -101,7 +100,7 @@ class GramStats:
 
         return (
             score(self.xty, self.sum_y, self.sq_y),
-            score(self.xty - self.xtx, self.sum_y - self.sum_x, self.sq_y - 2 * cross_xy + self.sq_x),
+            score(self.xty - self.xtx, self.sum_y - self.sum_x, self.sq_y - 2 * cross_xy + sq_x),
         )
 
 

@@ -19,7 +19,7 @@ from service.predictor import Predictor, RequestError, cpu_threads
 MAX_BODY_BYTES = 1_000_000
 MAX_BATCH = 64
 WORKERS = cpu_threads()  # one worker process per usable core
-# BentoML's per-request access log costs ~2 ms of a ~5 ms request; on when ARCHCAST_ACCESS_LOG=1
+# BentoML's per-request access log costs ~2 ms a request (about half of one); on when ARCHCAST_ACCESS_LOG=1
 ACCESS_LOG = os.environ.get("ARCHCAST_ACCESS_LOG", "0") == "1"
 
 _predictor: Predictor | None = None

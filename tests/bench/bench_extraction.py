@@ -2,8 +2,8 @@
 
 Run: python tests/bench/bench_extraction.py
 Times: the three modes interleaved in one process per depth; peak memory: each mode in a fresh process.
-Model: Llama-style, d=256,
-vocab 4096, L = 4, 8, 16 (L=8 ≈ 8.4M parameters); probe N=10 windows of S=512 tokens, batch 2.
+Model: Llama-style, d=256, vocab 4096, L = 4, 8, 16 (L=8 ≈ 8.4M parameters);
+probe N=10 windows of S=512 tokens, batch 2.
 Targets: time ratio <= 1.15; peak memory flat as L grows.
 """
 
