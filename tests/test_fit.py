@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.curve import curve, derived, jacobian, peak_step
-from training.fit import FitWarning, fit_series, fit_table
+from features.curve import PARAMS, curve, derived, jacobian, peak_step
+from training.fit import FitWarning, _Penalised, _transformed, fit_series, fit_table, fit_towards
 
 STEPS = np.array([0, 1, 2, 4, 8, 16, 32, 64, 128, 256, 512] + list(range(1000, 143_001, 3000)), dtype=float)
 CASES = [
@@ -114,3 +114,64 @@ def test_fits_of_measured_zoo_series_stay_inside_the_parameter_box():
         span = np.ptp(y)
         normalised = np.array([fit.A / span, fit.lam, fit.gamma * t.max(), fit.t0, (fit.K - y.min()) / span])
         assert np.all(normalised >= LOWER - 1e-6) and np.all(normalised <= UPPER + 1e-6), normalised
+
+
+@pytest.mark.parametrize("true", CASES)
+def test_fits_towards_a_distant_prior_still_follow_the_data(true):
+    # The population prior decides only what the data leave open: from another case's parameters (a
+    # different basin) the fit must still recover this curve, rescued by the grid start if need be.
+    rng = np.random.default_rng(0)
+    clean = curve(STEPS, *true)
+    noisy = clean + rng.normal(0, 0.01 * np.ptp(clean), len(STEPS))
+    for other in CASES:
+        fit = fit_towards(STEPS, noisy, other)
+        assert fit.converged and fit.r2 >= 0.99, (other, fit)
+        got, want = derived(*fit.params, STEPS[-1]), derived(*true, STEPS[-1])
+        assert got.K == pytest.approx(want.K, rel=0.1, abs=0.1 * np.ptp(clean))
+        assert got.t_peak == pytest.approx(want.t_peak, rel=0.2)
+
+
+def test_the_prior_pulls_in_proportion_to_its_strength():
+    true = np.array(CASES[0])
+    y = curve(STEPS, *true)
+    assert fit_towards(STEPS, y, true).params == pytest.approx(tuple(true), rel=1e-5)  # no conflict, no pull
+    prior = true * np.array([0.5, 2.0, 2.0, 2.0, 1.0])
+    distance = [
+        np.linalg.norm(_transformed(np.array(fit_towards(STEPS, y, prior, s).params)) - _transformed(prior))
+        for s in (1e-4, 1e-1, 10.0)
+    ]
+    assert distance[0] > distance[1] > distance[2]
+
+
+def test_penalised_jacobian_matches_finite_differences():
+    t = STEPS
+    y = curve(t, *CASES[1]) + np.random.default_rng(1).normal(0, 0.1, len(t))
+    problem = _Penalised(t, y, np.array(CASES[2]), 0.05)
+    v = np.array([3.0, np.log(0.2), np.log(1e-3), np.log(1.4), 9.0])
+    numeric = np.stack([(problem.residual(v + e) - problem.residual(v - e)) / 2e-6 for e in np.eye(5) * 1e-6], axis=1)
+    np.testing.assert_allclose(problem.jacobian(v), numeric, rtol=1e-5, atol=1e-7)
+
+
+def test_a_prior_that_is_not_a_curve_is_refused():
+    with pytest.raises(ValueError, match="prior"):
+        fit_towards(STEPS, curve(STEPS, *CASES[0]), (1.0, 0.1, -1.0, 1.0, 0.0))
+
+
+def test_fit_table_pools_each_metric_and_tightens_the_parameters_of_measured_series():
+    # On measured zoo series the population prior must narrow the spread of the fitted (transformed)
+    # parameters against independent fits, while the fits still describe their series.
+    from pathlib import Path
+
+    metrics = pd.read_parquet(Path(__file__).resolve().parents[1] / "data" / "zoo" / "metrics.parquet")
+    metrics = metrics[metrics["model_id"].isin(sorted(metrics["model_id"].unique())[::3])]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FitWarning)
+        pooled = fit_table(metrics, ["ma_ratio"])
+        alone = fit_table(metrics, ["ma_ratio"], prior_strength=None)
+
+    def spread(fits):
+        u = np.stack([_transformed(p) for p in fits[list(PARAMS)].to_numpy()])
+        return np.median(np.abs(u - np.median(u, axis=0)), axis=0)
+
+    assert np.sum(spread(pooled)) < 0.5 * np.sum(spread(alone))
+    assert pooled["converged"].all() and pooled["r2"].median() > 0.9

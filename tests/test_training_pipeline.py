@@ -109,3 +109,30 @@ def test_promotion_needs_better_parameters_and_no_worse_curves():
     assert not should_promote(0.15, 0.15, {"ma_ratio": 0.5, "linearity": 0.01}, curves)[0]
     assert should_promote(0.10, 0.15, {"ma_ratio": 0.9, "linearity": 0.1}, curves, force=True)[0]
     assert should_promote(0.10, None, {"ma_ratio": 0.9}, None)[0]
+
+
+def test_curve_error_scores_every_held_out_layer_beside_the_median_curve_baseline():
+    # Which layers count must not depend on the fitter: a layer whose fit was too poor to be a training
+    # target is still predicted and scored. The baseline is the training models' median measured curve.
+    import warnings
+    from pathlib import Path
+
+    from training.dataset import target_name
+    from training.evaluate import curve_error
+    from training.fit import fit_table
+
+    zoo = Path(__file__).resolve().parents[1] / "data" / "zoo"
+    metrics = pd.read_parquet(zoo / "metrics.parquet")
+    metrics = metrics[metrics["model_id"].isin(sorted(metrics["model_id"].unique())[::3])]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        table = build(fit_table(metrics, ["ma_ratio"]), load_configs(zoo / "configs"))
+    table.loc[:4, [target_name("ma_ratio", p) for p in ("A", "lam", "gamma", "t0", "K")]] = np.nan
+    params = {target_name("ma_ratio", p): {"n_estimators": 5} for p in ("A", "lam", "gamma", "t0", "K")}
+    result = curve_error(table, metrics, "ma_ratio", params)
+    unique = metrics[metrics["duplicate_of"].fillna("") == ""]
+    assert result["layers"] == len(table) and result["points"] == int(unique["ma_ratio"].notna().sum())
+    assert 0 < result["baseline_median_curve"] < 1 and 0 < result["median_abs_log_ratio"] < np.inf
+
+    same = unique.assign(ma_ratio=unique["step"].map(lambda s: 2.0 + np.log1p(s)))  # every layer the same curve
+    assert curve_error(table, same, "ma_ratio", params)["baseline_median_curve"] == 0.0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -60,40 +61,64 @@ def evaluate_target(X, y, groups, params: dict, seed: int = 0) -> dict:
     return out
 
 
-def curve_error(table: pd.DataFrame, metrics: pd.DataFrame, metric: str, best: dict[str, dict], seed: int = 0) -> dict:
-    """Median |log(predicted / measured)| over held-out models' checkpoints (grouped CV).
+def _abs_log_ratio(pred: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    """|log(pred / truth)| at the measured points; NaN (0 against non-zero, or the reverse) counts as infinite."""
+    with np.errstate(all="ignore"):
+        ratio = np.abs(np.log(pred / truth))
+    known = np.isfinite(truth)
+    return np.where(np.isnan(ratio[known]), np.inf, ratio[known])
 
-    Each fold's LightGBM models predict the five parameters of its held-out layers; the curve is
-    evaluated at the measured steps and clipped to the metric's range, as the service serves it.
-    Every checkpoint counts: a prediction of 0 where the measurement is not (or the reverse) is an
-    infinite error, not a dropped point.
+
+def _median(parts: list[np.ndarray]) -> float:
+    flat = np.concatenate(parts) if parts else np.array([])
+    return float(np.median(flat)) if len(flat) else float("nan")
+
+
+def curve_error(table: pd.DataFrame, metrics: pd.DataFrame, metric: str, best: dict[str, dict], seed: int = 0) -> dict:
+    """Median |log(predicted / measured)| over held-out models' checkpoints (grouped CV), beside a model-free
+    baseline: the median measured curve of the training models' layers, step by step.
+
+    Every layer of a held-out model is scored, whether or not its own fit was good enough to be a training
+    target (which layers count must not depend on the fitter being compared). Each fold's LightGBM models
+    learn from the training models' usable layers and predict the five parameters of the held-out layers;
+    the curve is evaluated at the measured steps and clipped to the metric's range, as the service serves
+    it. Every checkpoint counts: a prediction of 0 where the measurement is not is an infinite error.
     """
     targets = [target_name(metric, p) for p in PARAMS]
-    usable = table.dropna(subset=targets).reset_index(drop=True)
-    X = usable[list(FEATURES)].to_numpy(np.float32)
-    groups = usable["model_id"].to_numpy()
-    folds = grouped_folds(groups)
-    predicted = {}
-    for param, target in zip(PARAMS, targets, strict=True):
-        raw = cv_predictions(lambda t=target: lgbm(best[t], seed), X, usable[target].to_numpy(), folds)
-        predicted[param] = from_target(PARAM_TRANSFORMS[param], raw)
+    rows = table.reset_index(drop=True)
+    X = rows[list(FEATURES)].to_numpy(np.float32)
+    usable = rows[targets].notna().all(axis=1).to_numpy()
+    folds = grouped_folds(rows["model_id"].to_numpy())
+    measured = metrics[metrics["duplicate_of"].fillna("") == ""] if "duplicate_of" in metrics else metrics
+    by_step = measured.pivot_table(index=["model_id", "layer"], columns="step", values=metric, aggfunc="first")
+    by_step = by_step.reindex(pd.MultiIndex.from_frame(rows[["model_id", "layer"]]))
+    steps = by_step.columns.to_numpy(float)
+    truth = by_step.to_numpy(float)
     low, high = METRIC_RANGE.get(metric, (-np.inf, np.inf))
-    errors = []
-    series = metrics.set_index(["model_id", "layer"]).sort_index()
-    for i, row in usable.iterrows():
-        measured = series.loc[(row["model_id"], row["layer"])]
-        pred = np.clip(curve(measured["step"].to_numpy(float), *(predicted[p][i] for p in PARAMS)), low, high)
-        truth = measured[metric].to_numpy(float)
-        with np.errstate(all="ignore"):
-            ratio = np.abs(np.log(pred / truth))
-        known = np.isfinite(truth)
-        errors.append(np.where(np.isnan(ratio[known]), np.inf, ratio[known]))
-    flat = np.concatenate(errors) if errors else np.array([])
+    model_errors, baseline_errors = [], []
+    for train, test in folds:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # a step no training layer measured
+            baseline = np.nanmedian(truth[train], axis=0)
+        train = train[usable[train]]
+        if len(train) == 0:
+            continue
+        params = []
+        for param, target in zip(PARAMS, targets, strict=True):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                raw = lgbm(best[target], seed).fit(X[train], rows[target].to_numpy()[train]).predict(X[test])
+            params.append(from_target(PARAM_TRANSFORMS[param], raw)[:, None])
+        predicted = np.clip(curve(steps[None, :], *params), low, high)
+        for i, row in enumerate(test):
+            model_errors.append(_abs_log_ratio(predicted[i], truth[row]))
+            baseline_errors.append(_abs_log_ratio(baseline, truth[row]))
     return {
         "metric": metric,
-        "median_abs_log_ratio": float(np.median(flat)) if len(flat) else float("nan"),
-        "layers": len(usable),
-        "points": int(len(flat)),
+        "median_abs_log_ratio": _median(model_errors),
+        "baseline_median_curve": _median(baseline_errors),
+        "layers": len(model_errors),
+        "points": int(sum(len(e) for e in model_errors)),
     }
 
 
@@ -125,6 +150,7 @@ def write_report(folder: Path, evaluation: dict, fit_summary: dict, curve_errors
     for c in curve_errors:
         lines.append(
             f"- `{c['metric']}`: median |log(pred/measured)| = {c['median_abs_log_ratio']:.3f} "
-            f"over {c['points']} checkpoints of {c['layers']} layers"
+            f"over {c['points']} checkpoints of {c['layers']} layers "
+            f"(model-free baseline, the training models' median measured curve: {c['baseline_median_curve']:.3f})"
         )
     (folder / "report.md").write_text("\n".join(lines) + "\n")
