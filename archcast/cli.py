@@ -72,6 +72,10 @@ def fit_cmd(
     out: Path = typer.Option(..., "--out", help="fits.parquet to write"),
     plots: Path | None = typer.Option(None, "--plots", help="folder for data-vs-fit PNGs, one per model"),
     include_duplicates: bool = typer.Option(False, help="also fit units flagged as duplicate weights"),
+    independent: bool = typer.Option(
+        False, help="fit every series on its own, without the pull towards each metric's population curve"
+    ),
+    workers: int = typer.Option(1, "--workers", min=1, help="processes to fit in (same results for any number)"),
 ) -> None:
     """Fit the emergence curve to every (model, layer, metric) series.
 
@@ -81,12 +85,17 @@ def fit_cmd(
 
     import pandas as pd
 
-    from training.fit import FitWarning, fit_table
+    from training.fit import PRIOR_STRENGTH, FitWarning, fit_table
 
     frame = pd.read_parquet(metrics)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FitWarning)
-        fits = fit_table(frame, include_duplicates=include_duplicates)
+        fits = fit_table(
+            frame,
+            include_duplicates=include_duplicates,
+            prior_strength=None if independent else PRIOR_STRENGTH,
+            workers=workers,
+        )
     out.parent.mkdir(parents=True, exist_ok=True)
     fits.to_parquet(out, index=False)
     ok = fits["r2"].notna()

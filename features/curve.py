@@ -21,19 +21,28 @@ PARAMS: tuple[str, ...] = ("A", "lam", "gamma", "t0", "K")
 METRIC_RANGE = {"ma_ratio": (1.0, np.inf), "linearity": (0.0, 1.0), "linearity_nores": (0.0, 1.0)}
 
 
-def curve(t, A, lam, gamma, t0, K):
-    """f(t) for steps t (array-like); parameters may broadcast (e.g. one per layer)."""
+def curve_parts(t, lam, gamma, t0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """x = γt + t0, exp(−λx) and ln x: what the curve and its Jacobian are built from (a fitter evaluating
+    both at one point computes them once)."""
     x = gamma * np.asarray(t, dtype=np.float64) + t0
-    return A * np.exp(-lam * x) * np.log(x) + K
+    return x, np.exp(-lam * x), np.log(x)
 
 
-def jacobian(t, A, lam, gamma, t0, K) -> np.ndarray:
+def curve(t, A, lam, gamma, t0, K, parts=None):
+    """f(t) for steps t (array-like); parameters may broadcast (e.g. one per layer)."""
+    _, decay, log_x = curve_parts(t, lam, gamma, t0) if parts is None else parts
+    return A * decay * log_x + K
+
+
+def jacobian(t, A, lam, gamma, t0, K, parts=None) -> np.ndarray:
     """∂f/∂(A, λ, γ, t0, K) at each t, shape (len(t), 5)."""
     t = np.asarray(t, dtype=np.float64)
-    x = gamma * t + t0
-    decay, log_x = np.exp(-lam * x), np.log(x)
-    d_x = A * decay * (1.0 / x - lam * log_x)  # ∂f/∂x
-    return np.stack([decay * log_x, -A * x * decay * log_x, d_x * t, d_x, np.ones_like(t)], axis=1)
+    x, decay, log_x = curve_parts(t, lam, gamma, t0) if parts is None else parts
+    phi = decay * log_x
+    d_x = A * (decay / x - lam * phi)  # ∂f/∂x
+    out = np.empty((len(t), 5))
+    out[:, 0], out[:, 1], out[:, 2], out[:, 3], out[:, 4] = phi, -A * x * phi, d_x * t, d_x, 1.0
+    return out
 
 
 def peak_step(lam, gamma, t0):

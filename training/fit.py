@@ -12,28 +12,37 @@ than the five-parameter one. Where the projected optimum leaves the parameter bo
 (λ running off with A compensating), all five are refitted inside the box by bounded
 trust-region least squares, so fitted parameters stay meaningful and predictable.
 
-That fit alone leaves each series' parameters wherever its own flat directions let them
-drift: quite different parameter sets draw the same curve, so parameters of similar
-layers scatter and a regressor that predicts them one by one draws poor curves (median
-held-out |log ratio| 0.67 for ma_ratio on the zoo). `fit_table` therefore fits in two
-stages, empirical-Bayes style: one population curve per metric on all its series pooled,
-then each series by Levenberg–Marquardt from the population parameters with a penalty
-that pulls them, measured in the transformed space the regressors learn in, towards the
-population. The data decide the directions they determine; the population decides the
-rest. One start and no box refit also make it several times faster.
+`fit_series` is that fit, for one series on its own. On its own, though, a series'
+parameters sit wherever its flat directions let them drift: quite different parameter
+sets draw the same curve, so the parameters of similar layers scatter, and a regressor
+that predicts them one by one draws poor curves (median held-out |log ratio| 0.67 for
+ma_ratio on the zoo). `fit_table` therefore fits each metric empirical-Bayes style:
+1. the population curve: `fit_series` of the metric's median series (the median over
+   all series of the values at each step);
+2. the population's spread: the robust spread of each transformed parameter over fits
+   of a sample of the series towards the population curve;
+3. every series by Levenberg–Marquardt over (A, log λ, log γ, log t0, K) from the
+   population parameters, least squares in units of the series' range plus a penalty
+   PRIOR_STRENGTH·Σ((u − u_population) / spread)², u the transformed parameters the
+   regressors learn. The data decide the directions they determine; the population
+   decides the rest. A fit that ends worse than the best point of the coarse grid is
+   also started from that point.
+This is also what makes fitting fast: one start per series, no bounded refit.
 """
 
 from __future__ import annotations
 
 import math
 import warnings
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 
 import numpy as np
 import pandas as pd
 from scipy.optimize import least_squares
 
-from features.curve import PARAMS, TRANSFORMS, curve, derived, jacobian, to_target
+from features.curve import PARAMS, TRANSFORMS, curve, curve_parts, derived, jacobian
 
 DEFAULT_METRICS: tuple[str, ...] = ("ma_ratio", "linearity", "linearity_nores")
 MIN_POINTS = 6  # five parameters need at least one degree of freedom
@@ -241,56 +250,76 @@ def fit_series(steps, values) -> Fit:
     return _with_scores((A * y_span, lam, gamma / t_scale, t0, K * y_span + y_min), t, y, success, message)
 
 
-# Weight of the pull towards the population, per squared unit of transformed parameter, against the
-# sum of squared residuals in units of the series' own range. Chosen on the zoo's held-out curve error
-# with the served model's hyperparameters: 1e-2 gave ma_ratio 0.21, linearity 0.075, linearity_nores
-# 0.12 (independent fits: 0.67, 0.041, 0.18); 3e-2 … 3e-1 traded ma_ratio against linearity, and a
-# noise-scaled residual (MAD of differences) was no better. Mean fit R² stays ≈ 0.85–0.93.
-PRIOR_STRENGTH = 1e-2
-# d(transformed)/d(parameter) for each target transform of features.curve.TRANSFORMS.
+# Weight of the pull towards the population against the sum of squared residuals in units of the series'
+# range, per squared spread of a transformed parameter. Chosen on the zoo's held-out curve error (median
+# |log ratio|, served model's hyperparameters): 3e-2 gave ma_ratio 0.12, linearity 0.025, linearity_nores
+# 0.12 at mean fit R² 0.86-0.91 (independent fits: 0.67, 0.041, 0.18 at 0.88-0.94); 1e-1 and 3e-1 were
+# no better on curves and worse on R²; a pull without the spread, or a noise-scaled residual, was worse.
+PRIOR_STRENGTH = 3e-2
+GOOD_R2 = 0.95  # a fit from the prior this good is not compared with the coarse grid's best point
+SPREAD_SAMPLE, SPREAD_SCOUT_STRENGTH = 32, 1e-2  # series fitted to measure the spread, and their pull
+# Searched coordinates v = (A, log λ, log γ, log t0, K): λ, γ, t0 > 0 (so x > 0) by construction.
+_LOG_COORDS = slice(1, 4)
+# Each target transform of features.curve.TRANSFORMS on one float, and its slope d(transformed)/d(parameter).
+_SCALAR = {"asinh": math.asinh, "log1p": math.log1p, "log": math.log}
 _SLOPE = {
-    "asinh": lambda p: 1.0 / np.sqrt(1.0 + p * p),
+    "asinh": lambda p: 1.0 / math.sqrt(1.0 + p * p),
     "log1p": lambda p: 1.0 / (1.0 + p),
     "log": lambda p: 1.0 / p,
 }
-# Searched coordinates v = (A, log λ, log γ, log t0, K): λ, γ, t0 > 0 (so x > 0) by construction.
-_LOG_COORDS = np.array([False, True, True, True, False])
+_FORWARDS = [_SCALAR[TRANSFORMS[name]] for name in PARAMS]
+_SLOPES = [_SLOPE[TRANSFORMS[name]] for name in PARAMS]
 
 
 def _from_coords(v: np.ndarray) -> np.ndarray:
-    return np.where(_LOG_COORDS, np.exp(np.where(_LOG_COORDS, v, 0.0)), v)
+    p = np.array(v, dtype=np.float64)
+    p[_LOG_COORDS] = np.exp(p[_LOG_COORDS])
+    return p
 
 
-def _to_coords(p: np.ndarray) -> np.ndarray:
-    p = np.asarray(p, dtype=np.float64)
-    return np.where(_LOG_COORDS, np.log(np.maximum(np.where(_LOG_COORDS, p, 1.0), LAMBDA_FLOOR)), p)
+def _to_coords(p) -> np.ndarray:
+    v = np.array(p, dtype=np.float64)
+    v[_LOG_COORDS] = np.log(np.maximum(v[_LOG_COORDS], LAMBDA_FLOOR))
+    return v
 
 
-def _transformed(p: np.ndarray) -> np.ndarray:
-    return np.array([float(to_target(name, value)) for name, value in zip(PARAMS, p, strict=True)])
+def _transformed(p) -> np.ndarray:
+    """The parameters as the regressors' targets (features.curve.to_target, one float at a time: this runs in
+    the fit's inner loop)."""
+    return np.array([forward(float(value)) for forward, value in zip(_FORWARDS, p, strict=True)])
 
 
 class _Penalised:
-    """Least squares in units of the series' range plus strength·‖u(p) − u(prior)‖², u the target
+    """Least squares in units of the series' range plus strength·Σ((u(p) − u(prior)) / spread)², u the target
     transforms, over v = (A, log λ, log γ, log t0, K)."""
 
-    def __init__(self, t: np.ndarray, y: np.ndarray, prior: np.ndarray, strength: float):
+    def __init__(self, t: np.ndarray, y: np.ndarray, prior: np.ndarray, strength: float, spread: np.ndarray):
         self.t, self.y, self.scale = t, y, float(np.ptp(y))
-        self.weight = math.sqrt(strength)
+        self.weight = math.sqrt(strength) / spread  # per parameter: deviations count in units of the spread
         self.u_prior = _transformed(prior)
-        self.slopes = [_SLOPE[TRANSFORMS[name]] for name in PARAMS]
+        self._last: tuple[bytes, np.ndarray, tuple] | None = None
+
+    def _at(self, v) -> tuple[np.ndarray, tuple]:
+        key = np.asarray(v, dtype=np.float64).tobytes()  # the Jacobian is asked for where the residual just was
+        if self._last is None or self._last[0] != key:
+            p = _from_coords(v)
+            self._last = (key, p, curve_parts(self.t, p[1], p[2], p[3]))
+        return self._last[1], self._last[2]
 
     def residual(self, v) -> np.ndarray:
-        p = _from_coords(v)
-        return np.concatenate(
-            [(curve(self.t, *p) - self.y) / self.scale, self.weight * (_transformed(p) - self.u_prior)]
-        )
+        p, parts = self._at(v)
+        fit = (curve(self.t, *p, parts=parts) - self.y) / self.scale
+        return np.concatenate([fit, self.weight * (_transformed(p) - self.u_prior)])
 
     def jacobian(self, v) -> np.ndarray:
-        p = _from_coords(v)
-        chain = np.where(_LOG_COORDS, p, 1.0)  # dp/dv
-        du = np.array([slope(value) for slope, value in zip(self.slopes, p, strict=True)])
-        return np.vstack([jacobian(self.t, *p) * (chain / self.scale), np.diag(self.weight * du * chain)])
+        p, parts = self._at(v)
+        chain = p.copy()
+        chain[[0, 4]] = 1.0  # dp/dv: 1 for A and K, p itself for the log coordinates
+        du = np.array([slope(float(value)) for slope, value in zip(_SLOPES, p, strict=True)])
+        out = np.empty((len(self.t) + len(p), len(p)))
+        out[: len(self.t)] = jacobian(self.t, *p, parts=parts) * (chain / self.scale)
+        out[len(self.t) :] = np.diag(self.weight * du * chain)
+        return out
 
 
 def _clean(steps, values) -> tuple[np.ndarray, np.ndarray]:
@@ -311,8 +340,9 @@ def _with_scores(params, t: np.ndarray, y: np.ndarray, success: bool, message: s
     return Fit(*map(float, params), _r2(params, t, y), math.sqrt(sse / n), aic, success, n, message)
 
 
-def fit_towards(steps, values, prior, strength: float = PRIOR_STRENGTH) -> Fit:
-    """Fit one series with its parameters pulled towards `prior` (A, λ, γ, t0, K in the series' units)."""
+def fit_towards(steps, values, prior, strength: float = PRIOR_STRENGTH, spread=None) -> Fit:
+    """Fit one series with its parameters pulled towards `prior` (A, λ, γ, t0, K in the series' units);
+    `spread` (five positive numbers, default ones) is the population's spread of each transformed parameter."""
     t, y = _clean(steps, values)
     reason = _degenerate(t, y)
     if reason:
@@ -320,28 +350,60 @@ def fit_towards(steps, values, prior, strength: float = PRIOR_STRENGTH) -> Fit:
     prior = np.asarray(prior, dtype=np.float64)
     if not (np.all(np.isfinite(prior)) and prior[1] >= 0 and prior[2] > 0 and prior[3] > 0):
         raise ValueError(f"prior {tuple(prior)} is not a curve: need finite (A, λ ≥ 0, γ > 0, t0 > 0, K)")
-    problem = _Penalised(t, y, prior, strength)
-    options = {"jac": problem.jacobian, "method": "lm", "xtol": 1e-6, "ftol": 1e-6, "gtol": 1e-6, "max_nfev": MAX_NFEV}
+    spread = np.ones(len(PARAMS)) if spread is None else np.asarray(spread, dtype=np.float64)
+    problem = _Penalised(t, y, prior, strength, spread)
+    options = {"jac": problem.jacobian, "method": "lm", "xtol": TOL, "ftol": TOL, "gtol": TOL, "max_nfev": MAX_NFEV}
     best = _lowest_cost(problem.residual, [_to_coords(prior)], **options)
-    t_scale, y_min, y_span = float(t.max()) or 1.0, float(y.min()), float(np.ptp(y))
-    A, lam, gamma, t0, K = grid_starts(t / t_scale, (y - y_min) / y_span, 1)[0]
-    grid = np.array([A * y_span, lam, gamma / t_scale, t0, K * y_span + y_min])
-    if best is None or _r2(_from_coords(best.x), t, y) < _r2(grid, t, y):
-        # stuck in a basin worse than the coarse grid's best point: also start from that point
-        rescue = _lowest_cost(problem.residual, [_to_coords(grid)], **options)
-        if rescue is not None and (best is None or rescue.cost < best.cost):
-            best = rescue
+    r2 = _r2(_from_coords(best.x), t, y) if best is not None else -np.inf
+    if r2 < GOOD_R2:
+        t_scale, y_min, y_span = float(t.max()) or 1.0, float(y.min()), float(np.ptp(y))
+        A, lam, gamma, t0, K = grid_starts(t / t_scale, (y - y_min) / y_span, 1)[0]
+        grid = np.array([A * y_span, lam, gamma / t_scale, t0, K * y_span + y_min])
+        if r2 < _r2(grid, t, y):
+            # stuck in a basin worse than the coarse grid's best point: also start from that point
+            rescue = _lowest_cost(problem.residual, [_to_coords(grid)], **options)
+            if rescue is not None and (best is None or rescue.cost < best.cost):
+                best = rescue
     if best is None:
         return _failed(len(t), "every start failed")
     return _with_scores(_from_coords(best.x), t, y, bool(best.success), best.message)
 
 
 def population_fit(series: list[tuple[np.ndarray, np.ndarray]]) -> Fit:
-    """One curve through all series of a metric pooled (the bounded multi-start fit of fit_series)."""
+    """The population curve of a metric: the bounded multi-start fit (fit_series) of its median series, the
+    median over all series of the values measured at each step (a typical layer, robust to outlying ones)."""
     t = np.concatenate([s[0] for s in series]) if series else np.array([])
     y = np.concatenate([s[1] for s in series]) if series else np.array([])
-    order = np.argsort(t, kind="stable")
-    return fit_series(t[order], y[order])
+    median = pd.Series(y).groupby(t).median()
+    return fit_series(median.index.to_numpy(np.float64), median.to_numpy(np.float64))
+
+
+def _fit_job(job: tuple) -> Fit:
+    """One series (t, y, prior, strength, spread): towards the prior, or on its own where prior is None."""
+    t, y, prior, strength, spread = job
+    return fit_series(t, y) if prior is None else fit_towards(t, y, prior, strength, spread)
+
+
+@contextmanager
+def _mapper(workers: int):
+    """map(fn, jobs) as a list, in this process or over `workers` processes (the same results either way)."""
+    if workers <= 1:
+        yield lambda fn, jobs: [fn(job) for job in jobs]
+        return
+    with ProcessPoolExecutor(workers) as pool:
+        yield lambda fn, jobs: list(pool.map(fn, jobs, chunksize=max(1, len(jobs) // (4 * workers))))
+
+
+def population_spread(series: list[tuple[np.ndarray, np.ndarray]], prior, run=None) -> np.ndarray:
+    """Robust spread (1.4826·MAD) of each transformed parameter over the population, from unit-spread
+    fits towards the prior of up to SPREAD_SAMPLE of the series (evenly spaced); floored at 1e-3."""
+    sample = series[:: max(1, math.ceil(len(series) / SPREAD_SAMPLE))]
+    jobs = [(t, y, prior, SPREAD_SCOUT_STRENGTH, None) for t, y in sample]
+    fits = run(_fit_job, jobs) if run is not None else [_fit_job(job) for job in jobs]
+    u = np.array([_transformed(np.array(f.params)) for f in fits if np.all(np.isfinite(f.params))])
+    if len(u) < 2:
+        return np.ones(len(PARAMS))
+    return np.maximum(1.4826 * np.median(np.abs(u - np.median(u, axis=0)), axis=0), 1e-3)
 
 
 def fit_table(
@@ -349,12 +411,14 @@ def fit_table(
     metric_names=DEFAULT_METRICS,
     include_duplicates: bool = False,
     prior_strength: float | None = PRIOR_STRENGTH,
+    workers: int = 1,
 ) -> pd.DataFrame:
     """One row per (model_id, layer, metric) with FIT_COLUMNS.
 
     Each metric's series are fitted towards that metric's population curve (see the module
     docstring); prior_strength=None fits every series on its own instead. Units flagged as
     duplicates (weights equal to an earlier revision's) are left out unless include_duplicates.
+    workers > 1 fits the series in that many processes, with identical results.
     """
     if not include_duplicates and "duplicate_of" in metrics:
         metrics = metrics[metrics["duplicate_of"].fillna("") == ""]
@@ -363,14 +427,16 @@ def fit_table(
         raise ValueError(f"metrics table lacks {missing}")
     units = list(metrics.sort_values("step").groupby(["model_id", "layer"], sort=True))
     fitted = {}
-    for metric in metric_names:
-        series = [_clean(s["step"], s[metric]) for _, s in units]
-        population = population_fit([s for s in series if not _degenerate(*s)]) if prior_strength else None
-        for ((model_id, layer), _), (t, y) in zip(units, series, strict=True):
-            if population is not None and np.all(np.isfinite(population.params)):
-                fitted[model_id, layer, metric] = fit_towards(t, y, population.params, prior_strength)
-            else:
-                fitted[model_id, layer, metric] = fit_series(t, y)
+    with _mapper(workers) as run:
+        for metric in metric_names:
+            series = [_clean(s["step"], s[metric]) for _, s in units]
+            usable = [s for s in series if not _degenerate(*s)]
+            population = population_fit(usable) if prior_strength else None
+            prior = population.params if population is not None and np.all(np.isfinite(population.params)) else None
+            spread = population_spread(usable, prior, run) if prior is not None else None
+            fits = run(_fit_job, [(t, y, prior, prior_strength, spread) for t, y in series])
+            for ((model_id, layer), _), fit in zip(units, fits, strict=True):
+                fitted[model_id, layer, metric] = fit
     rows = []
     for (model_id, layer), series in units:
         last_step = float(series["step"].max())
