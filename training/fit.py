@@ -252,9 +252,9 @@ def fit_series(steps, values) -> Fit:
 
 # Weight of the pull towards the population against the sum of squared residuals in units of the series'
 # range, per squared spread of a transformed parameter. Chosen on the zoo's held-out curve error (median
-# |log ratio|, served model's hyperparameters): 3e-2 gave ma_ratio 0.12, linearity 0.025, linearity_nores
-# 0.12 at mean fit R² 0.86-0.91 (independent fits: 0.67, 0.041, 0.18 at 0.88-0.94); 1e-1 and 3e-1 were
-# no better on curves and worse on R²; a pull without the spread, or a noise-scaled residual, was worse.
+# |log ratio|) at fixed LightGBM hyperparameters: 3e-2 gave ma_ratio 0.12-0.16, linearity 0.025, linearity_nores
+# 0.12 at mean fit R² 0.86-0.91 (independent fits: 0.67, 0.041, 0.18 at 0.88-0.94); 1e-1 and 3e-1 were no
+# better on curves and worse on R²; a pull without the spread, or a noise-scaled residual, was worse.
 PRIOR_STRENGTH = 3e-2
 GOOD_R2 = 0.95  # a fit from the prior this good is not compared with the coarse grid's best point
 SPREAD_SAMPLE, SPREAD_SCOUT_STRENGTH = 32, 1e-2  # series fitted to measure the spread, and their pull
