@@ -136,3 +136,11 @@ def test_curve_error_scores_every_held_out_layer_beside_the_median_curve_baselin
 
     same = unique.assign(ma_ratio=unique["step"].map(lambda s: 2.0 + np.log1p(s)))  # every layer the same curve
     assert curve_error(table, same, "ma_ratio", params)["baseline_median_curve"] == 0.0
+
+
+def test_tuning_is_redone_when_its_budget_or_seed_changes():
+    from training.pipeline import tuning_key
+
+    key = tuning_key("abc", 40, 0)
+    assert key == tuning_key("abc", 40, 0)
+    assert len({key, tuning_key("abd", 40, 0), tuning_key("abc", 41, 0), tuning_key("abc", 40, 1)}) == 4

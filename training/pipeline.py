@@ -19,6 +19,7 @@ from rich.console import Console
 
 import features.curve
 import training.fit
+import training.tune
 from features import FEATURES
 from features.curve import PARAMS
 from training.dataset import build, data_hash, load_configs, target_name
@@ -114,6 +115,13 @@ def fits_key(metrics_path: Path, metrics_names) -> str:
     return digest.hexdigest()[:12]
 
 
+def tuning_key(data_digest: str, n_trials: int, seed: int) -> str:
+    """Resume key of the tuned hyperparameters: the data, the budget, the seed and the tuning code."""
+    digest = hashlib.sha256(f"{data_digest}:{n_trials}:{seed}".encode())
+    digest.update(Path(training.tune.__file__).read_bytes())
+    return digest.hexdigest()[:12]
+
+
 def retrain(
     metrics_path: Path = DEFAULTS["metrics"],
     configs_dir: Path = DEFAULTS["configs"],
@@ -139,9 +147,9 @@ def retrain(
     fits = pd.read_parquet(fits_path)
     table = build(fits, load_configs(configs_dir), metrics_names)
     digest = data_hash(table)
-    version = time.strftime("%Y%m%d") + f"-{digest[:8]}-s{seed}"
     table.to_parquet(work / "dataset.parquet", index=False)
     storage = storage or f"sqlite:///{(work / 'optuna.db').resolve()}"
+    tuning = tuning_key(digest, n_trials, seed)
 
     best: dict[str, dict] = {}
     for metric in metrics_names:
@@ -151,12 +159,16 @@ def retrain(
             X, y = table.loc[rows, list(FEATURES)].to_numpy(np.float32), table.loc[rows, name].to_numpy()
             groups = table.loc[rows, "model_id"].to_numpy()
             console.print(f"[bold]tune[/] {name}: {rows.sum()} layers of {len(set(groups))} models")
-            cache = work / f"tuned-{digest[:8]}-{name}.json"
+            cache = work / f"tuned-{tuning}-{name}.json"
             if not cache.exists():
-                tuned = tune(name, X, y, groups, n_trials, storage, seed, study_prefix=f"{version}-{time.time_ns()}")
+                tuned = tune(name, X, y, groups, n_trials, storage, seed, study_prefix=f"{tuning}-{time.time_ns()}")
                 cache.write_text(json.dumps(tuned.__dict__, indent=2))
             tuned = json.loads(cache.read_text())
             best[name] = tuned["params"]
+    # The version names the data and the hyperparameters: a retrain that tunes differently on the same data
+    # the same day is a different model and must not overwrite the folder of the one it is compared with.
+    hyper = hashlib.sha256(json.dumps(best, sort_keys=True).encode()).hexdigest()[:6]
+    version = time.strftime("%Y%m%d") + f"-{digest[:8]}-{hyper}-s{seed}"
 
     def evaluate_all():
         out = {}
@@ -170,7 +182,7 @@ def retrain(
         return out
 
     console.print("[bold]evaluate[/] grouped CV against baselines")
-    evaluation = _cached_json(work / f"evaluation-{digest[:8]}.json", evaluate_all)
+    evaluation = _cached_json(work / f"evaluation-{digest[:8]}-{hyper}.json", evaluate_all)
     curves = [curve_error(table, metrics, m, best, seed) for m in metrics_names]
     summary = fit_summary(fits)
     write_report(work, evaluation, summary, curves)

@@ -49,8 +49,8 @@ def cv_predictions(make, X: np.ndarray, y: np.ndarray, folds) -> np.ndarray:
 
 def search_space(trial: optuna.Trial) -> dict:
     return {
-        "n_estimators": trial.suggest_int("n_estimators", 30, 400, log=True),
-        "learning_rate": trial.suggest_float("learning_rate", 0.01, 0.3, log=True),
+        "n_estimators": trial.suggest_int("n_estimators", 5, 400, log=True),
+        "learning_rate": trial.suggest_float("learning_rate", 0.003, 0.3, log=True),
         "num_leaves": trial.suggest_int("num_leaves", 2, 31, log=True),
         "min_child_samples": trial.suggest_int("min_child_samples", 2, 20),
         "reg_lambda": trial.suggest_float("reg_lambda", 1e-3, 10.0, log=True),
