@@ -124,8 +124,14 @@ def write_version(
     return manifest
 
 
+def _span(ranges: dict, feature: str) -> str:
+    low, high = ranges.get(feature, (float("nan"), float("nan")))
+    return f"{low:g}–{high:g}"
+
+
 def model_card(m: dict) -> str:
     scores = m.get("cv_scores", {})
+    ranges = m["domain"].get("feature_ranges", {})
     lines = [
         f"# archcast predictor {m['version']}",
         "",
@@ -183,7 +189,8 @@ def model_card(m: dict) -> str:
         "",
         "## Domain and limits",
         "",
-        "- Trained on small models from the archcast zoo (CPU tier): a few layers, d ≤ 96, 800 steps. "
+        f"- Trained on small models from the archcast zoo: {_span(ranges, 'n_layers')} layers, d_model "
+        f"{_span(ranges, 'd_model')}, checkpoints up to step {max(m.get('default_steps') or [0])}. "
         "Predictions for large models are extrapolations; the service flags every feature outside the "
         "training range and every family not seen in training.",
         "- The emergence curve is ill-conditioned: quite different parameter sets draw similar curves, so "
