@@ -11,8 +11,9 @@ import pandas as pd
 
 from features import FEATURES, featurize, read_spec
 from features.curve import PARAMS, to_target
+from training.fit import USABLE_R2
 
-MIN_FIT_R2 = 0.5  # a layer whose fit explains less than this is not a target to learn
+MIN_FIT_R2 = USABLE_R2  # a layer whose fit explains less than this is not a target to learn
 
 
 def target_name(metric: str, param: str) -> str:

@@ -26,7 +26,9 @@ ma_ratio on the zoo). `fit_table` therefore fits each metric empirical-Bayes sty
    PRIOR_STRENGTH·Σ((u − u_population) / spread)², u the transformed parameters the
    regressors learn. The data decide the directions they determine; the population
    decides the rest. A fit that ends worse than the best point of the coarse grid is
-   also started from that point.
+   also started from that point, and where the pull leaves a series unusable as a
+   regression target (R² < 0.5) it is weakened tenfold at a time while that helps.
+Each checkpoint schedule gets its own population (γ is per step).
 This is also what makes fitting fast: one start per series, no bounded refit.
 """
 
@@ -256,6 +258,8 @@ def fit_series(steps, values) -> Fit:
 # 0.12 at mean fit R² 0.86-0.91 (independent fits: 0.67, 0.041, 0.18 at 0.88-0.94); 1e-1 and 3e-1 were no
 # better on curves and worse on R²; a pull without the spread, or a noise-scaled residual, was worse.
 PRIOR_STRENGTH = 3e-2
+USABLE_R2 = 0.5  # a fit explaining less is no regression target (training.dataset); the pull is weakened
+MIN_STRENGTH = 1e-5  # ... down to this at the weakest
 GOOD_R2 = 0.95  # a fit from the prior this good is not compared with the coarse grid's best point
 SPREAD_SAMPLE, SPREAD_SCOUT_STRENGTH = 32, 1e-2  # series fitted to measure the spread, and their pull
 # Searched coordinates v = (A, log λ, log γ, log t0, K): λ, γ, t0 > 0 (so x > 0) by construction.
@@ -351,6 +355,19 @@ def fit_towards(steps, values, prior, strength: float = PRIOR_STRENGTH, spread=N
     if not (np.all(np.isfinite(prior)) and prior[1] >= 0 and prior[2] > 0 and prior[3] > 0):
         raise ValueError(f"prior {tuple(prior)} is not a curve: need finite (A, λ ≥ 0, γ > 0, t0 > 0, K)")
     spread = np.ones(len(PARAMS)) if spread is None else np.asarray(spread, dtype=np.float64)
+    fit = _towards_once(t, y, prior, strength, spread)
+    # The pull may not cost a series its usability: an atypical series gets a weaker one, tenfold at a time
+    # for as long as that helps (a series the curve cannot describe at all stops at once).
+    while fit.r2 < USABLE_R2 and strength > MIN_STRENGTH:
+        strength /= 10
+        weaker = _towards_once(t, y, prior, strength, spread)
+        if not weaker.r2 > fit.r2 + 0.01:
+            break
+        fit = weaker
+    return fit
+
+
+def _towards_once(t: np.ndarray, y: np.ndarray, prior: np.ndarray, strength: float, spread: np.ndarray) -> Fit:
     problem = _Penalised(t, y, prior, strength, spread)
     options = {"jac": problem.jacobian, "method": "lm", "xtol": TOL, "ftol": TOL, "gtol": TOL, "max_nfev": MAX_NFEV}
     best = _lowest_cost(problem.residual, [_to_coords(prior)], **options)
@@ -394,12 +411,12 @@ def _mapper(workers: int):
         yield lambda fn, jobs: list(pool.map(fn, jobs, chunksize=max(1, len(jobs) // (4 * workers))))
 
 
-def population_spread(series: list[tuple[np.ndarray, np.ndarray]], prior, run=None) -> np.ndarray:
-    """Robust spread (1.4826·MAD) of each transformed parameter over the population, from unit-spread
-    fits towards the prior of up to SPREAD_SAMPLE of the series (evenly spaced); floored at 1e-3."""
-    sample = series[:: max(1, math.ceil(len(series) / SPREAD_SAMPLE))]
-    jobs = [(t, y, prior, SPREAD_SCOUT_STRENGTH, None) for t, y in sample]
-    fits = run(_fit_job, jobs) if run is not None else [_fit_job(job) for job in jobs]
+def _spread_sample(series: list[tuple[np.ndarray, np.ndarray]]) -> list[tuple[np.ndarray, np.ndarray]]:
+    return series[:: max(1, math.ceil(len(series) / SPREAD_SAMPLE))]  # up to SPREAD_SAMPLE, evenly spaced
+
+
+def _spread_of(fits: list[Fit]) -> np.ndarray:
+    """Robust spread (1.4826·MAD) of each transformed parameter over fits; floored at 1e-3, ones if < 2 fits."""
     u = np.array([_transformed(np.array(f.params)) for f in fits if np.all(np.isfinite(f.params))])
     if len(u) < 2:
         return np.ones(len(PARAMS))
@@ -416,9 +433,10 @@ def fit_table(
     """One row per (model_id, layer, metric) with FIT_COLUMNS.
 
     Each metric's series are fitted towards that metric's population curve (see the module
-    docstring); prior_strength=None fits every series on its own instead. Units flagged as
-    duplicates (weights equal to an earlier revision's) are left out unless include_duplicates.
-    workers > 1 fits the series in that many processes, with identical results.
+    docstring), one population per checkpoint schedule; prior_strength=None fits every series
+    on its own instead. Units flagged as duplicates (weights equal to an earlier revision's) are
+    left out unless include_duplicates. workers > 1 fits the series in that many processes,
+    with identical results.
     """
     if not include_duplicates and "duplicate_of" in metrics:
         metrics = metrics[metrics["duplicate_of"].fillna("") == ""]
@@ -426,22 +444,32 @@ def fit_table(
     if missing:
         raise ValueError(f"metrics table lacks {missing}")
     units = list(metrics.sort_values("step").groupby(["model_id", "layer"], sort=True))
-    fitted = {}
+    series = {(m, i): _clean(unit["step"], unit[m]) for m in metric_names for i, (_, unit) in enumerate(units)}
+    # A population per (metric, checkpoint schedule): γ is per step, so runs of different lengths or
+    # spacing must not share a prior, nor a median series.
+    groups: dict[tuple[str, bytes], list[tuple[str, int]]] = {}
+    for i, (_, unit) in enumerate(units):
+        for m in metric_names:
+            groups.setdefault((m, unit["step"].to_numpy(np.float64).tobytes()), []).append((m, i))
+    priors: dict[tuple, np.ndarray | None] = dict.fromkeys(groups)
+    usable = {g: [series[k] for k in keys if not _degenerate(*series[k])] for g, keys in groups.items()}
+    if prior_strength:
+        for g in groups:
+            population = population_fit(usable[g])
+            priors[g] = population.params if np.all(np.isfinite(population.params)) else None
     with _mapper(workers) as run:
-        for metric in metric_names:
-            series = [_clean(s["step"], s[metric]) for _, s in units]
-            usable = [s for s in series if not _degenerate(*s)]
-            population = population_fit(usable) if prior_strength else None
-            prior = population.params if population is not None and np.all(np.isfinite(population.params)) else None
-            spread = population_spread(usable, prior, run) if prior is not None else None
-            fits = run(_fit_job, [(t, y, prior, prior_strength, spread) for t, y in series])
-            for ((model_id, layer), _), fit in zip(units, fits, strict=True):
-                fitted[model_id, layer, metric] = fit
+        # every group's spread sample in one batch, then every series in one batch
+        scouts = [(g, t, y) for g in groups if priors[g] is not None for t, y in _spread_sample(usable[g])]
+        scouted = run(_fit_job, [(t, y, priors[g], SPREAD_SCOUT_STRENGTH, None) for g, t, y in scouts])
+        spreads = {g: _spread_of([f for (h, *_), f in zip(scouts, scouted, strict=True) if h == g]) for g in groups}
+        keys = [(k, g) for g, members in groups.items() for k in members]
+        jobs = [(*series[k], priors[g], prior_strength, spreads[g]) for k, g in keys]
+        fitted = {(units[i][0], m): fit for ((m, i), _), fit in zip(keys, run(_fit_job, jobs), strict=True)}
     rows = []
-    for (model_id, layer), series in units:
-        last_step = float(series["step"].max())
+    for (model_id, layer), unit in units:
+        last_step = float(unit["step"].max())
         for metric in metric_names:
-            fit = fitted[model_id, layer, metric]
+            fit = fitted[(model_id, layer), metric]
             if not fit.converged and math.isnan(fit.r2):
                 warnings.warn(f"{model_id} layer {layer} {metric}: {fit.message}", FitWarning, stacklevel=2)
             d = derived(*fit.params, last_step) if not math.isnan(fit.A) else None
