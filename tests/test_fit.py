@@ -246,5 +246,5 @@ def test_the_pull_gives_way_where_it_would_leave_a_series_unusable():
     clean = curve(STEPS, -4.0, 0.8, 1 / 800, 1.2, 20.0)
     curves["atypical"] = (STEPS, clean + rng.normal(0, 0.01 * np.ptp(clean), len(STEPS)))
     fits = fit_table(_table(curves), ["ma_ratio"]).set_index("model_id")
-    assert fits.loc["atypical", "r2"] >= 0.9
-    assert (fits.drop(index="atypical")["r2"] > 0.95).all()
+    assert fits.loc["atypical", "r2"] >= 0.9 and fits.loc["atypical", "atypical"]
+    assert (fits.drop(index="atypical")["r2"] > 0.95).all() and not fits.drop(index="atypical")["atypical"].any()

@@ -144,3 +144,23 @@ def test_tuning_is_redone_when_its_budget_or_seed_changes():
     key = tuning_key("abc", 40, 0)
     assert key == tuning_key("abc", 40, 0)
     assert len({key, tuning_key("abd", 40, 0), tuning_key("abc", 41, 0), tuning_key("abc", 40, 1)}) == 4
+
+
+def test_atypical_fits_are_recorded_but_are_not_regression_targets():
+    from pathlib import Path
+
+    from training.dataset import target_name
+
+    zoo = Path(__file__).resolve().parents[1] / "data" / "zoo"
+    configs = load_configs(zoo / "configs")
+    model = sorted(configs)[0]
+    fits = pd.DataFrame(
+        [
+            {"model_id": model, "layer": layer, "metric": "ma_ratio", "A": 1.0, "lam": 0.1, "gamma": 0.01,
+             "t0": 1.0, "K": 5.0, "r2": 0.9, "atypical": layer == 2}
+            for layer in range(1, 5)
+        ]
+    )  # fmt: skip
+    table = build(fits, {model: configs[model]}).set_index("layer")
+    assert np.isnan(table.loc[2, target_name("ma_ratio", "A")])
+    assert table.drop(index=2)[target_name("ma_ratio", "A")].notna().all()

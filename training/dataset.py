@@ -33,7 +33,8 @@ def load_configs(folder: Path) -> dict[str, dict]:
 def build(fits: pd.DataFrame, configs: dict[str, dict], metrics=None) -> pd.DataFrame:
     """Columns: model_id, layer, model_type, FEATURES…, then one transformed target per (metric, param).
 
-    A target is NaN where that layer's fit failed or explained less than MIN_FIT_R2.
+    A target is NaN where that layer's fit failed, explained less than MIN_FIT_R2, or was atypical of
+    its population (training.fit).
     """
     metrics = sorted(fits["metric"].unique()) if metrics is None else list(metrics)
     unknown = sorted(set(fits["model_id"]) - set(configs))
@@ -50,6 +51,8 @@ def build(fits: pd.DataFrame, configs: dict[str, dict], metrics=None) -> pd.Data
     for metric in metrics:
         sub = fits[fits["metric"] == metric].set_index(["model_id", "layer"])
         good = sub["r2"].ge(MIN_FIT_R2) & sub[list(PARAMS)].notna().all(axis=1)
+        if "atypical" in sub:  # fitted only under a weakened pull: outlying parameters, kept out of the targets
+            good &= ~sub["atypical"].fillna(False).astype(bool)
         for param in PARAMS:
             values = pd.Series(np.where(good, to_target(param, sub[param].where(good)), np.nan), index=sub.index)
             table[target_name(metric, param)] = table.set_index(["model_id", "layer"]).index.map(values).astype(float)

@@ -38,7 +38,7 @@ import math
 import warnings
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -67,6 +67,7 @@ FIT_COLUMNS: tuple[str, ...] = (
     "final_value",
     "n_points",
     "message",
+    "atypical",
 )
 
 
@@ -87,6 +88,7 @@ class Fit:
     converged: bool
     n_points: int
     message: str = ""
+    atypical: bool = False  # the pull towards the population had to be weakened to fit this series
 
     @property
     def params(self) -> tuple[float, ...]:
@@ -363,7 +365,7 @@ def fit_towards(steps, values, prior, strength: float = PRIOR_STRENGTH, spread=N
         weaker = _towards_once(t, y, prior, strength, spread)
         if not weaker.r2 > fit.r2 + 0.01:
             break
-        fit = weaker
+        fit = replace(weaker, atypical=True, message=f"{weaker.message} (pull weakened to {strength:.0e})")
     return fit
 
 
@@ -461,7 +463,8 @@ def fit_table(
         # every group's spread sample in one batch, then every series in one batch
         scouts = [(g, t, y) for g in groups if priors[g] is not None for t, y in _spread_sample(usable[g])]
         scouted = run(_fit_job, [(t, y, priors[g], SPREAD_SCOUT_STRENGTH, None) for g, t, y in scouts])
-        spreads = {g: _spread_of([f for (h, *_), f in zip(scouts, scouted, strict=True) if h == g]) for g in groups}
+        typical = [(h, f) for (h, *_), f in zip(scouts, scouted, strict=True) if not f.atypical]
+        spreads = {g: _spread_of([f for h, f in typical if h == g]) for g in groups}
         keys = [(k, g) for g, members in groups.items() for k in members]
         jobs = [(*series[k], priors[g], prior_strength, spreads[g]) for k, g in keys]
         fitted = {(units[i][0], m): fit for ((m, i), _), fit in zip(keys, run(_fit_job, jobs), strict=True)}
