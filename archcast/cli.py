@@ -100,8 +100,13 @@ def fit_cmd(
     fits.to_parquet(out, index=False)
     ok = fits["r2"].notna()
     for metric, sub in fits[ok].groupby("metric"):
-        typer.echo(f"{metric}: mean R² {sub['r2'].mean():.3f} over {len(sub)} layers")
+        typer.echo(f"{metric}: mean R² {sub['r2'].mean():.3f} over {len(sub)} layers (published Pythia mean: 0.984)")
     typer.echo(f"{int((~ok).sum())} series could not be fitted (see the 'message' column); wrote {out}")
+    if fits["atypical"].any():
+        typer.echo(
+            f"{int(fits['atypical'].sum())} series needed a weaker pull towards their population "
+            "('atypical' column); they are not used as regression targets"
+        )
     if plots is not None:
         from training.plots import plot_fits
 
