@@ -19,6 +19,7 @@ from features import FEATURES
 from features.curve import METRIC_RANGE, PARAMS, curve, from_target
 from features.curve import TRANSFORMS as PARAM_TRANSFORMS
 from training.dataset import target_name
+from training.fit import without_duplicates
 from training.tune import cv_predictions, grouped_folds, lgbm, r2
 
 # The published baseline's inputs: depth, width, heads and the per-layer position terms.
@@ -89,8 +90,9 @@ def curve_error(table: pd.DataFrame, metrics: pd.DataFrame, metric: str, best: d
     X = rows[list(FEATURES)].to_numpy(np.float32)
     usable = rows[targets].notna().all(axis=1).to_numpy()
     folds = grouped_folds(rows["model_id"].to_numpy())
-    measured = metrics[metrics["duplicate_of"].fillna("") == ""] if "duplicate_of" in metrics else metrics
-    by_step = measured.pivot_table(index=["model_id", "layer"], columns="step", values=metric, aggfunc="first")
+    by_step = without_duplicates(metrics).pivot_table(
+        index=["model_id", "layer"], columns="step", values=metric, aggfunc="first"
+    )
     by_step = by_step.reindex(pd.MultiIndex.from_frame(rows[["model_id", "layer"]]))
     steps = by_step.columns.to_numpy(float)
     truth = by_step.to_numpy(float)

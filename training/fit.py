@@ -216,6 +216,12 @@ def _boxed_fit(tn: np.ndarray, yn: np.ndarray, extra_starts: list[np.ndarray]):
     )  # fmt: skip
 
 
+def _to_units(normalised, t_scale: float, y_min: float, y_span: float) -> np.ndarray:
+    """Parameters of the normalised problem (tn = t / t_scale, yn = (y − y_min) / y_span) in steps and metric units."""
+    A, lam, gamma, t0, K = map(float, normalised)
+    return np.array([A * y_span, lam, gamma / t_scale, t0, K * y_span + y_min])
+
+
 def _degenerate(t: np.ndarray, y: np.ndarray) -> str:
     """Why a (finite) series cannot be fitted, or ''."""
     if len(t) < MIN_POINTS:
@@ -229,9 +235,9 @@ def fit_series(steps, values) -> Fit:
     """Fit one series (steps, values); failures come back as a Fit with converged=False and a message."""
     t, y = _clean(steps, values)
     n = len(t)
-    problem = _degenerate(t, y)
-    if problem:
-        return _failed(n, problem)
+    reason = _degenerate(t, y)
+    if reason:
+        return _failed(n, reason)
     t_scale, y_min, y_span = float(t.max()) or 1.0, float(y.min()), float(np.ptp(y))
     tn, yn = t / t_scale, (y - y_min) / y_span
     problem = _Projected(tn, yn)
@@ -249,9 +255,7 @@ def fit_series(steps, values) -> Fit:
         if boxed is None:
             return _failed(n, "every start failed")
         params, success, message = boxed.x, bool(boxed.success), boxed.message
-    A, lam, gamma, t0, K = map(float, params)
-    # back to original units: y = y_span·yn + y_min, tn = t / t_scale
-    return _with_scores((A * y_span, lam, gamma / t_scale, t0, K * y_span + y_min), t, y, success, message)
+    return _with_scores(_to_units(params, t_scale, y_min, y_span), t, y, success, message)
 
 
 # Weight of the pull towards the population against the sum of squared residuals in units of the series'
@@ -335,15 +339,18 @@ def _clean(steps, values) -> tuple[np.ndarray, np.ndarray]:
     return t[keep], y[keep]
 
 
-def _r2(params, t: np.ndarray, y: np.ndarray) -> float:
-    return 1.0 - float(np.sum((curve(t, *params) - y) ** 2)) / float(np.sum((y - y.mean()) ** 2))
+def _sse(params, t: np.ndarray, y: np.ndarray) -> float:
+    return float(np.sum((curve(t, *params) - y) ** 2))
+
+
+def _r2(params, t: np.ndarray, y: np.ndarray, sse: float | None = None) -> float:
+    return 1.0 - (_sse(params, t, y) if sse is None else sse) / float(np.sum((y - y.mean()) ** 2))
 
 
 def _with_scores(params, t: np.ndarray, y: np.ndarray, success: bool, message: str) -> Fit:
-    n = len(t)
-    sse = float(np.sum((curve(t, *params) - y) ** 2))
+    n, sse = len(t), _sse(params, t, y)
     aic = n * math.log(max(sse, 1e-300) / n) + 2 * len(PARAMS)
-    return Fit(*map(float, params), _r2(params, t, y), math.sqrt(sse / n), aic, success, n, message)
+    return Fit(*map(float, params), _r2(params, t, y, sse), math.sqrt(sse / n), aic, success, n, message)
 
 
 def fit_towards(steps, values, prior, strength: float = PRIOR_STRENGTH, spread=None) -> Fit:
@@ -376,8 +383,7 @@ def _towards_once(t: np.ndarray, y: np.ndarray, prior: np.ndarray, strength: flo
     r2 = _r2(_from_coords(best.x), t, y) if best is not None else -np.inf
     if r2 < GOOD_R2:
         t_scale, y_min, y_span = float(t.max()) or 1.0, float(y.min()), float(np.ptp(y))
-        A, lam, gamma, t0, K = grid_starts(t / t_scale, (y - y_min) / y_span, 1)[0]
-        grid = np.array([A * y_span, lam, gamma / t_scale, t0, K * y_span + y_min])
+        grid = _to_units(grid_starts(t / t_scale, (y - y_min) / y_span, 1)[0], t_scale, y_min, y_span)
         if r2 < _r2(grid, t, y):
             # stuck in a basin worse than the coarse grid's best point: also start from that point
             rescue = _lowest_cost(problem.residual, [_to_coords(grid)], **options)
@@ -425,6 +431,11 @@ def _spread_of(fits: list[Fit]) -> np.ndarray:
     return np.maximum(1.4826 * np.median(np.abs(u - np.median(u, axis=0)), axis=0), 1e-3)
 
 
+def without_duplicates(metrics: pd.DataFrame) -> pd.DataFrame:
+    """The rows of units that are not flagged as duplicates (weights equal to an earlier revision's)."""
+    return metrics[metrics["duplicate_of"].fillna("") == ""] if "duplicate_of" in metrics else metrics
+
+
 def fit_table(
     metrics: pd.DataFrame,
     metric_names=DEFAULT_METRICS,
@@ -440,8 +451,8 @@ def fit_table(
     left out unless include_duplicates. workers > 1 fits the series in that many processes,
     with identical results.
     """
-    if not include_duplicates and "duplicate_of" in metrics:
-        metrics = metrics[metrics["duplicate_of"].fillna("") == ""]
+    if not include_duplicates:
+        metrics = without_duplicates(metrics)
     missing = [m for m in metric_names if m not in metrics]
     if missing:
         raise ValueError(f"metrics table lacks {missing}")
@@ -451,8 +462,9 @@ def fit_table(
     # spacing must not share a prior, nor a median series.
     groups: dict[tuple[str, bytes], list[tuple[str, int]]] = {}
     for i, (_, unit) in enumerate(units):
+        schedule = unit["step"].to_numpy(np.float64).tobytes()
         for m in metric_names:
-            groups.setdefault((m, unit["step"].to_numpy(np.float64).tobytes()), []).append((m, i))
+            groups.setdefault((m, schedule), []).append((m, i))
     priors: dict[tuple, np.ndarray | None] = dict.fromkeys(groups)
     usable = {g: [series[k] for k in keys if not _degenerate(*series[k])] for g, keys in groups.items()}
     if prior_strength:
