@@ -7,8 +7,12 @@ key `archcast` (features/ reads the same key):
 
 - `kv_bias`: a learned key/value slot per KV head that every query can attend to
   (Sun et al.'s "explicit attention bias"); a zero slot equals softmax-plus-one.
-- `norm: "dyt"`: Dynamic Tanh, γ·tanh(αx)+β with a learnable scalar α (init 0.5),
-  in place of every LayerNorm/RMSNorm.
+- `norm: "dyt"`: Dynamic Tanh, γ·tanh(αx)+β with a learnable scalar α, in place of
+  every LayerNorm/RMSNorm. α starts at 0.5 everywhere unless `dyt_alpha` gives
+  [before attention, other block norms, final norm], as the DyT paper does for LLMs
+  (larger before attention, smaller for wider models).
+- `embed_scale: true`: a learnable scalar (init √d) multiplies the token embeddings;
+  the DyT paper adds it to LLaMA, whose small embeddings would sit in tanh's linear range.
 - `glu: false`: a plain up → act → down MLP in a family whose MLP is gated.
 """
 
@@ -94,7 +98,12 @@ def changes_of(config: PretrainedConfig | Mapping[str, Any]) -> dict[str, Any]:
 
 def needs_rebuild(config: PretrainedConfig) -> bool:
     changes = changes_of(config)
-    return bool(changes.get("kv_bias")) or changes.get("norm") == "dyt" or changes.get("glu") is False
+    return (
+        bool(changes.get("kv_bias"))
+        or changes.get("norm") == "dyt"
+        or changes.get("glu") is False
+        or bool(changes.get("embed_scale"))
+    )
 
 
 def decoder_blocks(model: nn.Module) -> nn.ModuleList:
@@ -105,6 +114,22 @@ def decoder_blocks(model: nn.Module) -> nn.ModuleList:
             if len({type(m) for m in module}) == 1:
                 return module
     raise ValueError(f"no list of {n_layers} decoder blocks found in {type(model).__name__}")
+
+
+ATTENTION_NORMS = ("input_layernorm", "ln_1")  # the norm in front of attention, by family
+
+
+def _dyt_for(name: str, in_block: bool, d: int, alphas: list[float]) -> DyT:
+    """alphas: [before attention, other norms in a block, final norm]."""
+    if not in_block:
+        return DyT(d, alphas[2])
+    return DyT(d, alphas[0] if name in ATTENTION_NORMS else alphas[1])
+
+
+def _scale_embeddings(embedding: nn.Module, init: float) -> None:
+    """Multiply the embedding's output by a learnable scalar kept on the module (state dict: `embed_scale`)."""
+    embedding.embed_scale = nn.Parameter(torch.full((1,), init))
+    embedding.register_forward_hook(lambda module, args, output: output * module.embed_scale.to(output.dtype))
 
 
 def _is_norm(module: nn.Module) -> bool:
@@ -125,10 +150,14 @@ def apply_changes(model: nn.Module) -> nn.Module:
     changes = changes_of(config)
     d = config.hidden_size
     if changes.get("norm") == "dyt":
+        alphas = list(changes.get("dyt_alpha") or [0.5, 0.5, 0.5])
+        block_ids = {id(m) for block in decoder_blocks(model) for m in block.modules()}
         for parent in list(model.modules()):
             for name, child in list(parent.named_children()):
                 if _is_norm(child):
-                    setattr(parent, name, DyT(d))
+                    setattr(parent, name, _dyt_for(name, id(child) in block_ids, d, alphas))
+    if changes.get("embed_scale"):
+        _scale_embeddings(model.get_input_embeddings(), d**0.5)
     if changes.get("glu") is False:
         bias = bool(getattr(config, "mlp_bias", False))
         for block in decoder_blocks(model):

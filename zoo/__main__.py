@@ -16,6 +16,8 @@ import os
 import sys
 from pathlib import Path
 
+from zoo.grid import TIERS
+
 DEFAULT_CACHE = Path(os.environ.get("ARCHCAST_CACHE", Path.home() / ".cache" / "archcast"))
 
 
@@ -26,7 +28,7 @@ def parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
     for name in ("run", "list", "corpus"):
         s = sub.add_parser(name)
-        s.add_argument("--tier", default="cpu", choices=["smoke", "cpu", "gpu"])
+        s.add_argument("--tier", default="cpu", choices=list(TIERS))
         s.add_argument("--cache", type=Path, default=DEFAULT_CACHE, help="corpus, tokenizer and checkpoints go here")
         if name == "run":
             s.add_argument("--only", help="comma list of run names (default: the whole tier)")

@@ -84,6 +84,90 @@ SMOKE_RECIPE = Recipe(steps=24, batch_size=2, seq_len=32, warmup=2, n_linear_che
 GPU_RECIPE = Recipe(steps=20_000, batch_size=64, seq_len=512, lr=3e-3, warmup=500, n_linear_checkpoints=40)
 
 
+# cpu2: d >= 128, where the BOS-anchored mechanism forms on CPU (pilots in data/zoo/cpu2/pilots.md).
+# 1,000 steps of 32 × 128 tokens (BOS first), lr 6e-3, no weight decay: ~10 single-thread minutes at d=128, L=4.
+CPU2_RECIPE = Recipe(steps=1000, batch_size=32, seq_len=128, lr=6e-3, warmup=50, n_linear_checkpoints=40, log_until=32)
+DYT_LLM = {"norm": "dyt", "dyt_alpha": [1.0, 1.0, 1.0], "embed_scale": True}  # the DyT paper's LLM set-up
+CPU2_SEEDED = ("llama", "neox", "gpt2", "llama-kvbias", "neox-kvbias", "llama-noglu")  # 3 seeds each
+FAMILIES = {"llama": "llama", "qwen2": "qwen2", "neox": "gpt_neox", "gpt2": "gpt2"}
+
+
+def cpu2_one_factor() -> list[RunSpec]:
+    base = dict(d=128, layers=4, heads=4)
+    llama, neox, gpt2 = (replace(b, **base) for b in (LLAMA, NEOX, GPT2))
+    qwen2 = RunSpec("qwen2", "qwen2", **base)
+    v = _variant
+    return [
+        llama, neox, gpt2, qwen2,
+        # mitigations and their hybrids
+        v(llama, "kvbias", changes={"kv_bias": True}), v(neox, "kvbias", changes={"kv_bias": True}),
+        v(gpt2, "kvbias", changes={"kv_bias": True}),
+        v(llama, "tvr", changes={"tvr": True}), v(neox, "tvr", changes={"tvr": True}),
+        v(llama, "tvr-kvbias", changes={"tvr": True, "kv_bias": True}),
+        v(neox, "tvr-kvbias", changes={"tvr": True, "kv_bias": True}),
+        v(llama, "dyt", changes=DYT_LLM), v(neox, "dyt", changes=DYT_LLM), v(gpt2, "dyt", changes=DYT_LLM),
+        v(llama, "tvr-dyt", changes={**DYT_LLM, "tvr": True}),
+        # GLU vs not
+        v(llama, "noglu", changes={"glu": False}), v(llama, "noglu-ffn6", ffn_ratio=6.0, changes={"glu": False}),
+        # depth (a few large ones)
+        v(llama, "L2", layers=2), v(llama, "L6", layers=6), v(llama, "L8", layers=8), v(llama, "L10", layers=10),
+        v(neox, "L2", layers=2), v(neox, "L8", layers=8), v(gpt2, "L8", layers=8),
+        # width
+        v(llama, "d192", d=192, heads=6), v(llama, "d256", d=256, heads=8), v(neox, "d192", d=192, heads=6),
+        v(gpt2, "d256", d=256, heads=8),
+        # heads and KV heads
+        v(llama, "H2", heads=2), v(llama, "H8", heads=8), v(llama, "kv2", overrides={"num_key_value_heads": 2}),
+        v(neox, "H8", heads=8),
+        # FFN ratio
+        v(llama, "ffn2", ffn_ratio=2.0), v(llama, "ffn6", ffn_ratio=6.0), v(neox, "ffn2", ffn_ratio=2.0),
+        # positions: partial / full rotary (neox default 0.25), learned (gpt2)
+        v(neox, "rope1", overrides={"rotary_pct": 1.0}), v(neox, "rope05", overrides={"rotary_pct": 0.5}),
+        # parallel vs sequential residual
+        v(neox, "seq", overrides={"use_parallel_residual": False}),
+        v(neox, "seq-L8", layers=8, overrides={"use_parallel_residual": False}),
+        # biases
+        v(llama, "bias", overrides={"attention_bias": True, "mlp_bias": True}),
+        v(neox, "nobias", overrides={"attention_bias": False}),
+        # tied embeddings
+        v(llama, "tied", overrides={"tie_word_embeddings": True}), v(gpt2, "untied", overrides={"tie_word_embeddings": False}),
+        # the fourth family
+        v(qwen2, "kvbias", changes={"kv_bias": True}), v(qwen2, "L8", layers=8),
+    ]  # fmt: skip
+
+
+def cpu2_random(count: int, seed: int = 11) -> list[RunSpec]:
+    """Designs with several factors changed at once, over all four families, so effects are not confounded."""
+    rng = random.Random(seed)
+    runs = []
+    for i in range(count):
+        key = sorted(FAMILIES)[i % len(FAMILIES)]  # families in turn, the other factors at random
+        d = rng.choice([128, 160, 192])
+        heads = rng.choice([h for h in (2, 4, 8) if d % h == 0 and d // h >= 16])
+        changes: dict = {"kv_bias": rng.random() < 0.3, "tvr": rng.random() < 0.25}
+        if rng.random() < 0.2:
+            changes.update(DYT_LLM)
+        if key in ("llama", "qwen2") and rng.random() < 0.3:
+            changes["glu"] = False
+        overrides = {"tie_word_embeddings": rng.random() < 0.5}
+        if key == "neox":
+            overrides["use_parallel_residual"] = rng.random() < 0.5
+        runs.append(
+            RunSpec(f"mix{i}-{key}", FAMILIES[key], d=d, layers=rng.choice([2, 3, 4, 5, 6]), heads=heads,
+                    ffn_ratio=rng.choice([2.0, 3.0, 4.0]), changes=changes, overrides=overrides)
+        )  # fmt: skip
+    return runs
+
+
+def cpu2_tier() -> list[RunSpec]:
+    """In training order: bases and their seed replicates first (the noise floor), then the rest."""
+    designs = cpu2_one_factor() + cpu2_random(12)
+    by_name = {r.name: r for r in designs}
+    seeded = [replace(by_name[n], name=f"{n}-s{s}", recipe=replace(CPU2_RECIPE, seed=s))
+              for s in (1, 2) for n in CPU2_SEEDED]  # fmt: skip
+    runs = [replace(r, recipe=CPU2_RECIPE) for r in designs]
+    return runs[:4] + seeded[:3] + runs[4:8] + seeded[3:] + runs[8:]
+
+
 def tier(name: str) -> list[RunSpec]:
     if name == "smoke":
         small = dict(d=32, layers=2, heads=2)
@@ -94,8 +178,13 @@ def tier(name: str) -> list[RunSpec]:
     if name == "cpu":  # sized to finish in ~1 h on 2 cores: two of the one-factor runs go to the gpu tier only
         runs = [r for r in one_factor_grid() if r.name not in GPU_ONLY] + random_combinations(1)
         return [replace(r, recipe=CPU_RECIPE) for r in runs]
+    if name == "cpu2":
+        return cpu2_tier()
     if name == "gpu":  # wider and deeper, longer runs
         runs = one_factor_grid() + random_combinations(12)
         return [replace(r, name=f"{r.name}-g", d=r.d * 4, layers=r.layers * 2, heads=r.heads * 2 if r.heads < 8
                         else r.heads, recipe=GPU_RECIPE) for r in runs]  # fmt: skip
-    raise ValueError(f"unknown tier {name!r}; choose smoke, cpu or gpu")
+    raise ValueError(f"unknown tier {name!r}; choose one of {', '.join(TIERS)}")
+
+
+TIERS = ("smoke", "cpu", "cpu2", "gpu")

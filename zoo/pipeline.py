@@ -17,7 +17,7 @@ from zoo.spec import RunSpec
 from zoo.tokenizer import load_or_train
 from zoo.train import RUN_FILE, train_run
 
-VOCAB_SIZE = {"smoke": 512, "cpu": 4096, "gpu": 8192}
+VOCAB_SIZE = {"smoke": 512, "cpu": 4096, "cpu2": 4096, "gpu": 8192}
 
 
 @dataclass(frozen=True)

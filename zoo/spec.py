@@ -24,13 +24,14 @@ class Recipe:
     bos: bool = True  # a fixed first token: makes massive activations emerge sooner (FIELD_NOTES)
     seed: int = 0
     n_linear_checkpoints: int = 40
+    log_until: int = 512  # powers of two up to here, then the evenly spaced ones past it
     tvr_every: int = 10  # TVR: every k steps …
     tvr_threshold: float = 1.2  # … rescale a 2-D block weight whose std exceeds 1.2·σ back to σ
     tvr_sigma: float = 0.02
 
     def checkpoint_steps(self) -> list[int]:
-        """Pythia-like: 0, 1, 2, 4 … 512, then evenly spaced to the end."""
-        log = [0] + [2**i for i in range(10) if 2**i <= self.steps]
+        """Pythia-like: 0, 1, 2, 4 … log_until (512 as Pythia), then evenly spaced to the end."""
+        log = [0] + [2**i for i in range(10) if 2**i <= min(self.steps, self.log_until)]
         linear = [round(self.steps * (k + 1) / self.n_linear_checkpoints) for k in range(self.n_linear_checkpoints)]
         return sorted(set(log) | {s for s in linear if s > log[-1]})
 
@@ -40,7 +41,7 @@ class RunSpec:
     """One architecture of the zoo. `family` is the transformers model_type; `overrides` its config keys."""
 
     name: str
-    family: str  # llama | gpt_neox | gpt2
+    family: str  # llama | qwen2 | gpt_neox | gpt2
     d: int = 64
     layers: int = 4
     heads: int = 4
@@ -57,16 +58,18 @@ class RunSpec:
 
     def config(self, vocab_size: int, bos_id: int, eos_id: int) -> PretrainedConfig:
         d_ff = int(round(self.ffn_ratio * self.d))
+        llama_like = dict(hidden_size=self.d, num_hidden_layers=self.layers, num_attention_heads=self.heads,
+                          num_key_value_heads=self.heads, intermediate_size=d_ff, max_position_embeddings=1024)
         sizes = {
-            "llama": dict(hidden_size=self.d, num_hidden_layers=self.layers, num_attention_heads=self.heads,
-                          num_key_value_heads=self.heads, intermediate_size=d_ff, max_position_embeddings=1024),
+            "llama": llama_like,
+            "qwen2": llama_like,
             "gpt_neox": dict(hidden_size=self.d, num_hidden_layers=self.layers, num_attention_heads=self.heads,
                              intermediate_size=d_ff, max_position_embeddings=1024),
             "gpt2": dict(n_embd=self.d, n_layer=self.layers, n_head=self.heads, n_inner=d_ff, n_positions=1024,
                          resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0),
         }[self.family]  # fmt: skip
         config = AutoConfig.for_model(
-            self.family, vocab_size=vocab_size, bos_token_id=bos_id, eos_token_id=eos_id, **sizes, **self.overrides
+            self.family, vocab_size=vocab_size, bos_token_id=bos_id, eos_token_id=eos_id, **{**sizes, **self.overrides}
         )
         config.archcast = {"kv_bias": False, "tvr": False, **self.changes, "run": self.name}  # fmt: skip
         return config
