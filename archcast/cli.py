@@ -58,6 +58,51 @@ def extract_cmd(ctx: typer.Context) -> None:
     raise typer.Exit(extraction_main(list(ctx.args)))
 
 
+@app.command("measure")
+def measure_cmd(
+    source: str = typer.Argument(..., help="A checkpoint folder, a .gguf file or a hub model id."),
+    out: Path = typer.Option(..., "--out", help="Folder for metrics.parquet, report.png and report.html."),
+    probe: Path | None = typer.Option(None, "--probe", help="Probe text file (default: data/probe/probe.txt)."),
+    n_seq: int = typer.Option(10, "--n-seq", min=1, help="Probe windows N."),
+    seq_len: int = typer.Option(2048, "--seq-len", min=2, help="Tokens per window S, capped at the context."),
+    batch_size: int = typer.Option(2, "--batch-size", min=1, help="Windows per forward pass."),
+    dtype: str = typer.Option("auto", "--dtype", help="auto (fp32 on CPU, bf16 on GPU), float32, bfloat16, float16."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:1 …"),
+    threads: int = typer.Option(0, "--threads", min=0, help="Torch CPU threads (0: torch's default)."),
+    model_id: str | None = typer.Option(None, "--model-id", help="Name recorded in the table (default: from SOURCE)."),
+) -> None:
+    """Measure one model and write its metrics plus a one-page report (PNG and self-contained HTML).
+
+    Example: archcast measure gemma-3-270m-q4_k_m.gguf --seq-len 256 --out out/gemma
+    """
+    import pandas as pd
+
+    from archcast.measure_report import write_report
+    from extraction.measure import Settings
+    from extraction.probe import DEFAULT_PROBE
+    from extraction.run import run
+    from extraction.units import single_unit
+
+    probe = probe or DEFAULT_PROBE
+    if not probe.is_file():
+        raise ValueError(f"probe file {probe} does not exist")
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+    unit = single_unit(source, model_id)
+    settings = Settings(n_seq=n_seq, seq_len=seq_len, batch_size=batch_size, dtype=dtype, device=device,
+                        dim_profile=True)  # fmt: skip
+    settings.resolved_dtype()  # fail early on a bad --dtype
+    summary = run([unit], probe, out, settings, console=err)
+    if summary.failed:
+        raise ValueError(f"{source} could not be measured: {next(iter(summary.failed.values()))}")
+    metrics = pd.read_parquet(out / "metrics.parquet")
+    png, page, text = write_report(metrics[metrics["model_id"] == unit.model_id], out, f"{unit.model_id}")
+    typer.echo(text)
+    typer.echo(f"report: {png} and {page}")
+
+
 @app.command("zoo", context_settings=FORWARD, add_help_option=False)
 def zoo_cmd(ctx: typer.Context) -> None:
     """Train the reference zoo: `archcast zoo run --tier smoke|cpu|gpu` (see --help)."""

@@ -5,6 +5,7 @@ Examples:
   python -m extraction --model EleutherAI/pythia-14m --revisions pythia --device cuda --out out/p14m
   python -m extraction --model EleutherAI/pythia-70m --revisions step0,step1000 --shard 0/4 --out out/p70m
   python -m extraction --merge --out out/p70m     # after all shards finished
+  python -m extraction --gguf gemma-3-270m-q4_k_m.gguf --seq-len 256 --out out/gemma
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from pathlib import Path
 from extraction.measure import Settings
 from extraction.probe import DEFAULT_PROBE
 from extraction.store import merge
-from extraction.units import hub_units, local_units, shard
+from extraction.units import gguf_unit, hub_units, local_units, shard
 
 
 def parser() -> argparse.ArgumentParser:
@@ -26,6 +27,7 @@ def parser() -> argparse.ArgumentParser:
     source = p.add_mutually_exclusive_group()
     source.add_argument("--dirs", help="glob of checkpoint folders, or of run folders holding them")
     source.add_argument("--model", help="hub model id (with --revisions)")
+    source.add_argument("--gguf", type=Path, help="a GGUF file (llama.cpp / Ollama), dequantised by transformers")
     p.add_argument("--model-id", help="name to record for --dirs units (default: the parent folder's name)")
     p.add_argument("--revisions", default="pythia", help="'pythia' (154 step branches) or a comma list")
     p.add_argument("--probe", type=Path, default=DEFAULT_PROBE, help="probe text file (default: data/probe)")
@@ -51,14 +53,19 @@ def main(argv: list[str] | None = None) -> int:
         frame = merge(args.out)
         print(f"merged {frame[['model_id', 'revision']].drop_duplicates().shape[0]} units into {args.out}")
         return 0
-    if not (args.dirs or args.model):
-        parser().error("give --dirs GLOB or --model ID")
+    if not (args.dirs or args.model or args.gguf):
+        parser().error("give --dirs GLOB, --model ID or --gguf FILE")
     for name in ("n_seq", "seq_len", "batch_size"):
         if getattr(args, name) <= 0:
             parser().error(f"--{name.replace('_', '-')} must be positive")
     if not args.probe.is_file():
         parser().error(f"probe file {args.probe} does not exist")
-    units = local_units(args.dirs, args.model_id) if args.dirs else hub_units(args.model, args.revisions)
+    if args.gguf:
+        units = [gguf_unit(args.gguf, args.model_id)]
+    elif args.dirs:
+        units = local_units(args.dirs, args.model_id)
+    else:
+        units = hub_units(args.model, args.revisions)
     settings = Settings(
         n_seq=args.n_seq,
         seq_len=args.seq_len,

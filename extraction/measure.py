@@ -12,6 +12,7 @@ import torch
 from transformers import AutoTokenizer
 
 import archmods
+from extraction import gguf
 from extraction.hooks import measure_blocks
 from extraction.metrics import LayerStats
 from extraction.units import Unit
@@ -29,6 +30,7 @@ class Settings:
     device: str = "auto"
     dtype: str = "auto"  # float32 on CPU, bfloat16 on GPU
     linearity: bool = True
+    dim_profile: bool = False  # keep each layer's largest |h| per feature dim (column dim_max, a list)
 
     def resolved_device(self) -> str:
         if self.device == "auto":
@@ -52,13 +54,26 @@ def weights_sha256(model: torch.nn.Module) -> str:
     return digest.hexdigest()
 
 
+@dataclass(frozen=True)
+class Source:
+    """What was loaded, beyond the weights: recorded with the metrics."""
+
+    sha256: str = ""  # of the source file (GGUF); "" for folders and hub revisions
+    quantization: str = ""  # GGUF file type, e.g. MOSTLY_Q4_K_M; "" when the weights are not quantised
+
+
 def load(unit: Unit, settings: Settings):
+    """(model, tokenizer, Source) of one unit, on the settings' device and dtype."""
+    if unit.path and gguf.is_gguf(unit.path):
+        info = gguf.describe(unit.path)
+        model, tokenizer = gguf.load(info, settings.resolved_dtype())
+        return model.to(settings.resolved_device()), tokenizer, Source(info.sha256, info.quantization)
     hub = {} if unit.path else {"revision": unit.revision}
     tokenizer = AutoTokenizer.from_pretrained(unit.source, **hub)
     model = archmods.load_causal_lm(
         unit.source, revision=None if unit.path else unit.revision, dtype=settings.resolved_dtype()
     )
-    return model.to(settings.resolved_device()), tokenizer
+    return model.to(settings.resolved_device()), tokenizer, Source()
 
 
 def context_length(config) -> int:
@@ -73,11 +88,13 @@ def context_length(config) -> int:
 def measure(model, windows: torch.Tensor, settings: Settings, on_batch: Callable[[], None] | None = None) -> list[dict]:
     """One dict of metrics per layer (1..L). windows: (N, S) token ids."""
     blocks = archmods.decoder_blocks(model)
-    stats = [LayerStats() for _ in blocks]
+    stats = [LayerStats(profile=settings.dim_profile) for _ in blocks]
     device = next(model.parameters()).device
+    body = model.base_model  # the decoder without the LM head: the logits are not needed (a 262k vocab costs more
+    # than all blocks of a 270M model)
     with measure_blocks(blocks, stats, linearity=settings.linearity):
         for batch in windows.split(settings.batch_size):
-            model(input_ids=batch.to(device), use_cache=False)
+            body(input_ids=batch.to(device), use_cache=False)
             if on_batch:
                 on_batch()
     return [{"layer": i + 1, **s.row()} for i, s in enumerate(stats)]
@@ -86,7 +103,7 @@ def measure(model, windows: torch.Tensor, settings: Settings, on_batch: Callable
 def measure_unit(unit: Unit, probe_path, settings: Settings, on_batch=None, on_start=None) -> pd.DataFrame:
     from extraction.probe import probe_hash, probe_windows
 
-    model, tokenizer = load(unit, settings)
+    model, tokenizer, source = load(unit, settings)
     try:
         seq_len = min(settings.seq_len, context_length(model.config))
         windows = probe_windows(tokenizer, probe_path, settings.n_seq, seq_len, settings.seed, settings.bos)
@@ -110,4 +127,6 @@ def measure_unit(unit: Unit, probe_path, settings: Settings, on_batch=None, on_s
     frame["probe_sha256"] = probe_hash(probe_path)
     frame["dtype"] = str(settings.resolved_dtype()).removeprefix("torch.")
     frame["device"] = settings.resolved_device()
+    frame["source_sha256"] = source.sha256
+    frame["quantization"] = source.quantization
     return frame

@@ -23,13 +23,26 @@ COLUMNS: tuple[str, ...] = (
     "top1_token",
     "top1_dim",
     "sun_massive",
+    "top1_bos_share",
+    "ma_ratio_nonbos",
+    "top1_dim_mode",
+    "top1_dim_share",
     "linearity",
     "linearity_nores",
     "weights_sha256",
     "n_seq",
     "seq_len",
 )
-EXTRA_COLUMNS: tuple[str, ...] = ("duplicate_of", "probe_sha256", "dtype", "device")
+EXTRA_COLUMNS: tuple[str, ...] = (
+    "linearity_note",
+    "duplicate_of",
+    "probe_sha256",
+    "dtype",
+    "device",
+    "source_sha256",
+    "quantization",
+)
+MECHANISM_COLUMNS: tuple[str, ...] = ("top1_bos_share", "ma_ratio_nonbos", "top1_dim_mode", "top1_dim_share")
 
 
 def atomic_write(path: Path, write) -> None:
@@ -58,10 +71,13 @@ def write_json(path: Path, payload: dict) -> None:
 
 
 def check_columns(frame: pd.DataFrame, source: str) -> pd.DataFrame:
-    missing = [c for c in COLUMNS if c not in frame.columns]
+    """The DESIGN columns first, in order. Tables measured before the mechanism columns existed (the `cpu`
+    zoo tier) get them as NaN: not measured, rather than refused."""
+    missing = [c for c in COLUMNS if c not in frame.columns and c not in MECHANISM_COLUMNS]
     if missing:
         raise ValueError(f"{source} lacks metrics columns {missing}")
-    return frame
+    frame = frame.assign(**{c: float("nan") for c in MECHANISM_COLUMNS if c not in frame.columns})
+    return frame[list(COLUMNS) + [c for c in frame.columns if c not in COLUMNS]]
 
 
 def read_metrics(path: Path) -> pd.DataFrame:

@@ -7,11 +7,12 @@ import pytest
 import torch
 
 import archmods
-from extraction.measure import Settings, measure
+from extraction.measure import Settings, load, measure
 from extraction.probe import probe_windows
+from extraction.units import single_unit
 from zoo.corpus import PROBE_TEXT
 
-from .conftest import TINY, tiny_config
+from .conftest import REPO, TINY, tiny_config
 
 
 def captured_activations(model, windows):
@@ -46,6 +47,30 @@ def reference_linearity(x: np.ndarray, y: np.ndarray) -> float:
     return 1.0 - float(np.linalg.norm(x @ a - y) ** 2)
 
 
+def assert_rows_match_reference(rows, layers, n_layers):
+    """Every per-layer metric equals its brute-force float64 value from the captured activations."""
+    assert len(rows) == len(layers) - 1 == n_layers
+    n = len(layers[0])
+    for ell, row in enumerate(rows, start=1):
+        h = np.abs(layers[ell]).reshape(n, -1)  # (N, S·d)
+        top = np.sort(h, axis=1)[:, ::-1][:, :3].mean(0)
+        median = np.median(h, axis=1).mean()
+        np.testing.assert_allclose([row["ma_top1"], row["ma_top2"], row["ma_top3"]], top, rtol=1e-6)
+        np.testing.assert_allclose(row["ma_median"], median, rtol=1e-6)
+        np.testing.assert_allclose(row["ma_ratio"], top[0] / median, rtol=1e-6)
+        per_seq = np.abs(layers[ell])  # (N, S, d)
+        where = [np.unravel_index(np.argmax(a), a.shape) for a in per_seq]  # (position, dim) per sequence
+        assert row["top1_bos_share"] == pytest.approx(np.mean([pos == 0 for pos, _ in where]))
+        dims = np.array([dim for _, dim in where])
+        assert row["top1_dim_share"] == pytest.approx(np.mean(dims == row["top1_dim_mode"]))
+        assert row["top1_dim_share"] == pytest.approx(np.bincount(dims).max() / len(dims))
+        np.testing.assert_allclose(row["ma_ratio_nonbos"], per_seq[:, 1:].max((1, 2)).mean() / median, rtol=1e-6)
+        flat = layers[ell].reshape(-1, layers[ell].shape[-1])
+        prev = layers[ell - 1].reshape(-1, flat.shape[-1])
+        assert abs(row["linearity"] - reference_linearity(prev, flat)) < 1e-6
+        assert abs(row["linearity_nores"] - reference_linearity(prev, flat - prev)) < 1e-6
+
+
 @pytest.mark.parametrize("family", sorted(TINY))
 def test_metrics_match_brute_force(family, tokenizer):
     torch.manual_seed(0)
@@ -53,23 +78,22 @@ def test_metrics_match_brute_force(family, tokenizer):
     windows = probe_windows(tokenizer, PROBE_TEXT, n_seq=4, seq_len=48, seed=1)
     rows = measure(model, windows, Settings(batch_size=2))
     layers, hidden = captured_activations(model, windows)
-    assert len(rows) == len(layers) - 1 == model.config.num_hidden_layers
-    for ell, row in enumerate(rows, start=1):
-        h = np.abs(layers[ell]).reshape(len(windows), -1)  # (N, S·d)
-        top = np.sort(h, axis=1)[:, ::-1][:, :3].mean(0)
-        median = np.median(h, axis=1).mean()
-        np.testing.assert_allclose([row["ma_top1"], row["ma_top2"], row["ma_top3"]], top, rtol=1e-6)
-        np.testing.assert_allclose(row["ma_median"], median, rtol=1e-6)
-        np.testing.assert_allclose(row["ma_ratio"], top[0] / median, rtol=1e-6)
-        flat = layers[ell].reshape(-1, layers[ell].shape[-1])
-        prev = layers[ell - 1].reshape(-1, flat.shape[-1])
-        assert abs(row["linearity"] - reference_linearity(prev, flat)) < 1e-6
-        assert abs(row["linearity_nores"] - reference_linearity(prev, flat - prev)) < 1e-6
+    assert_rows_match_reference(rows, layers, model.config.num_hidden_layers)
     # hidden_states agree with block outputs except the last, which is after the final norm
     for ell in range(1, len(rows)):
         np.testing.assert_allclose(torch.cat([h[ell] for h in hidden]).double().numpy(), layers[ell], atol=1e-5)
     last_hf = torch.cat([h[-1] for h in hidden]).double().numpy()
     assert not np.allclose(last_hf, layers[-1], atol=1e-3)
+
+
+def test_metrics_of_a_trained_zoo_checkpoint_match_brute_force():
+    # A model trained for 400 steps (committed with the zoo data), not a random one: real activation spread.
+    unit = single_unit(str(REPO / "data" / "zoo" / "checkpoints" / "llama-L2" / "step400"))
+    model, tokenizer, _ = load(unit, Settings())
+    windows = probe_windows(tokenizer, PROBE_TEXT, n_seq=6, seq_len=96, seed=3)
+    rows = measure(model, windows, Settings(batch_size=3))
+    layers, _ = captured_activations(model, windows)
+    assert_rows_match_reference(rows, layers, model.config.num_hidden_layers)
 
 
 def test_planted_massive_activation_is_found_where_planted(tokenizer):
@@ -85,7 +109,35 @@ def test_planted_massive_activation_is_found_where_planted(tokenizer):
         assert (row["top1_token"], row["top1_dim"]) == (position, dim)
         assert row["ma_top1"] == pytest.approx(value, rel=0.01)  # carried by the residual stream
         assert row["ma_ratio"] == pytest.approx(row["ma_top1"] / row["ma_median"])
+        # away from the first token: a generic outlier, not the BOS mechanism
+        assert row["top1_bos_share"] == 0.0
+        assert (row["top1_dim_mode"], row["top1_dim_share"]) == (dim, 1.0)
+        assert row["ma_ratio_nonbos"] == pytest.approx(row["ma_ratio"])
     assert rows[0]["ma_ratio"] >= 1000 and rows[0]["sun_massive"]  # > 100 and ≥ 1000× the median
+
+
+@pytest.mark.parametrize("family", ["llama", "gpt_neox"])
+def test_planted_bos_massive_activation_gives_the_mechanism_columns_and_exact_linearity(family, tokenizer):
+    # One dimension at 5,000 on the BOS token, every other value near 0.03: the spread of a real model with
+    # massive activations, where a Gram-matrix solve left [0, 1].
+    torch.manual_seed(0)
+    model = archmods.build_model(tiny_config(family, tokenizer)).eval()
+    dim, value = 11, 5000.0
+    with torch.no_grad():
+        model.get_input_embeddings().weight[tokenizer.bos_token_id, dim] = value
+    windows = probe_windows(tokenizer, PROBE_TEXT, n_seq=6, seq_len=64, seed=2)
+    assert (windows[:, 0] == tokenizer.bos_token_id).all()
+    rows = measure(model, windows, Settings(batch_size=2))
+    layers, _ = captured_activations(model, windows)
+    for ell, row in enumerate(rows, start=1):
+        assert row["top1_bos_share"] == 1.0
+        assert (row["top1_dim_mode"], row["top1_dim_share"]) == (dim, 1.0)
+        assert row["ma_ratio"] > 1000 > row["ma_ratio_nonbos"]
+        x = layers[ell - 1].reshape(-1, layers[ell].shape[-1])
+        y = layers[ell].reshape(-1, x.shape[-1])
+        assert 0.0 <= row["linearity"] <= 1.0 and 0.0 <= row["linearity_nores"] <= 1.0
+        assert abs(row["linearity"] - reference_linearity(x, y)) < 1e-6
+        assert abs(row["linearity_nores"] - reference_linearity(x, y - x)) < 1e-6
 
 
 def test_statistics_are_float32_or_wider_for_half_precision_models(tokenizer):
@@ -101,9 +153,9 @@ def test_statistics_are_float32_or_wider_for_half_precision_models(tokenizer):
 
 @pytest.mark.parametrize("case", ["full rank", "duplicated column", "fewer rows than dims", "huge column offset"])
 def test_linearity_solve_matches_lstsq_reference(case):
-    # The scores come from Gram statistics accumulated over batches and one eigendecomposition;
-    # they must equal a direct least-squares solve, rank-deficient X included.
-    from extraction.metrics import GramStats
+    # The scores come from a QR accumulated over batches; they must equal a direct least-squares
+    # solve, rank-deficient X included.
+    from extraction.metrics import LinearFit
 
     rng = np.random.default_rng(0)
     n, d = (40, 64) if case == "fewer rows than dims" else (300, 24)
@@ -113,11 +165,13 @@ def test_linearity_solve_matches_lstsq_reference(case):
     if case == "huge column offset":  # a massive-activation-like dimension: mean ≫ spread
         x[:, 0] = 3000.0 + 0.01 * rng.normal(size=n)
     y = x @ rng.normal(size=(d, d)) * 0.3 + x + rng.normal(size=(n, d))
-    stats = GramStats.zeros(d, d, "cpu")
+    stats = None
     for rows in np.array_split(np.arange(n), 3):
-        stats.update(torch.from_numpy(x[rows]).float(), torch.from_numpy(y[rows]).float())
+        xb, yb = torch.from_numpy(x[rows]).float(), torch.from_numpy(y[rows]).float()
+        stats = stats or LinearFit.start(xb, yb)
+        stats.update(xb, yb)
     xf, yf = x.astype(np.float32).astype(np.float64), y.astype(np.float32).astype(np.float64)
-    linearity, nores = stats.scores()
+    linearity, nores, _ = stats.scores()
     assert abs(linearity - reference_linearity(xf, yf)) < 1e-6
     assert abs(nores - reference_linearity(xf, yf - xf)) < 1e-6
 

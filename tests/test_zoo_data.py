@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from extraction.__main__ import main as extract
-from extraction.store import COLUMNS
+from extraction.store import COLUMNS, MECHANISM_COLUMNS, read_metrics
 from features import read_spec
 
 from .conftest import REPO
@@ -18,7 +18,9 @@ METRICS = ("ma_top1", "ma_top2", "ma_top3", "ma_median", "ma_ratio", "linearity"
 
 
 def test_committed_data_covers_every_architecture_checkpoint_layer_and_metric():
-    frame = pd.read_parquet(DATA / "metrics.parquet")
+    raw = pd.read_parquet(DATA / "metrics.parquet")
+    assert set(COLUMNS) - set(raw.columns) == set(MECHANISM_COLUMNS)  # measured before those columns existed
+    frame = read_metrics(DATA / "metrics.parquet")
     assert list(frame.columns[: len(COLUMNS)]) == list(COLUMNS)
     models = sorted(frame["model_id"].unique())
     assert len(models) >= 24

@@ -129,7 +129,8 @@ def cpu2_one_factor() -> list[RunSpec]:
         v(llama, "bias", overrides={"attention_bias": True, "mlp_bias": True}),
         v(neox, "nobias", overrides={"attention_bias": False}),
         # tied embeddings
-        v(llama, "tied", overrides={"tie_word_embeddings": True}), v(gpt2, "untied", overrides={"tie_word_embeddings": False}),
+        v(llama, "tied", overrides={"tie_word_embeddings": True}),
+        v(gpt2, "untied", overrides={"tie_word_embeddings": False}),
         # the fourth family
         v(qwen2, "kvbias", changes={"kv_bias": True}), v(qwen2, "L8", layers=8),
     ]  # fmt: skip

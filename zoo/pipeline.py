@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from zoo.corpus import Corpus, committed_slice, fetch
+from zoo.corpus import REPO_DATA, Corpus, committed_slice, fetch
 from zoo.spec import RunSpec
 from zoo.tokenizer import load_or_train
 from zoo.train import RUN_FILE, train_run
@@ -52,6 +52,11 @@ def is_finished(run_dir: Path) -> bool:
     return (run_dir / RUN_FILE).exists()
 
 
+def is_committed(tier: str, name: str) -> bool:
+    """A run whose measurements are committed (data/zoo/<tier>/runs/<name>.json) is not trained again."""
+    return (REPO_DATA / "zoo" / tier / "runs" / f"{name}.json").exists()
+
+
 def _train_one(spec: RunSpec, data: ZooData, threads: int, device: str) -> dict:
     import torch
     from transformers import PreTrainedTokenizerFast
@@ -67,8 +72,10 @@ def _train_one(spec: RunSpec, data: ZooData, threads: int, device: str) -> dict:
 
 def run_all(runs: list[RunSpec], data: ZooData, jobs: int = 1, threads: int = 0, device: str = "cpu") -> dict:
     """Train every unfinished run; returns {name: error} for the runs that failed."""
-    todo = [r for r in runs if not is_finished(data.runs_dir / r.name)]
-    print(f"{len(runs) - len(todo)} of {len(runs)} runs already finished; training {len(todo)}", flush=True)
+    todo = [r for r in runs if not (is_finished(data.runs_dir / r.name) or is_committed(data.tier, r.name))]
+    print(
+        f"{len(runs) - len(todo)} of {len(runs)} runs already finished or committed; training {len(todo)}", flush=True
+    )
     failed: dict[str, str] = {}
 
     def report(name: str, result) -> None:

@@ -58,8 +58,14 @@ class RunSpec:
 
     def config(self, vocab_size: int, bos_id: int, eos_id: int) -> PretrainedConfig:
         d_ff = int(round(self.ffn_ratio * self.d))
-        llama_like = dict(hidden_size=self.d, num_hidden_layers=self.layers, num_attention_heads=self.heads,
-                          num_key_value_heads=self.heads, intermediate_size=d_ff, max_position_embeddings=1024)
+        llama_like = dict(
+            hidden_size=self.d,
+            num_hidden_layers=self.layers,
+            num_attention_heads=self.heads,
+            num_key_value_heads=self.heads,
+            intermediate_size=d_ff,
+            max_position_embeddings=1024,
+        )
         sizes = {
             "llama": llama_like,
             "qwen2": llama_like,

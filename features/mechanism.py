@@ -1,0 +1,65 @@
+"""Reading one model's metrics as the BOS massive-activation mechanism or not, and saying so in a sentence.
+
+Shared by the measure report, the zoo's data card and the predictor's targets (one definition).
+
+The mechanism of trained LMs: the top-1 |h| sits on the first token (BOS) in one or a few fixed dimensions,
+from an early layer on, well above the largest value elsewhere. A layer shows it here when the top-1 is at
+position 0 in at least BOS_SHARE of the probe windows and stands at least ABOVE_REST× above the largest
+value at positions ≥ 1. A large ratio that fails either test is a generic outlier.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+
+BOS_SHARE = 0.9  # share of windows whose top-1 is at position 0
+ABOVE_REST = 2.0  # BOS top-1 over the largest value away from BOS
+
+
+@dataclass(frozen=True)
+class Mechanism:
+    """One checkpoint's reading. Layers are 1-based; None where there is no such layer."""
+
+    layers: tuple[int, ...]  # layers that show the mechanism
+    onset_layer: int | None  # the first of them
+    dims: tuple[int, ...]  # their modal top-1 dimensions, most frequent first
+    peak_layer: int  # the layer with the largest ratio, mechanism or not
+    peak_ratio: float
+    peak_at_bos: bool
+    n_layers: int
+
+    def summary(self) -> str:
+        peak = f"peak ratio {self.peak_ratio:,.0f} at layer {self.peak_layer}"
+        if self.onset_layer is None:
+            where = "on the first token" if self.peak_at_bos else "away from the first token"
+            return f"No BOS massive-activation mechanism in any of {self.n_layers} layers; {peak} ({where})."
+        dims = ", ".join(str(d) for d in self.dims[:3])
+        return (
+            f"Massive activations from layer {self.onset_layer} on the first token, in dimension"
+            f"{'s' if len(self.dims) > 1 else ''} {dims}; present in {len(self.layers)} of {self.n_layers} layers; "
+            f"{peak}."
+        )
+
+
+def shows_mechanism(rows: pd.DataFrame) -> pd.Series:
+    """Per row (one layer of one checkpoint): BOS-anchored and well above the rest."""
+    return (rows["top1_bos_share"] >= BOS_SHARE) & (rows["ma_ratio"] >= ABOVE_REST * rows["ma_ratio_nonbos"])
+
+
+def read_mechanism(rows: pd.DataFrame) -> Mechanism:
+    """rows: the layers of one checkpoint (columns of metrics.parquet)."""
+    rows = rows.sort_values("layer")
+    hits = rows[shows_mechanism(rows)]
+    peak = rows.loc[rows["ma_ratio"].idxmax()]
+    dims = hits["top1_dim_mode"].astype(int).value_counts()
+    return Mechanism(
+        layers=tuple(int(x) for x in hits["layer"]),
+        onset_layer=int(hits["layer"].iloc[0]) if len(hits) else None,
+        dims=tuple(int(d) for d in dims.index),
+        peak_layer=int(peak["layer"]),
+        peak_ratio=float(peak["ma_ratio"]),
+        peak_at_bos=bool(peak["top1_bos_share"] >= BOS_SHARE),
+        n_layers=len(rows),
+    )

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Train a zoo tier in the background and commit each run's measurements as soon as it is measured.
+# Resumable: runs committed under data/zoo/<tier>/runs are neither trained nor measured again.
+#   nohup bash scripts/zoo_tier.sh cpu2 > runs/cpu2-driver.log 2>&1 &
+set -uo pipefail
+cd "$(dirname "$0")/.."
+TIER=${1:-cpu2}
+CACHE=${ARCHCAST_CACHE:-$HOME/.cache/archcast}
+RUNS=$CACHE/zoo/$TIER/runs
+OUT=runs/$TIER-extract
+DATA=data/zoo/$TIER
+mkdir -p runs "$DATA/runs"
+if ! pgrep -f "zoo run --tier $TIER" >/dev/null; then
+  .venv/bin/archcast zoo run --tier "$TIER" --jobs 2 --threads 1 --cache "$CACHE" >> "runs/$TIER-train.log" 2>&1 &
+fi
+
+commit() {  # commit only this run's files; retry while another git command holds the index
+  local name=$1; shift
+  for _ in $(seq 20); do
+    git add -- "$@" && git commit -q -m "zoo $TIER: run $name measured and committed (metrics, config, provenance)" -- "$@" && return 0
+    sleep 7
+  done
+  echo "could not commit $name" >&2
+}
+
+while true; do
+  for run in "$RUNS"/*; do
+    name=$(basename "$run")
+    [ -f "$run/run.json" ] || continue
+    [ -f "$DATA/runs/$name.json" ] && continue
+    cmd="archcast extract --dirs $run --model-id $name --out $OUT/$name --seq-len 128 --n-seq 10 --batch-size 5 --threads 1"
+    echo "$(date -u +%FT%TZ) measuring $name"
+    if .venv/bin/$cmd >> "runs/$TIER-extract.log" 2>&1 &&
+       .venv/bin/python -m training.zoo_tier add --run "$run" --metrics "$OUT/$name" --tier-dir "$DATA" --command "$cmd"; then
+      commit "$name" "$DATA/runs/$name.parquet" "$DATA/runs/$name.json" "$DATA/configs/$name.json"
+      echo "$(date -u +%FT%TZ) committed $name"
+    else
+      echo "$(date -u +%FT%TZ) measuring $name failed; see runs/$TIER-extract.log" >&2
+    fi
+  done
+  pgrep -f "zoo run --tier $TIER" >/dev/null || break
+  sleep 60
+done
+echo "$(date -u +%FT%TZ) training finished; every finished run is committed"

@@ -1,0 +1,105 @@
+"""The cpu2 tier's design, the DyT set-up it uses, and a tier committed run by run."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+
+import pandas as pd
+import pytest
+import torch
+
+import archmods
+from features.mechanism import read_mechanism, shows_mechanism
+from training.zoo_tier import add_run, load_provenance, load_tier
+from zoo.grid import CPU2_SEEDED, tier
+from zoo.pipeline import is_committed
+
+
+def test_cpu2_tier_has_48_designs_at_d128_plus_three_seeds_of_six():
+    runs = tier("cpu2")
+    seeds = [r for r in runs if r.recipe.seed != 0]
+    designs = [r for r in runs if r.recipe.seed == 0]
+    assert len(designs) >= 48 and all(r.d >= 128 for r in runs)
+    assert len({r.name for r in runs}) == len(runs)
+    assert Counter(r.name.rsplit("-s", 1)[0] for r in seeds) == {name: 2 for name in CPU2_SEEDED}
+    assert {r.family for r in designs} == {"llama", "qwen2", "gpt_neox", "gpt2"}
+    assert sum(r.name.startswith("mix") for r in designs) >= 12
+    assert {r.layers for r in designs} >= {2, 4, 10} and {r.d for r in designs} >= {128, 256}
+    changes = [r.changes for r in designs]
+    for change in ({"kv_bias": True}, {"tvr": True}, {"glu": False}, {"norm": "dyt"}):
+        ((key, value),) = change.items()
+        assert sum(c.get(key) == value for c in changes) >= 2, change
+    assert any(c.get("tvr") and c.get("kv_bias") for c in changes) and any(
+        c.get("tvr") and c.get("norm") for c in changes
+    )
+    steps = runs[0].recipe.checkpoint_steps()
+    assert len(steps) >= 40 and steps[0] == 0 and steps[-1] == runs[0].recipe.steps
+
+
+def test_cpu_tier_keeps_its_schedule():
+    assert len(tier("cpu")[0].recipe.checkpoint_steps()) == 33
+
+
+def test_dyt_llm_setup_sets_alpha_per_norm_position_and_scales_embeddings():
+    spec = next(r for r in tier("cpu2") if r.name == "llama-dyt")
+    spec = spec.with_recipe()
+    config = spec.config(300, 0, 1)
+    config.archcast["dyt_alpha"] = [0.8, 0.2, 0.3]
+    model = archmods.build_model(config)
+    block = archmods.decoder_blocks(model)[0]
+    assert float(block.input_layernorm.alpha.detach()) == pytest.approx(0.8)
+    assert float(block.post_attention_layernorm.alpha) == pytest.approx(0.2)
+    assert float(model.model.norm.alpha) == pytest.approx(0.3)
+    embed = model.get_input_embeddings()
+    assert float(embed.embed_scale) == pytest.approx(128**0.5)
+    ids = torch.tensor([[3, 4]])
+    torch.testing.assert_close(embed(ids), embed.weight[ids] * 128**0.5)
+    assert archmods.needs_rebuild(config)
+
+
+def _rows(layer, ratio, nonbos, bos_share, dim):
+    return {"layer": layer, "ma_ratio": ratio, "ma_ratio_nonbos": nonbos, "top1_bos_share": bos_share,
+            "top1_dim_mode": dim}  # fmt: skip
+
+
+def test_mechanism_needs_bos_and_a_margin_over_the_rest():
+    rows = pd.DataFrame([
+        _rows(1, 30, 25, 1.0, 5),   # on BOS but not above the rest: a generic outlier
+        _rows(2, 60, 20, 1.0, 7),   # the mechanism
+        _rows(3, 90, 20, 0.95, 7),
+        _rows(4, 200, 200, 0.0, 9),  # large, away from BOS
+    ])  # fmt: skip
+    assert list(shows_mechanism(rows)) == [False, True, True, False]
+    reading = read_mechanism(rows)
+    assert (reading.onset_layer, reading.layers, reading.dims) == (2, (2, 3), (7,))
+    assert (reading.peak_layer, reading.peak_at_bos) == (4, False)
+    assert reading.summary().startswith("Massive activations from layer 2 on the first token, in dimension 7")
+    none = read_mechanism(rows.iloc[[0, 3]])
+    assert none.onset_layer is None and "No BOS massive-activation mechanism" in none.summary()
+
+
+def test_a_measured_run_is_committed_with_provenance_and_read_back(smoke_zoo, tmp_path):
+    metrics, _, runs = smoke_zoo
+    run = runs / "llama"
+    measured = tmp_path / "measured"
+    measured.mkdir()
+    frame = pd.read_parquet(metrics)
+    frame.to_parquet(measured / "metrics.parquet")
+    (measured / "manifest.json").write_text(json.dumps(
+        {"settings": {"seq_len": 32}, "probe_sha256": "p", "torch": "t", "transformers": "x"}))  # fmt: skip
+    tier_dir = tmp_path / "smoke"
+    target = add_run(run, measured, tier_dir, "archcast extract …")
+    back = load_tier(tier_dir)
+    assert set(back["model_id"]) == {"llama"}
+    assert len(back) == len(frame[frame["model_id"] == "llama"])
+    record = load_provenance(tier_dir)["llama"]
+    assert record["corpus"]["sha256"] and record["training"]["seconds"] > 0 and record["hardware"]["cpus"] >= 1
+    assert (tier_dir / "configs" / "llama.json").exists() and target.exists()
+    frame[frame["model_id"] == "llama"].query("step > 0").to_parquet(measured / "metrics.parquet")
+    with pytest.raises(ValueError, match="checkpoints measured"):
+        add_run(run, measured, tier_dir, "archcast extract …")
+
+
+def test_committed_runs_are_not_trained_again():
+    assert not is_committed("cpu2", "no-such-run")
