@@ -86,7 +86,7 @@ def reference_check(gguf: Path) -> dict:
     torch.set_num_threads(SETTINGS["threads"])
     settings = Settings(n_seq=REFERENCE_WINDOWS, seq_len=SETTINGS["seq_len"], batch_size=1, dtype="float32")
     model, tokenizer, _ = load(single_unit(str(gguf)), settings)
-    windows = probe_windows(tokenizer, DEFAULT_PROBE.read_text(), n_seq=REFERENCE_WINDOWS, seq_len=settings.seq_len)
+    windows = probe_windows(tokenizer, DEFAULT_PROBE, n_seq=REFERENCE_WINDOWS, seq_len=settings.seq_len)
     rows = measure_rows(model, windows, settings)
     last = []
     hook = archmods.decoder_blocks(model)[-1].register_forward_hook(
@@ -146,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
             "sha256": hashlib.sha256(DEFAULT_PROBE.read_bytes()).hexdigest(),
         },
         "settings": SETTINGS,
-        "command": " ".join(command[:2] + ["<gguf>"] + command[3:]),
+        "command": " ".join(command[:2] + ["<gguf>", "--out", "<tmp>"] + command[5:]),
         "cost": {"wall_seconds": round(seconds, 1), "peak_rss_mb": round(peak_mb), "cpus": os.cpu_count()},
         "reference_check": check,
         "versions": {

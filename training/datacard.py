@@ -125,7 +125,7 @@ def data_card(table: pd.DataFrame, metrics: pd.DataFrame, provenance: dict, figu
         "",
         f"Measured behaviour of {len(table)} small language models trained from scratch here, "
         f"{metrics['step'].nunique()} checkpoints each, every layer, every metric of DESIGN.md "
-        f"({len(metrics):,} rows in `zoo/metrics.parquet`).",
+        f"({len(metrics):,} rows in `metrics.parquet`).",
         "",
         f"- Corpus: {provenance.get('corpus', {}).get('source', '?')}, train text sha256 "
         f"`{provenance.get('corpus', {}).get('sha256', '?')[:16]}…`; the probe text (`data/probe/probe.txt`) comes "
@@ -147,8 +147,8 @@ def data_card(table: pd.DataFrame, metrics: pd.DataFrame, provenance: dict, figu
         "## Figures",
         "",
     ]
-    lines += [f"![{p.stem}](zoo/figures/{p.name})" for p in figures]
-    lines += ["", "Provenance (commands, versions, seeds, hardware, duration): `zoo/PROVENANCE.json`.", ""]
+    lines += [f"![{p.stem}](figures/{p.name})" for p in figures]
+    lines += ["", "Provenance (commands, versions, seeds, hardware, duration): `PROVENANCE.json`.", ""]
     return "\n".join(lines)
 
 
@@ -195,7 +195,7 @@ def main(argv=None) -> int:
     }
     (args.out / "PROVENANCE.json").write_text(json.dumps(provenance, indent=2, default=str) + "\n")
     figures = family_figures(metrics, table, args.out)
-    (args.out.parent / "README.md").write_text(data_card(table, metrics, provenance, figures))
+    (args.out / "README.md").write_text(data_card(table, metrics, provenance, figures))
     print(table.to_string(index=False))
     return 0
 
