@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -103,3 +104,60 @@ def test_a_measured_run_is_committed_with_provenance_and_read_back(smoke_zoo, tm
 
 def test_committed_runs_are_not_trained_again():
     assert not is_committed("cpu2", "no-such-run")
+
+
+def _series(name, seed, ratios, shares, spec_extra=None):
+    """A synthetic run: one layer, a checkpoint per value; its provenance record."""
+    rows = pd.DataFrame({"model_id": name, "step": [0, 10, 20, 30], "layer": 1, "ma_ratio": ratios,
+                         "ma_ratio_nonbos": [r / 3 for r in ratios], "top1_bos_share": shares,
+                         "top1_dim_mode": 5, "linearity": 0.9, "linearity_nores": 0.5})  # fmt: skip
+    spec = {"name": name, "family": "llama", "d": 128, "layers": 1, "heads": 4, "ffn_ratio": 4.0, "overrides": {},
+            "changes": {}, "recipe": {"steps": 30, "seed": seed}, **(spec_extra or {})}  # fmt: skip
+    record = {"spec": spec, "training": {"n_params": 1, "final_loss": 3.0, "seconds": 1.0}}
+    return rows, record
+
+
+def test_tier_card_numbers_equal_hand_computed_values():
+    from training.tier_card import bos_onset, noise_floor, one_factor, run_table, variance_decomposition
+
+    # BOS onset: the first step from which the top-1 stays on BOS to the end
+    a, pa = _series("llama", 0, [10, 20, 40, 80], [1.0, 0.0, 1.0, 1.0])
+    b, pb = _series("llama-s1", 1, [11, 22, 44, 88], [1.0, 0.0, 0.0, 1.0])
+    c, pc = _series("llama-kvbias", 0, [10, 10, 10, 20], [0.0, 0.0, 0.0, 0.0], {"changes": {"kv_bias": True}})
+    assert (bos_onset(a), bos_onset(b), str(bos_onset(c))) == (20.0, 30.0, "nan")
+    metrics = pd.concat([a, b, c])
+    table = run_table(metrics, {"llama": pa, "llama-s1": pb, "llama-kvbias": pc})
+    assert table.set_index("run").loc["llama", "design"] == table.set_index("run").loc["llama-s1", "design"]
+    floor = noise_floor(metrics, table).set_index("metric")
+    assert floor.loc["ma_ratio", "median"] == pytest.approx(np.log(1.1), abs=1e-4)  # every value 10 % apart
+    assert floor.loc["linearity", "median"] == 0 and floor.loc["ma_ratio", "pairs"] == 1
+    # one replicated design (log 80, log 88) and one single run (log 20)
+    v = variance_decomposition(table, "ratio_end")
+    seed_var = np.var(np.log([80, 88]), ddof=1)
+    means = [np.log([80, 88]).mean(), np.log(20)]
+    assert v["seed_var"] == pytest.approx(seed_var, abs=1e-4)
+    assert v["arch_var"] == pytest.approx(np.var(means, ddof=1) - seed_var * (1 / 2 + 1) / 2, abs=1e-4)
+    effect = one_factor(table).set_index("variant").loc["llama-kvbias"]
+    assert effect["base"] == "llama" and effect["log_ratio_effect"] == pytest.approx(np.log(20 / 80), abs=1e-3)
+    assert effect["mechanism_layers"] == "0/1" and effect["base_mechanism_layers"] == "1/1"
+
+
+def test_tier_card_is_written_from_committed_runs(smoke_zoo, tmp_path):
+    from training.tier_card import main as tier_card
+
+    metrics, _, runs = smoke_zoo
+    measured = tmp_path / "measured"
+    measured.mkdir()
+    pd.read_parquet(metrics).to_parquet(measured / "metrics.parquet")
+    (measured / "manifest.json").write_text(json.dumps(
+        {"settings": {"seq_len": 32}, "probe_sha256": "p", "torch": "t", "transformers": "x"}))  # fmt: skip
+    tier_dir = tmp_path / "smoke"
+    for run in sorted(runs.iterdir()):
+        add_run(run, measured, tier_dir, "archcast extract …")
+    assert tier_card(["--tier-dir", str(tier_dir)]) == 0
+    text = (tier_dir / "README.md").read_text()
+    for section in ("## Seed noise floor", "## How much the architecture decides", "## One-factor effects", "## Runs"):
+        assert section in text
+    assert "| neox-kvbias | neox |" in text  # the one-factor table pairs a variant with its base
+    assert {p.name for p in (tier_dir / "figures").iterdir()} == {"llama.png", "gpt_neox.png", "gpt2.png"}
+    assert len(pd.read_csv(tier_dir / "runs.csv")) == len(list(runs.iterdir()))
