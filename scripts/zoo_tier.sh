@@ -34,6 +34,9 @@ while true; do
        .venv/bin/python -m training.zoo_tier add --run "$run" --metrics "$OUT/$name" --tier-dir "$DATA" --command "$cmd"; then
       commit "$name" "$DATA/runs/$name.parquet" "$DATA/runs/$name.json" "$DATA/configs/$name.json"
       echo "$(date -u +%FT%TZ) committed $name"
+      # the data card follows the data (figures, tables, noise floor); a failure here loses no run
+      .venv/bin/python -m training.tier_card --tier-dir "$DATA" > /dev/null 2>> "runs/$TIER-extract.log" &&
+        commit "card after $name" "$DATA/README.md" "$DATA/runs.csv" "$DATA/figures"
     else
       echo "$(date -u +%FT%TZ) measuring $name failed; see runs/$TIER-extract.log" >&2
     fi
