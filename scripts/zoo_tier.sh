@@ -14,13 +14,13 @@ if ! pgrep -f "zoo run --tier $TIER" >/dev/null; then
   .venv/bin/archcast zoo run --tier "$TIER" --jobs 2 --threads 1 --cache "$CACHE" >> "runs/$TIER-train.log" 2>&1 &
 fi
 
-commit() {  # commit only this run's files; retry while another git command holds the index
-  local name=$1; shift
+commit() {  # commit only these files; retry while another git command holds the index
+  local message=$1; shift
   for _ in $(seq 20); do
-    git add -- "$@" && git commit -q -m "zoo $TIER: run $name measured and committed (metrics, config, provenance)" -- "$@" && return 0
+    git add -- "$@" && git commit -q -m "$message" -- "$@" && return 0
     sleep 7
   done
-  echo "could not commit $name" >&2
+  echo "could not commit: $message" >&2
 }
 
 while true; do
@@ -32,11 +32,11 @@ while true; do
     echo "$(date -u +%FT%TZ) measuring $name"
     if .venv/bin/$cmd >> "runs/$TIER-extract.log" 2>&1 &&
        .venv/bin/python -m training.zoo_tier add --run "$run" --metrics "$OUT/$name" --tier-dir "$DATA" --command "$cmd"; then
-      commit "$name" "$DATA/runs/$name.parquet" "$DATA/runs/$name.json" "$DATA/configs/$name.json"
+      commit "zoo $TIER: run $name measured and committed (metrics, config, provenance)" "$DATA/runs/$name.parquet" "$DATA/runs/$name.json" "$DATA/configs/$name.json"
       echo "$(date -u +%FT%TZ) committed $name"
       # the data card follows the data (figures, tables, noise floor); a failure here loses no run
       .venv/bin/python -m training.tier_card --tier-dir "$DATA" > /dev/null 2>> "runs/$TIER-extract.log" &&
-        commit "card after $name" "$DATA/README.md" "$DATA/runs.csv" "$DATA/figures"
+        commit "zoo $TIER: data card with $name" "$DATA/README.md" "$DATA/runs.csv" "$DATA/figures"
     else
       echo "$(date -u +%FT%TZ) measuring $name failed; see runs/$TIER-extract.log" >&2
     fi
