@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from features import values
 from features.errors import FeatureError
 
 Keys = tuple[str, ...]
@@ -59,25 +60,23 @@ class Adapter:
 
 def _sliding_window_if_enabled(raw: Mapping[str, Any], spec: dict[str, Any]) -> None:
     # Qwen configs carry a sliding_window value that is off unless use_sliding_window.
-    if not raw.get("use_sliding_window", False):
+    if not values.flag(raw, ("use_sliding_window",), False):
         spec["sliding_window"] = None
 
 
 def _opt_post_norm(raw: Mapping[str, Any], spec: dict[str, Any]) -> None:
-    if raw.get("do_layer_norm_before", True) is False:  # OPT-350m is post-LN
+    if not values.flag(raw, ("do_layer_norm_before",), True):  # OPT-350m is post-LN
         spec["norm_placement"] = "post"
 
 
 def _falcon(raw: Mapping[str, Any], spec: dict[str, Any]) -> None:
-    if raw.get("alibi", False):
+    if values.flag(raw, ("alibi",), False):
         spec["position"] = "alibi"
         spec["rotary_fraction"] = 0.0
-    if raw.get("new_decoder_architecture", False):
-        spec["kv_heads"] = raw.get("num_kv_heads") or spec["heads"]
-    elif raw.get("multi_query", True):
-        spec["kv_heads"] = 1
-    else:
-        spec["kv_heads"] = spec["heads"]
+    # num_kv_heads (read and checked like every family's kv key) counts only in the new decoder architecture
+    if values.flag(raw, ("new_decoder_architecture",), False):
+        return
+    spec["kv_heads"] = 1 if values.flag(raw, ("multi_query",), True) else spec["heads"]
 
 
 def _gptj_rotary(raw: Mapping[str, Any], spec: dict[str, Any]) -> None:
@@ -205,7 +204,7 @@ ADAPTERS: tuple[Adapter, ...] = (
         ("falcon",),
         layers=("num_hidden_layers", "n_layer"),
         heads=("num_attention_heads", "n_head"),
-        kv_heads=(),  # resolved in _falcon from multi_query / new_decoder_architecture
+        kv_heads=("num_kv_heads",),  # used by the new decoder architecture only (see _falcon)
         ffn=("ffn_hidden_size",),
         vocab_default=65024,
         activation=("activation",),

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from features import values
 from features.errors import FeatureError
 from features.families import REGISTRY, SUPPORTED_MODEL_TYPES, Adapter
 
@@ -89,58 +89,13 @@ def load_raw(config: Any) -> dict[str, Any]:
     raise FeatureError("config", f"expected a dict, a path or a PretrainedConfig, got {type(config).__name__}")
 
 
-def _lookup(raw: Mapping[str, Any], keys: tuple[str, ...]) -> tuple[str | None, Any]:
-    for key in keys:
-        if raw.get(key) is not None:
-            return key, raw[key]
-    return None, None
-
-
-def _size(raw: Mapping[str, Any], keys: tuple[str, ...], what: str, default: int | None = None) -> int:
-    key, value = _lookup(raw, keys)
-    field = key or (keys[0] if keys else what)
-    if key is None:
-        if default is None:
-            raise FeatureError(field, f"missing: the {what} is required (looked for {', '.join(keys)})")
-        value = default
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise FeatureError(field, f"the {what} must be an integer, got {value!r}")
-    if not math.isfinite(value) or value != int(value):
-        raise FeatureError(field, f"the {what} must be an integer, got {value!r}")
-    value = int(value)
-    if value <= 0:
-        raise FeatureError(field, f"the {what} must be positive, got {value}")
-    return value
-
-
-def _flag(raw: Mapping[str, Any], keys: tuple[str, ...], default: bool) -> bool:
-    key, value = _lookup(raw, keys)
-    if key is None:
-        return default
-    if not isinstance(value, (bool, int)):
-        raise FeatureError(key, f"expected true or false, got {value!r}")
-    return bool(value)
-
-
-def _number(raw: Mapping[str, Any], keys: tuple[str, ...], default: float | None, what: str) -> float | None:
-    rope = raw.get("rope_parameters") or raw.get("rope_scaling") or {}
-    key, value = _lookup(raw, keys)
-    if key is None and isinstance(rope, Mapping):
-        key, value = _lookup(rope, keys)
-    if key is None:
-        return default
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
-        raise FeatureError(key, f"the {what} must be a positive number, got {value!r}")
-    return float(value)
-
-
 def _check_limit(field: str, value: int, limit_name: str) -> None:
     if value > LIMITS[limit_name]:
         raise FeatureError(field, f"{value} is beyond the supported maximum of {LIMITS[limit_name]}")
 
 
 def _activation_name(raw: Mapping[str, Any], adapter: Adapter) -> str:
-    _, value = _lookup(raw, adapter.activation)
+    _, value = values.lookup(raw, adapter.activation)
     value = adapter.activation_default if value is None else value
     if not isinstance(value, str):
         raise FeatureError(adapter.activation[0], f"expected an activation name, got {value!r}")
@@ -157,26 +112,28 @@ def read_spec(config: Any) -> ArchSpec:
             "model_type",
             f"unsupported model_type {model_type!r}; supported: {', '.join(SUPPORTED_MODEL_TYPES)}",
         )
-    d = _size(raw, adapter.hidden, "hidden size")
+    d = values.size(raw, adapter.hidden, "hidden size")
     _check_limit(adapter.hidden[0], d, "hidden")
-    layers = _size(raw, adapter.layers, "number of layers")
+    layers = values.size(raw, adapter.layers, "number of layers")
     _check_limit(adapter.layers[0], layers, "layers")
-    heads = _size(raw, adapter.heads, "number of attention heads")
+    heads = values.size(raw, adapter.heads, "number of attention heads")
     _check_limit(adapter.heads[0], heads, "heads")
-    kv_heads = _size(raw, adapter.kv_heads, "number of key/value heads", default=heads)
-    explicit_head_dim = _lookup(raw, adapter.head_dim)[0] is not None
+    kv_heads = values.size(raw, adapter.kv_heads, "number of key/value heads", default=heads)
+    explicit_head_dim = values.lookup(raw, adapter.head_dim)[0] is not None
     if not explicit_head_dim and d % heads:
         raise FeatureError(adapter.hidden[0], f"hidden size {d} is not divisible by the {heads} attention heads")
-    head_dim = _size(raw, adapter.head_dim, "head dimension", default=d // heads if d >= heads else None)
+    head_dim = values.size(raw, adapter.head_dim, "head dimension", default=d // heads if d >= heads else None)
     _check_limit(adapter.head_dim[0], head_dim, "head_dim")
-    d_ff = _size(raw, adapter.ffn, "FFN size", default=max(1, round(adapter.ffn_default_mult * d)))
+    d_ff = values.size(raw, adapter.ffn, "FFN size", default=max(1, round(adapter.ffn_default_mult * d)))
     _check_limit(adapter.ffn[0] if adapter.ffn else "intermediate_size", d_ff, "ffn")
-    vocab = _size(raw, adapter.vocab, "vocabulary size", default=adapter.vocab_default)
+    vocab = values.size(raw, adapter.vocab, "vocabulary size", default=adapter.vocab_default)
     _check_limit(adapter.vocab[0], vocab, "vocab")
-    context = _size(raw, adapter.context, "context length", default=adapter.context_default)
+    context = values.size(raw, adapter.context, "context length", default=adapter.context_default)
     _check_limit(adapter.context[0] if adapter.context else "max_position_embeddings", context, "context")
 
-    sliding = _lookup(raw, adapter.sliding_window)[1] if adapter.sliding_window else None
+    sliding = values.lookup(raw, adapter.sliding_window)[1] if adapter.sliding_window else None
+    experts = values.size(raw, adapter.experts, "number of experts", default=1)
+    _check_limit(_key(raw, adapter.experts, "num_local_experts"), experts, "experts")
     spec: dict[str, Any] = dict(
         model_type=model_type,
         d=d,
@@ -193,23 +150,28 @@ def read_spec(config: Any) -> ArchSpec:
         norm_placement=adapter.norm_placement,
         qk_norm=adapter.qk_norm,
         position=adapter.position,
-        rotary_fraction=_number(raw, adapter.rotary_fraction, adapter.rotary_fraction_default, "rotary fraction"),
-        rope_theta=_number(raw, adapter.rope_theta, adapter.rope_theta_default, "rotary base"),
-        parallel_residual=_flag(raw, adapter.parallel_residual, adapter.parallel_residual_default),
-        attn_bias=_flag(raw, adapter.attn_bias, adapter.attn_bias_default),
-        mlp_bias=_flag(raw, adapter.mlp_bias, adapter.mlp_bias_default),
-        tied=_flag(raw, adapter.tied, adapter.tied_default),
+        rotary_fraction=values.number(raw, adapter.rotary_fraction, adapter.rotary_fraction_default, "rotary fraction"),
+        rope_theta=values.number(raw, adapter.rope_theta, adapter.rope_theta_default, "rotary base"),
+        parallel_residual=values.flag(raw, adapter.parallel_residual, adapter.parallel_residual_default),
+        attn_bias=values.flag(raw, adapter.attn_bias, adapter.attn_bias_default),
+        mlp_bias=values.flag(raw, adapter.mlp_bias, adapter.mlp_bias_default),
+        tied=values.flag(raw, adapter.tied, adapter.tied_default),
         sliding_window=sliding,
-        experts=_size(raw, adapter.experts, "number of experts", default=1),
-        experts_active=_size(raw, adapter.experts_active, "experts per token", default=1),
+        experts=experts,
+        experts_active=values.size(raw, adapter.experts_active, "experts per token", default=1),
         kv_bias=False,
         tvr=False,
     )
     if adapter.special is not None:
         adapter.special(raw, spec)
     _apply_zoo_changes(raw, spec)
-    _check_consistency(spec)
+    _check_consistency(spec, raw, adapter)
     return ArchSpec(**spec)
+
+
+def _key(raw: Mapping[str, Any], keys: tuple[str, ...], fallback: str) -> str:
+    """The key as this config spells it: the first of `keys` present, else the family's first, else fallback."""
+    return values.lookup(raw, keys)[0] or (keys[0] if keys else fallback)
 
 
 def _apply_zoo_changes(raw: Mapping[str, Any], spec: dict[str, Any]) -> None:
@@ -219,26 +181,35 @@ def _apply_zoo_changes(raw: Mapping[str, Any], spec: dict[str, Any]) -> None:
         raise FeatureError(ZOO_KEY, f"expected an object, got {zoo!r}")
     for key in ("glu", "kv_bias", "tvr"):
         if key in zoo:
-            spec[key] = _flag(zoo, (key,), False)
+            spec[key] = values.flag(zoo, (key,), False)
     if zoo.get("norm") is not None:
         if zoo["norm"] not in ("layernorm", "rmsnorm", "dyt"):
             raise FeatureError(f"{ZOO_KEY}.norm", f"expected layernorm, rmsnorm or dyt, got {zoo['norm']!r}")
         spec["norm"] = zoo["norm"]
 
 
-def _check_consistency(spec: dict[str, Any]) -> None:
+def _check_consistency(spec: dict[str, Any], raw: Mapping[str, Any], adapter: Adapter) -> None:
+    """Checks across values; errors name the keys as the family spells them."""
     if spec["kv_heads"] > spec["heads"] or spec["heads"] % spec["kv_heads"]:
         raise FeatureError(
-            "num_key_value_heads",
+            _key(raw, adapter.kv_heads, "num_key_value_heads"),
             f"{spec['kv_heads']} key/value heads do not divide the {spec['heads']} attention heads",
         )
     if spec["experts_active"] > spec["experts"]:
-        raise FeatureError("num_experts_per_tok", f"{spec['experts_active']} exceeds {spec['experts']} experts")
+        raise FeatureError(
+            _key(raw, adapter.experts_active, "num_experts_per_tok"),
+            f"{spec['experts_active']} exceeds {spec['experts']} experts",
+        )
     if not 0.0 <= spec["rotary_fraction"] <= 1.0:
-        raise FeatureError("partial_rotary_factor", f"must lie in [0, 1], got {spec['rotary_fraction']}")
+        raise FeatureError(
+            _key(raw, adapter.rotary_fraction, "partial_rotary_factor"),
+            f"must lie in [0, 1], got {spec['rotary_fraction']}",
+        )
     window = spec["sliding_window"]
     if window is not None and (isinstance(window, bool) or not isinstance(window, int) or window <= 0):
-        raise FeatureError("sliding_window", f"expected a positive integer or null, got {window!r}")
+        raise FeatureError(
+            _key(raw, adapter.sliding_window, "sliding_window"), f"expected a positive integer or null, got {window!r}"
+        )
 
 
 def count_parameters(spec: ArchSpec) -> int:

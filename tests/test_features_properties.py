@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -86,3 +90,55 @@ def test_arbitrary_dicts_raise_feature_error_or_featurise(config):
     except FeatureError:
         return
     assert np.isfinite(frame.to_numpy()).all()
+
+
+CONFIGS = sorted((Path(__file__).parent / "data" / "configs").glob("*.json"))
+any_value = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(10**12), max_value=10**12),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=6),
+    st.lists(st.integers(), max_size=2),
+    st.dictionaries(st.text(max_size=4), st.integers(), max_size=2),
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.sampled_from(CONFIGS), st.data())
+def test_real_configs_with_one_value_perturbed_featurise_or_name_the_key(path, data):
+    # Every supported family, starting from its real config: change one of its keys to any JSON value.
+    config = json.loads(path.read_text())
+    key = data.draw(st.sampled_from(sorted(k for k in config if k != "model_type")), label="key")
+    config[key] = data.draw(any_value, label="value")
+    try:
+        frame = featurize(config)
+    except FeatureError as exc:
+        assert exc.field in config or exc.field.split(".")[0] in config or exc.field == "config", exc
+        return
+    assert np.isfinite(frame.to_numpy()).all()
+
+
+@pytest.mark.parametrize(
+    ("name", "key", "value"),
+    [
+        ("falcon-7b", "num_kv_heads", "8"),  # a string where a count belongs: was a 500 in the service
+        ("falcon-7b", "num_kv_heads", -2),
+        ("pythia-160m", "rotary_pct", 2.0),  # named as NeoX spells it, not partial_rotary_factor
+        ("mixtral-8x7b", "num_local_experts", 10**9),
+        ("qwen2-0.5b", "use_sliding_window", "yes"),
+        ("opt-125m", "do_layer_norm_before", "no"),
+    ],
+)
+def test_family_keys_are_checked_and_named_as_the_family_spells_them(name, key, value):
+    config = json.loads((Path(__file__).parent / "data" / "configs" / f"{name}.json").read_text())
+    config[key] = value
+    if name == "falcon-7b":
+        config["new_decoder_architecture"] = True
+    with pytest.raises(FeatureError) as caught:
+        featurize(config)
+    assert caught.value.field == key
+
+
+def test_the_perturbed_configs_cover_every_supported_family():
+    assert {json.loads(p.read_text())["model_type"] for p in CONFIGS} == set(SUPPORTED_MODEL_TYPES)

@@ -1,0 +1,59 @@
+"""Reading one value out of a config: the checks every key gets, whichever family or quirk reads it.
+
+Each function takes the keys to try in order (the family's spelling first) and raises FeatureError naming the
+key that holds the bad value, so a family's own keys (`num_kv_heads`, `rotary_pct`, …) are reported as such.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from features.errors import FeatureError
+
+
+def lookup(raw: Mapping[str, Any], keys: tuple[str, ...]) -> tuple[str | None, Any]:
+    """(the first key present with a non-null value, its value), or (None, None)."""
+    for key in keys:
+        if raw.get(key) is not None:
+            return key, raw[key]
+    return None, None
+
+
+def size(raw: Mapping[str, Any], keys: tuple[str, ...], what: str, default: int | None = None) -> int:
+    key, value = lookup(raw, keys)
+    field = key or (keys[0] if keys else what)
+    if key is None:
+        if default is None:
+            raise FeatureError(field, f"missing: the {what} is required (looked for {', '.join(keys)})")
+        value = default
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise FeatureError(field, f"the {what} must be an integer, got {value!r}")
+    if not math.isfinite(value) or value != int(value):
+        raise FeatureError(field, f"the {what} must be an integer, got {value!r}")
+    value = int(value)
+    if value <= 0:
+        raise FeatureError(field, f"the {what} must be positive, got {value}")
+    return value
+
+
+def flag(raw: Mapping[str, Any], keys: tuple[str, ...], default: bool) -> bool:
+    key, value = lookup(raw, keys)
+    if key is None:
+        return default
+    if not isinstance(value, (bool, int)):
+        raise FeatureError(key, f"expected true or false, got {value!r}")
+    return bool(value)
+
+
+def number(raw: Mapping[str, Any], keys: tuple[str, ...], default: float | None, what: str) -> float | None:
+    rope = raw.get("rope_parameters") or raw.get("rope_scaling") or {}
+    key, value = lookup(raw, keys)
+    if key is None and isinstance(rope, Mapping):
+        key, value = lookup(rope, keys)
+    if key is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+        raise FeatureError(key, f"the {what} must be a positive number, got {value!r}")
+    return float(value)
