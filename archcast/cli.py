@@ -235,20 +235,26 @@ def predict_cmd(
 
 @app.command("serve")
 def serve_cmd(
-    port: int = typer.Option(3000, "--port", min=1, max=65535),
-    host: str = typer.Option("127.0.0.1", "--host"),
+    port: int = typer.Option(3000, "--port", min=1, max=65535, help="Port to listen on."),
+    host: str = typer.Option("127.0.0.1", "--host", help="Interface to bind (0.0.0.0: every interface)."),
 ) -> None:
     """Serve POST /predict, POST /predict_batch and GET /metadata with BentoML.
 
+    Prints a line with the URL once the server answers (about 5-10 s); scripts can wait on GET /readyz.
+    SIGTERM or Ctrl-C stops the server and all its workers.
+
     Example: archcast serve --port 3000
     """
-    import subprocess
-
-    from service.launch import REPO, serve_command
+    from service.launch import run_server
     from service.predictor import Predictor
 
     Predictor()  # fail here, with a clear message, if the served model is missing or tampered
-    raise typer.Exit(subprocess.call(serve_command(host, port), cwd=REPO))
+
+    def ready(url: str) -> None:
+        typer.echo(f"archcast: serving on {url}  (POST /predict, POST /predict_batch, GET /metadata; "
+                   f"OpenAPI at {url}/docs.json; Ctrl-C to stop)")  # fmt: skip
+
+    raise typer.Exit(run_server(host, port, ready))
 
 
 def main() -> None:

@@ -1,13 +1,17 @@
 """How archcast runs BentoML's server: a free port, one command line and one readiness wait, shared by
-`archcast serve`, the real-server test and the service benchmark."""
+`archcast serve`, the real-server test and the service benchmark; and `run_server`, which owns the server's
+whole process tree for `archcast serve`."""
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
 import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -39,3 +43,39 @@ def wait_ready(server: subprocess.Popen, port: int, host: str = "127.0.0.1", tim
             err = server.stderr.read().decode()[-2000:] if server.stderr else ""
             raise RuntimeError(f"bentoml serve did not become ready on port {port}: {err}")
         time.sleep(0.5)
+
+
+def run_server(host: str, port: int, on_ready: Callable[[str], None]) -> int:
+    """Run `bentoml serve` until it exits; returns its exit status (128 + N after signal N).
+
+    The server (an arbiter and one process per worker) runs in a process group of its own, and SIGTERM or
+    SIGINT sent to this process alone (`kill`, a supervisor, `docker stop`) is forwarded to that whole group,
+    so no worker is left serving on the port after archcast exits.
+    """
+    server = subprocess.Popen(serve_command(host, port), cwd=REPO, start_new_session=True)
+
+    def forward(signum, _frame) -> None:
+        try:
+            os.killpg(server.pid, signum)
+        except ProcessLookupError:
+            pass
+
+    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        probe = "127.0.0.1" if host in ("0.0.0.0", "") else host
+        try:
+            wait_ready(server, port, probe)
+            on_ready(f"http://{host}:{port}")
+        except RuntimeError:
+            pass  # the server exited (its own error is on stderr already) or was stopped while starting
+        status = server.wait()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        if server.poll() is None:  # archcast itself is failing: take the server down with it
+            forward(signal.SIGTERM, None)
+            try:
+                server.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                forward(signal.SIGKILL, None)
+    return 128 - status if status < 0 else status

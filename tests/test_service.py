@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import queue
 import shutil
+import signal
+import socket
 import subprocess
+import sys
+import threading
+import time
 import urllib.request
 
 import hypothesis
@@ -25,6 +32,7 @@ from .conftest import REPO
 
 CONFIGS = REPO / "tests" / "data" / "configs"
 GPT2 = json.loads((CONFIGS / "gpt2.json").read_text())
+FALCON = json.loads((CONFIGS / "falcon-7b.json").read_text())
 
 
 @pytest.fixture(scope="module")
@@ -81,6 +89,7 @@ def test_default_steps_and_metrics_come_from_the_model(client, models_env):
     [
         ({"config": {**GPT2, "n_layer": 0}}, "n_layer"),
         ({"config": {**GPT2, "model_type": "rwkv"}}, "model_type"),
+        ({"config": {**FALCON, "new_decoder_architecture": True, "num_kv_heads": "8"}}, "num_kv_heads"),
         ({"config": GPT2, "steps": [-5]}, "steps"),
         ({"config": GPT2, "steps": list(range(10_001))}, "steps"),
         ({"config": GPT2, "metrics": ["loss"]}, "metrics"),
@@ -257,3 +266,39 @@ def test_one_combined_onnx_session_equals_one_session_per_model_file():
         path = str(predictor.folder / entry["file"])
         own = onnxruntime.InferenceSession(path, options, providers=["CPUExecutionProvider"])
         np.testing.assert_array_equal(output, own.run(None, {"features": rows})[0])
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_archcast_serve_stops_its_whole_server_on_a_signal_to_itself(models_env, signum):
+    # What `kill PID`, a supervisor or `docker stop` does: the signal reaches the archcast process only.
+    port = free_port()
+    env = {**os.environ, "ARCHCAST_MODELS": str(models_env), "BENTOML_HOME": str(models_env.parent / "bentoml")}
+    serve = subprocess.Popen(
+        [sys.executable, "-m", "archcast.cli", "serve", "--port", str(port)],
+        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )  # fmt: skip
+    try:
+        ready = f"archcast: serving on http://127.0.0.1:{port}"  # printed once /readyz answers
+        lines: queue.Queue[str] = queue.Queue()
+        threading.Thread(target=lambda: [lines.put(x) for x in serve.stdout], daemon=True).start()
+        deadline, line = time.time() + 120, ""
+        while not line.startswith(ready) and time.time() < deadline:
+            with contextlib.suppress(queue.Empty):
+                line = lines.get(timeout=1)
+        assert line.startswith(ready) and _listening(port)
+        serve.send_signal(signum)
+        assert serve.wait(timeout=60) in (0, 128 + signum)
+        deadline = time.time() + 10
+        while _listening(port) and time.time() < deadline:
+            time.sleep(0.2)
+        assert not _listening(port), "a server process still listens after archcast exited"
+        leftover = subprocess.run(["pgrep", "-f", f"--port {port}"], capture_output=True, text=True).stdout
+        assert not leftover.strip(), f"server processes left behind: {leftover}"
+    finally:
+        if serve.poll() is None:
+            serve.kill()
