@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from typing import Any
 
 import bentoml
-from bentoml.exceptions import InvalidArgument
 from pydantic import Field
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -15,6 +15,7 @@ from starlette.routing import Route
 
 from features import FeatureError
 from service.predictor import Predictor, RequestError, cpu_threads
+from service.problems import ClientErrorLogFilter, ProblemMiddleware, problem
 
 MAX_BODY_BYTES = 1_000_000
 MAX_BATCH = 64
@@ -44,28 +45,62 @@ async def metadata(request: Request) -> JSONResponse:
 
 
 class BodyLimit:
-    """Refuse request bodies over MAX_BODY_BYTES with 413 before they are read."""
+    """Refuse request bodies over MAX_BODY_BYTES with 413, counting the bytes received (a chunked body has no
+    Content-Length to trust). The body is read here, at most MAX_BODY_BYTES of it, and replayed to the app."""
 
     def __init__(self, app):
         self.app = app
 
     async def __call__(self, scope, receive, send):
-        if scope["type"] == "http":
-            length = dict(scope.get("headers", [])).get(b"content-length")
-            if length is not None and length.isdigit() and int(length) > MAX_BODY_BYTES:
-                response = JSONResponse({"error": f"request body over {MAX_BODY_BYTES} bytes"}, status_code=413)
-                await response(scope, receive, send)
+        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD"):
+            await self.app(scope, receive, send)
+            return
+        length = dict(scope.get("headers", [])).get(b"content-length")
+
+        def too_long():
+            return problem(413, f"request body over {MAX_BODY_BYTES} bytes", path=scope["path"])
+
+        if length is not None and length.isdigit() and int(length) > MAX_BODY_BYTES:
+            await too_long()(scope, receive, send)
+            return
+        chunks, size, more = [], 0, True
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
                 return
-        await self.app(scope, receive, send)
+            chunks.append(message.get("body", b""))
+            size += len(chunks[-1])
+            more = message.get("more_body", False)
+            if size > MAX_BODY_BYTES:
+                await too_long()(scope, receive, send)
+                return
+        body = b"".join(chunks)
+        replayed = False
+
+        async def replay():
+            nonlocal replayed
+            if replayed:
+                return await receive()  # after the body: wait for the disconnect as the app expects
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        await self.app(scope, replay, send)
 
 
-def _predict(config: dict[str, Any], steps, metrics, where: str = "") -> dict[str, Any]:
+def _predict(config: dict[str, Any], steps, metrics, where: str = "config") -> dict[str, Any]:
+    """The prediction, or a ClientError naming the input's path (config.n_layer, configs[1].n_layer, steps)."""
     try:
         return shared_predictor().predict(config, steps, metrics)
     except FeatureError as exc:
-        raise InvalidArgument(f"{where or 'config.'}{exc}") from None
+        raise ClientError(f"{where}.{exc}", f"{where}.{exc.field}") from None
     except RequestError as exc:
-        raise InvalidArgument(str(exc)) from None
+        raise ClientError(str(exc), exc.field) from None
+
+
+class ClientError(ValueError):
+    def __init__(self, detail: str, field: str | None = None):
+        self.detail, self.field = detail, field
+        super().__init__(detail)
 
 
 Steps = list[float] | None
@@ -96,7 +131,10 @@ class Archcast:
         metrics: Metrics = Field(default=None, description="Metrics to predict (default: all the model has)"),
     ) -> dict[str, Any]:
         """Per-layer emergence-curve parameters, derived quantities and curves for one config."""
-        return JSONResponse(_predict(config, steps, metrics))
+        try:
+            return JSONResponse(_predict(config, steps, metrics))
+        except ClientError as exc:  # answered here: raising would log a client's mistake as a server error
+            return problem(400, exc.detail, exc.field, "/predict")
 
     @bentoml.api(route="/predict_batch")
     async def predict_batch(
@@ -107,8 +145,13 @@ class Archcast:
     ) -> list[dict[str, Any]]:
         """The same as /predict for several configs; an invalid one fails the request, naming its index."""
         if not configs or len(configs) > MAX_BATCH:
-            raise InvalidArgument(f"configs: expected 1 to {MAX_BATCH} configs, got {len(configs)}")
-        return JSONResponse([_predict(c, steps, metrics, where=f"configs[{i}].") for i, c in enumerate(configs)])
+            return problem(400, f"configs: expected 1 to {MAX_BATCH} configs, got {len(configs)}", "configs")
+        try:
+            return JSONResponse([_predict(c, steps, metrics, where=f"configs[{i}]") for i, c in enumerate(configs)])
+        except ClientError as exc:
+            return problem(400, exc.detail, exc.field, "/predict_batch")
 
 
 Archcast.add_asgi_middleware(BodyLimit)
+Archcast.add_asgi_middleware(ProblemMiddleware)
+logging.getLogger("bentoml._internal.server.http_app").addFilter(ClientErrorLogFilter())

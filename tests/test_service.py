@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import queue
 import shutil
@@ -97,22 +98,41 @@ def test_default_steps_and_metrics_come_from_the_model(client, models_env):
         ({}, "config"),
     ],
 )
-def test_bad_input_gets_a_400_naming_the_field(client, payload, field):
-    response = client.post("/predict", json=payload)
+def test_bad_input_gets_a_400_naming_the_field(client, payload, field, caplog):
+    with caplog.at_level(logging.INFO):
+        response = client.post("/predict", json=payload)
     assert response.status_code == 400
-    assert field in response.text
+    assert response.headers["content-type"].startswith("application/problem+json")  # one shape for every 4xx
+    body = response.json()
+    assert body["status"] == 400 and body["title"] == "Bad Request" and field in body["detail"]
+    assert field in body["field"]  # the path of the offending input, e.g. config.n_layer
+    # a client's mistake is one INFO line, not a server error with a traceback
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
 
 
 def test_oversized_body_is_refused(client):
     response = client.post("/predict", content=b" " * 2_000_000, headers={"content-type": "application/json"})
+    assert response.status_code == 413 and response.json()["status"] == 413
+
+
+def test_oversized_chunked_body_is_refused_by_the_bytes_received(client):
+    def chunks():  # no Content-Length: the body arrives in chunks
+        for _ in range(40):
+            yield b" " * 50_000
+
+    response = client.post("/predict", content=chunks(), headers={"content-type": "application/json"})
     assert response.status_code == 413
+    assert response.headers["content-type"].startswith("application/problem+json")
+    small = client.post("/predict", content=iter([json.dumps({"config": GPT2, "steps": [1]}).encode()]),
+                        headers={"content-type": "application/json"})  # fmt: skip
+    assert small.status_code == 200 and small.json()["n_layers"] == 12
 
 
 def test_batch_and_metadata_and_health(client):
     response = client.post("/predict_batch", json={"configs": [GPT2, GPT2], "steps": [1, 2]})
     assert response.status_code == 200 and len(response.json()) == 2
     bad = client.post("/predict_batch", json={"configs": [GPT2, {**GPT2, "n_head": 5}]})
-    assert bad.status_code == 400 and "configs[1]" in bad.text
+    assert bad.status_code == 400 and bad.json()["field"].startswith("configs[1].")
     meta = client.get("/metadata").json()
     assert meta["manifest"]["schema"]["features"] and meta["model_card"].startswith("# archcast predictor")
     assert client.get("/readyz").status_code == 200 and client.get("/livez").status_code == 200
