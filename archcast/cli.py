@@ -208,7 +208,7 @@ def predict_cmd(
     import pandas as pd
     from rich.progress import track
 
-    from service.batch import predict_many, to_rows, write_table
+    from service.batch import predict_many, to_rows, warning_summary, write_table
     from service.predictor import Predictor
 
     predictor = Predictor(models)
@@ -220,6 +220,8 @@ def predict_cmd(
     ):
         rows += to_rows(name, result)
         warned += bool(result["warnings"])
+        if summary := warning_summary(name, result):
+            err.print(f"[yellow]warning[/] {summary}")
         if plot is not None:
             from service.plots import plot_prediction
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import pandas as pd
 
-from service.predictor import Predictor
+from service.predictor import Predictor, warning_text
 
 
 def _hub_config(model_id: str) -> dict[str, Any]:
@@ -62,9 +62,21 @@ def to_rows(name: str, result: dict[str, Any]) -> list[dict[str, Any]]:
                 **m["derived"],
             }
             row.update({f"at_step_{int(s)}": v for s, v in zip(result["steps"], m["curve"], strict=True)})
-            row["warnings"] = len(result["warnings"])
+            row["n_warnings"] = len(result["warnings"])
+            row["warnings"] = warning_text(result["warnings"])
             rows.append(row)
     return rows
+
+
+def warning_summary(name: str, result: dict[str, Any]) -> str | None:
+    """One short line per config for the terminal: how many warnings of which kind."""
+    if not result["warnings"]:
+        return None
+    codes: dict[str, int] = {}
+    for w in result["warnings"]:
+        codes[w["code"]] = codes.get(w["code"], 0) + 1
+    kinds = ", ".join(f"{n} {code.replace('_', ' ')}" for code, n in codes.items())
+    return f"{name}: {kinds} (see the warnings column)"
 
 
 def write_table(frame: pd.DataFrame, out: Path) -> None:

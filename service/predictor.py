@@ -154,20 +154,36 @@ class Predictor:
             raise RequestError("metrics", f"unknown {unknown}; this model predicts {', '.join(self.metrics)}")
         return list(dict.fromkeys(metrics))
 
-    def domain_warnings(self, rows: np.ndarray, model_type: str) -> list[str]:
+    def domain_warnings(self, rows: np.ndarray, model_type: str) -> list[dict[str, Any]]:
         warnings = []
         if model_type not in self._families:
-            warnings.append(
-                f"family {model_type!r} was never seen in training (seen: {', '.join(sorted(self._families))})"
-            )
+            seen = ", ".join(sorted(self._families))
+            warnings.append(warning("family_unseen", f"family {model_type!r} was never seen in training (seen: {seen})",
+                                    feature="model_type", value=model_type))  # fmt: skip
         below = (rows < self._low - 1e-6).any(axis=0)
         above = (rows > self._high + 1e-6).any(axis=0)
         for i in np.where(below | above)[0]:
-            value = rows[:, i].min() if below[i] else rows[:, i].max()
-            warnings.append(
-                f"feature {FEATURES[i]}={value:g} is outside the training range [{self._low[i]:g}, {self._high[i]:g}]"
-            )
+            value = float(rows[:, i].min() if below[i] else rows[:, i].max())
+            low, high = float(self._low[i]), float(self._high[i])
+            warnings.append(warning(
+                "feature_out_of_range",
+                f"feature {FEATURES[i]}={value:g} is outside the training range [{low:g}, {high:g}]",
+                feature=FEATURES[i], value=value, range=[low, high],
+            ))  # fmt: skip
         return warnings
+
+    def step_warnings(self, t: np.ndarray) -> list[dict[str, Any]]:
+        """Steps past the last training checkpoint read the fitted curve beyond any data."""
+        trained = max(self.default_steps) if self.default_steps else None
+        if trained is None or not len(t) or float(t.max()) <= trained:
+            return []
+        beyond = int((t > trained).sum())
+        return [warning(
+            "steps_beyond_training",
+            f"{beyond} of the requested steps lie beyond the last training step ({trained:g}); the curves there "
+            "extend the fitted shape past any data (mostly its plateau) and are extrapolation",
+            feature="steps", value=float(t.max()), range=[0.0, float(trained)],
+        )]  # fmt: skip
 
     def parameters(self, rows: np.ndarray, metrics: list[str]) -> dict[str, dict[str, np.ndarray]]:
         """metric → param → values per layer (L,), in original units."""
@@ -189,16 +205,19 @@ class Predictor:
         params = self.parameters(rows, metrics)
         last = float(t.max()) if len(t) else 0.0
         layers = [{"layer": i + 1, "metrics": {}} for i in range(len(rows))]
-        clipped: list[str] = []
+        clipped: list[dict[str, Any]] = []
         for metric, p in params.items():
             values = curve(t[None, :], *(p[name][:, None] for name in PARAMS))  # (L, T)
             low, high = METRIC_RANGE.get(metric, (-np.inf, np.inf))
             outside = (values < low) | (values > high)
             if outside.any():
-                clipped.append(
+                layers_out = sorted({int(i) + 1 for i in np.nonzero(outside)[0]})
+                clipped.append(warning(
+                    "curve_clipped",
                     f"{metric}: curve values outside its possible range [{low:g}, {high:g}] were clipped to it "
-                    f"(layers {sorted({int(i) + 1 for i in np.nonzero(outside)[0]})}); unreliable there"
-                )
+                    f"(layers {layers_out}); unreliable there",
+                    feature=metric, value=layers_out, range=[low, high],
+                ))  # fmt: skip
                 values = np.clip(values, low, high)
             t_peak = peak_step(p["lam"], p["gamma"], p["t0"])
             observable = np.isfinite(t_peak) & (t_peak > 0)
@@ -208,6 +227,8 @@ class Predictor:
             columns = {name: _nums(p[name]) for name in PARAMS}
             derived = {
                 "steady_state": columns["K"],
+                # A > 0: the curve rises to a peak then decays; A < 0: it falls to a dip and recovers
+                "extremum_kind": np.where(p["A"] > 0, "peak", np.where(p["A"] < 0, "dip", "none")).tolist(),
                 "peak_step": _nums(t_peak),
                 "peak_observable": observable.tolist(),
                 "peak_value": _nums(peak_value),
@@ -225,9 +246,19 @@ class Predictor:
             "model_type": model_type,
             "n_layers": len(rows),
             "steps": _nums(t),
-            "warnings": self.domain_warnings(rows.astype(np.float64), model_type) + clipped,
+            "warnings": self.domain_warnings(rows.astype(np.float64), model_type) + self.step_warnings(t) + clipped,
             "layers": layers,
         }
+
+
+def warning(code: str, message: str, feature: str | None = None, value=None, range=None) -> dict[str, Any]:
+    """One warning of a prediction: a code to act on, the input it concerns, and a sentence."""
+    return {"code": code, "feature": feature, "value": value, "range": range, "message": message}
+
+
+def warning_text(warnings: list[dict[str, Any]]) -> str:
+    """The warnings as one readable cell (csv, parquet)."""
+    return " | ".join(w["message"] for w in warnings)
 
 
 def _nums(values: np.ndarray) -> list:

@@ -75,7 +75,10 @@ def test_predict_returns_parameters_derived_values_and_curves(client):
     assert set(layer["params"]) == {"A", "lam", "gamma", "t0", "K"}
     assert {"steady_state", "peak_step", "peak_observable", "peak_value", "final_value"} <= set(layer["derived"])
     assert len(layer["curve"]) == 3
-    assert any("outside the training range" in w for w in body["warnings"])  # gpt2-124m is far from the zoo
+    out_of_range = [w for w in body["warnings"] if w["code"] == "feature_out_of_range"]  # gpt2-124m is far out
+    assert out_of_range and all("outside the training range" in w["message"] for w in out_of_range)
+    assert all(w["feature"] and len(w["range"]) == 2 for w in out_of_range)
+    assert layer["derived"]["extremum_kind"] == ("peak" if layer["params"]["A"] > 0 else "dip")
 
 
 def test_default_steps_and_metrics_come_from_the_model(client, models_env):
@@ -128,6 +131,16 @@ def test_oversized_chunked_body_is_refused_by_the_bytes_received(client):
     assert small.status_code == 200 and small.json()["n_layers"] == 12
 
 
+def test_steps_beyond_the_training_data_are_announced(client, models_env):
+    manifest = json.loads((models_env / (models_env / "CURRENT").read_text().strip() / "manifest.json").read_text())
+    last = max(manifest["default_steps"])
+    inside = client.post("/predict", json={"config": GPT2, "steps": [0, last]}).json()
+    assert not [w for w in inside["warnings"] if w["code"] == "steps_beyond_training"]
+    beyond = client.post("/predict", json={"config": GPT2, "steps": [0, last, 100 * last]}).json()
+    [w] = [w for w in beyond["warnings"] if w["code"] == "steps_beyond_training"]
+    assert w["value"] == 100 * last and w["range"] == [0, last] and "1 of the requested steps" in w["message"]
+
+
 def test_batch_and_metadata_and_health(client):
     response = client.post("/predict_batch", json={"configs": [GPT2, GPT2], "steps": [1, 2]})
     assert response.status_code == 200 and len(response.json()) == 2
@@ -171,8 +184,11 @@ def test_cli_reads_folders_and_jsonl_and_reports_bad_configs(models_env, tmp_pat
     out = tmp_path / "p.csv"
     result = CliRunner().invoke(cli_app, ["predict", str(tmp_path / "many.jsonl"), str(CONFIGS), "--out", str(out)])
     assert result.exit_code == 0, result.output
-    names = set(pd.read_csv(out)["name"])
-    assert {"a", "b", "gpt2", "llama-2-7b"} <= names
+    table = pd.read_csv(out)
+    assert {"a", "b", "gpt2", "llama-2-7b"} <= set(table["name"])
+    # the warnings' text, not a count: every config here is outside the smoke model's training range
+    assert table["warnings"].str.contains("outside the training range").all() and (table["n_warnings"] > 0).all()
+    assert "feature out of range" in result.output  # the per-config summary on the terminal
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({**GPT2, "n_embd": 770}))
     result = CliRunner().invoke(cli_app, ["predict", str(bad), "--out", str(out)])
@@ -266,7 +282,7 @@ def test_curves_stay_within_what_each_metric_can_be():
             low, high = METRIC_RANGE[metric]
             values = [v for v in out["curve"] + [out["derived"]["final_value"]] if v is not None]
             assert all(low <= v <= high for v in values), (metric, layer["layer"])
-    assert all(isinstance(w, str) for w in result["warnings"])
+    assert all(isinstance(w["message"], str) and w["code"] for w in result["warnings"])
 
 
 def test_one_combined_onnx_session_equals_one_session_per_model_file():
