@@ -28,29 +28,31 @@ def plot_prediction(name: str, result: dict[str, Any], out_dir: Path) -> Path:
     fig, axes = plt.subplots(nrows, ncols, figsize=(6.2 * ncols, 4.4 * nrows), squeeze=False)
     for ax in axes.flat[len(panels) :]:
         ax.axis("off")
-    colors = plt.cm.viridis(np.linspace(0, 1, n_layers))
-    x = np.maximum(steps, 1)  # log axis: step 0 drawn at 1
+    # one colour per layer on a colour bar (a legend of 32 layers reads as nothing); steps on a symlog axis,
+    # linear up to 1, so step 0 sits at 0 instead of a stub at 1
+    layer_colors = matplotlib.cm.ScalarMappable(
+        matplotlib.colors.Normalize(vmin=1, vmax=max(n_layers, 2)), cmap="viridis"
+    )
+    order = np.argsort(steps, kind="stable")  # requests may list steps in any order
+    steps, curves = steps[order], {m: c[:, order] for m, c in curves.items()}
     for ax, panel in zip(axes.flat, panels, strict=False):
         if panel == "ma_ratio_heatmap":
-            image = ax.imshow(
-                curves["ma_ratio"],
-                aspect="auto",
-                origin="lower",
-                cmap="magma",
-                extent=(0, len(steps), 0.5, n_layers + 0.5),
-            )
-            ticks = np.linspace(0, len(steps) - 1, min(6, len(steps))).astype(int)
-            ax.set_xticks(ticks + 0.5, [f"{int(steps[t]):,}" for t in ticks], rotation=30)
-            ax.set_xlabel("training step")
+            edges = _step_edges(steps)
+            layer_edges = np.arange(n_layers + 1) + 0.5
+            image = ax.pcolormesh(edges, layer_edges, curves["ma_ratio"], cmap="magma", shading="flat")
+            ax.set_xscale("symlog", linthresh=1)
+            ax.set_xlim(edges[0], edges[-1])
+            ax.set_xlabel("training step (symlog)")
             ax.set_ylabel("layer")
             ax.set_title("top-1 / median |activation| (layer × step)")
             fig.colorbar(image, ax=ax, label="ratio")
             continue
         metric = "ma_ratio" if panel == "ma_ratio_curves" else panel
-        for i, color in enumerate(colors):
-            ax.plot(x, curves[metric][i], color=color, label=f"layer {i + 1}" if n_layers <= 12 else None)
-        ax.set_xscale("log")
-        ax.set_xlabel("training step (log; 0 shown at 1)")
+        for i in range(n_layers):
+            ax.plot(steps, curves[metric][i], color=layer_colors.to_rgba(i + 1), lw=1.2)
+        ax.set_xscale("symlog", linthresh=1)
+        ax.set_xlim(left=0)
+        ax.set_xlabel("training step (symlog)")
         ax.set_ylabel(
             {
                 "ma_ratio": "top-1 / median |activation|",
@@ -60,9 +62,8 @@ def plot_prediction(name: str, result: dict[str, Any], out_dir: Path) -> Path:
         )
         ax.set_title(f"predicted {metric} per layer")
         ax.grid(alpha=0.3)
-        if n_layers <= 12:
-            ax.legend(fontsize=7, ncol=2)
-    warn = f" — {len(result['warnings'])} domain warnings (outside training data)" if result["warnings"] else ""
+        fig.colorbar(layer_colors, ax=ax, label="layer")
+    warn = f" — {len(result['warnings'])} warnings (see the table)" if result["warnings"] else ""
     fig.suptitle(
         f"{name} ({result['model_type']}, {n_layers} layers), model {result['model_version']}{warn}", fontsize=10
     )
@@ -72,3 +73,11 @@ def plot_prediction(name: str, result: dict[str, Any], out_dir: Path) -> Path:
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def _step_edges(steps: np.ndarray) -> np.ndarray:
+    """Cell edges around each (sorted) step for the heatmap: the midpoints between neighbouring steps."""
+    if len(steps) == 1:
+        return np.array([max(steps[0] - 0.5, 0.0), steps[0] + 0.5])
+    mids = (steps[:-1] + steps[1:]) / 2
+    return np.concatenate([[max(steps[0] - (mids[0] - steps[0]), 0.0)], mids, [steps[-1] + (steps[-1] - mids[-1])]])
