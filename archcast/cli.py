@@ -18,6 +18,8 @@ app = typer.Typer(
     help="Predict massive-activation emergence and layer linearity from a transformer's config.",
     no_args_is_help=True,
     add_completion=False,
+    # plain click help: typer's rich panels print `--help <bool>` and cut option names at 80 columns
+    rich_markup_mode=None,
 )
 err = Console(stderr=True)
 
@@ -32,7 +34,7 @@ FORWARD = {"allow_extra_args": True, "ignore_unknown_options": True, "help_optio
 
 @app.command("features")
 def features_cmd(
-    config: Path = typer.Argument(..., help="A config.json file, or a folder holding one."),
+    config: Path = typer.Argument(..., metavar="CONFIG", help="A config.json file, or a folder holding one."),
     out: Path | None = typer.Option(None, "--out", help="Write the rows to .csv/.parquet instead of printing."),
 ) -> None:
     """Show the feature rows (one per layer) that the predictor sees for CONFIG.
@@ -42,8 +44,13 @@ def features_cmd(
     from features import featurize
 
     frame = featurize(config)
-    if out is None:
-        typer.echo(frame.T.to_string())
+    if out is None:  # the features shared by every layer once, then the ones that vary as a narrow table
+        varying = [c for c in frame.columns if frame[c].nunique() > 1]
+        shared = frame.iloc[0].drop(varying)
+        typer.echo(f"config-level features ({len(shared)}):")
+        typer.echo(shared.to_string())
+        typer.echo(f"\nper-layer features ({len(frame)} layers):")
+        typer.echo(frame[varying].to_string(index=False))
     elif out.suffix == ".parquet":
         frame.to_parquet(out)
     else:
@@ -60,7 +67,7 @@ def extract_cmd(ctx: typer.Context) -> None:
 
 @app.command("measure")
 def measure_cmd(
-    source: str = typer.Argument(..., help="A checkpoint folder, a .gguf file or a hub model id."),
+    source: str = typer.Argument(..., metavar="SOURCE", help="A checkpoint folder, a .gguf file or a hub model id."),
     out: Path = typer.Option(..., "--out", help="Folder for metrics.parquet, report.png and report.html."),
     probe: Path | None = typer.Option(None, "--probe", help="Probe text file (default: data/probe/probe.txt)."),
     n_seq: int = typer.Option(10, "--n-seq", min=1, help="Probe windows N."),
@@ -176,10 +183,14 @@ def retrain_cmd(
     """
     from training.pipeline import DEFAULTS, retrain
 
+    models = models or DEFAULTS["models"]
+    rule = "promoted regardless (--force)" if force else "promoted only if it beats the served model"
+    err.print(f"retraining on {metrics or DEFAULTS['metrics']}; work files in {work}; the new version is written to "
+              f"{models}/ and {rule}")  # fmt: skip
     result = retrain(
         metrics or DEFAULTS["metrics"],
         configs or DEFAULTS["configs"],
-        models or DEFAULTS["models"],
+        models,
         work,
         trials,
         seed,
@@ -188,22 +199,25 @@ def retrain_cmd(
     )
     typer.echo(
         f"{result.version}: {'promoted' if result.promoted else 'not promoted'} "
-        f"(challenger {result.challenger_score:.4f}, champion {result.champion_score})"
+        f"(challenger {result.challenger_score:.4f}, champion "
+        f"{'none' if result.champion_score is None else f'{result.champion_score:.4f}'})"
     )
 
 
 @app.command("predict")
 def predict_cmd(
-    sources: list[str] = typer.Argument(..., help="config.json files, folders, .jsonl files or hub ids"),
+    sources: list[str] = typer.Argument(
+        ..., metavar="SOURCES", help="config.json files, folders, .jsonl files or hub ids"
+    ),
     out: Path = typer.Option(..., "--out", help="output table: .parquet, .csv or .json"),
     steps: str | None = typer.Option(None, "--steps", help="comma list of steps (default: the training steps)"),
     metrics: str | None = typer.Option(None, "--metrics", help="comma list (default: all)"),
-    plot: Path | None = typer.Option(None, "--plot", help="folder for one PNG per config"),
+    plot: Path | None = typer.Option(None, "--plots", "--plot", help="folder for one PNG per config"),
     models: Path | None = typer.Option(None, "--models", help="models folder (default: models/ or $ARCHCAST_MODELS)"),
 ) -> None:
     """Predict per-layer emergence curves for each config with the served model.
 
-    Example: archcast predict examples/configs --out predictions.csv --plot plots/
+    Example: archcast predict examples/configs --out predictions.csv --plots plots/
     """
     import pandas as pd
     from rich.progress import track
@@ -239,6 +253,7 @@ def predict_cmd(
 def serve_cmd(
     port: int = typer.Option(3000, "--port", min=1, max=65535, help="Port to listen on."),
     host: str = typer.Option("127.0.0.1", "--host", help="Interface to bind (0.0.0.0: every interface)."),
+    models: Path | None = typer.Option(None, "--models", help="models folder (default: models/ or $ARCHCAST_MODELS)"),
 ) -> None:
     """Serve POST /predict, POST /predict_batch and GET /metadata with BentoML.
 
@@ -247,9 +262,13 @@ def serve_cmd(
 
     Example: archcast serve --port 3000
     """
+    import os
+
     from service.launch import run_server
     from service.predictor import Predictor
 
+    if models is not None:
+        os.environ["ARCHCAST_MODELS"] = str(models.resolve())  # read by the server's workers
     Predictor()  # fail here, with a clear message, if the served model is missing or tampered
 
     def ready(url: str) -> None:

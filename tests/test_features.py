@@ -207,3 +207,14 @@ def test_kv_heads_must_divide_heads():
         featurize({**raw, "num_key_value_heads": 5})
     assert info.value.field == "num_key_value_heads"
     assert not math.isnan(featurize(raw).to_numpy().sum())
+
+
+def test_features_command_prints_shared_features_once_and_a_narrow_per_layer_table():
+    from typer.testing import CliRunner
+
+    from archcast.cli import app
+
+    result = CliRunner().invoke(app, ["features", str(CONFIG_DIR / "llama-2-7b.json")])
+    assert result.exit_code == 0, result.output
+    assert "config-level features" in result.output and "per-layer features (32 layers)" in result.output
+    assert max(len(line) for line in result.output.splitlines()) <= 100  # was 467 characters wide

@@ -164,7 +164,7 @@ def test_cli_and_http_give_identical_numbers(client, models_env, tmp_path):
             str(out),
             "--steps",
             "0,5,50",
-            "--plot",
+            "--plots",
             str(tmp_path / "plots"),
         ],
     )
