@@ -14,6 +14,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from features import FeatureError
+from service.openapi import DocsMiddleware, describe
 from service.predictor import Predictor, RequestError, cpu_threads
 from service.problems import ClientErrorLogFilter, ProblemMiddleware, problem
 
@@ -154,4 +155,7 @@ class Archcast:
 
 Archcast.add_asgi_middleware(BodyLimit)
 Archcast.add_asgi_middleware(ProblemMiddleware)
+Archcast.add_asgi_middleware(
+    DocsMiddleware, document=lambda: describe(Archcast.openapi_spec.asdict(), shared_predictor().version)
+)
 logging.getLogger("bentoml._internal.server.http_app").addFilter(ClientErrorLogFilter())

@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import queue
+import re
 import shutil
 import signal
 import socket
@@ -21,7 +22,12 @@ import pandas as pd
 import pytest
 import schemathesis
 from schemathesis import GenerationMode
-from schemathesis.checks import not_a_server_error
+from schemathesis.checks import (
+    content_type_conformance,
+    not_a_server_error,
+    response_schema_conformance,
+    status_code_conformance,
+)
 from starlette.testclient import TestClient
 from typer.testing import CliRunner
 
@@ -248,15 +254,15 @@ def test_real_bentoml_server_answers_on_loopback(models_env):
         server.wait(timeout=30)
 
 
-def test_fuzzed_requests_never_get_a_server_error(client, asgi_app):
+def test_fuzzed_requests_get_no_server_error_and_match_the_documented_schema(client, asgi_app):
     # Schemathesis' pytest integration (from_fixture) breaks on pytest 9, so each operation's
-    # strategy is driven by Hypothesis directly, with valid and invalid inputs alike.
-    # Only the 5xx check runs: BentoML's generated schema does not describe its 400 bodies, so
-    # response-schema and status-code conformance checks would flag BentoML itself, not us.
+    # strategy is driven by Hypothesis directly, with valid and invalid inputs alike; every response must
+    # be a non-5xx with a documented status, content type and body schema.
     api = schemathesis.openapi.from_asgi("/docs.json", asgi_app)
-    ours = {"/predict", "/predict_batch"}  # the APIs in the schema; BentoML's /metrics, /livez … are not ours
+    ours = {"/predict", "/predict_batch", "/metadata"}  # the APIs in the schema; BentoML's /metrics … are not ours
     operations = [op for op in (result.ok() for result in api.get_all_operations()) if op.path in ours]
     assert {op.path for op in operations} == ours
+    checks = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
     for operation in operations:
         # invalid inputs exist only where there is a body to break (GET operations take none)
         modes = [GenerationMode.POSITIVE] + ([GenerationMode.NEGATIVE] if operation.method.upper() == "POST" else [])
@@ -265,9 +271,25 @@ def test_fuzzed_requests_never_get_a_server_error(client, asgi_app):
             @hypothesis.given(case=operation.as_strategy(generation_mode=mode))
             @hypothesis.settings(max_examples=25, deadline=None, suppress_health_check=list(hypothesis.HealthCheck))
             def fuzz(case):
-                case.call_and_validate(checks=[not_a_server_error])
+                case.call_and_validate(checks=checks)
 
             fuzz()
+
+
+def test_openapi_document_and_docs_page_are_archcasts_own(client):
+    spec = client.get("/docs.json").json()
+    assert spec["info"]["title"] == "archcast" and "model" in spec["info"]["version"]
+    assert "None" not in spec["info"]["version"] and "BentoML" not in spec["info"]["description"]
+    predict = spec["paths"]["/predict"]["post"]["responses"]
+    assert predict["200"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/Prediction"}
+    assert "application/problem+json" in predict["400"]["content"] and "413" in predict
+    assert "/metadata" in spec["paths"]
+    for path in ("/", "/docs"):
+        page = client.get(path)
+        assert page.status_code == 200 and "swagger-ui" in page.text
+        # nothing served calls out: every URL on the page is relative to the service
+        assert not re.findall(r"(?:src|href)=\"(?:https?:)?//", page.text), page.text
+    assert client.get("/static_content/swagger-ui-bundle.js").status_code == 200
 
 
 def test_curves_stay_within_what_each_metric_can_be():

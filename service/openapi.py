@@ -1,0 +1,173 @@
+"""The service's OpenAPI document and docs page, as archcast's own contract.
+
+BentoML generates /docs.json from the API methods' input types: its info block is BentoML's boilerplate
+(version "None"), the 200 bodies are bare objects, the 4xx bodies are not what we send, and GET /metadata
+(a plain Starlette route) is missing. `describe` completes that document; `DocsMiddleware` serves it at
+/docs.json and a Swagger page at /docs (and at / for now) that loads only the service's own files —
+BentoML's own page also embeds a third-party tag manager.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Callable
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as package_version
+
+from service.problems import MEDIA_TYPE, PROBLEM_SCHEMA
+
+NUMBER_OR_NULL = {"type": ["number", "null"]}
+WARNING = {
+    "type": "object",
+    "required": ["code", "message"],
+    "properties": {
+        "code": {"enum": ["family_unseen", "feature_out_of_range", "steps_beyond_training", "curve_clipped"]},
+        "feature": {"type": ["string", "null"], "description": "the feature, input or metric concerned"},
+        "value": {"description": "the offending value (a number, a family name, or a list of layers)"},
+        "range": {"type": ["array", "null"], "items": {"type": "number"}, "description": "[low, high] seen"},
+        "message": {"type": "string"},
+    },
+}
+METRIC_PREDICTION = {
+    "type": "object",
+    "required": ["params", "derived", "curve"],
+    "properties": {
+        "params": {
+            "type": "object",
+            "description": "f(t) = A·exp(−λx)·ln(x) + K, x = γt + t0",
+            "properties": {k: NUMBER_OR_NULL for k in ("A", "lam", "gamma", "t0", "K")},
+        },
+        "derived": {
+            "type": "object",
+            "properties": {
+                "steady_state": NUMBER_OR_NULL,
+                "extremum_kind": {"enum": ["peak", "dip", "none"], "description": "peak when A > 0, dip when A < 0"},
+                "peak_step": NUMBER_OR_NULL,
+                "peak_observable": {"type": "boolean"},
+                "peak_value": NUMBER_OR_NULL,
+                "final_value": NUMBER_OR_NULL,
+            },
+        },
+        "curve": {"type": "array", "items": NUMBER_OR_NULL, "description": "the metric at each requested step"},
+    },
+}
+PREDICTION = {
+    "type": "object",
+    "required": ["model_version", "model_type", "n_layers", "steps", "warnings", "layers"],
+    "properties": {
+        "model_version": {"type": "string"},
+        "model_type": {"type": "string"},
+        "n_layers": {"type": "integer", "minimum": 1},
+        "steps": {"type": "array", "items": {"type": "number"}},
+        "warnings": {"type": "array", "items": {"$ref": "#/components/schemas/Warning"}},
+        "layers": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["layer", "metrics"],
+                "properties": {
+                    "layer": {"type": "integer", "minimum": 1},
+                    "metrics": {"type": "object", "additionalProperties": {"$ref": "#/components/schemas/Metric"}},
+                },
+            },
+        },
+    },
+}
+METADATA = {
+    "type": "object",
+    "required": ["manifest", "model_card"],
+    "properties": {
+        "manifest": {"type": "object", "description": "the served model's manifest (version, targets, domain)"},
+        "model_card": {"type": "string", "description": "MODEL_CARD.md of the served model"},
+    },
+}
+
+
+def _json(ref: str, media_type: str = "application/json") -> dict:
+    return {media_type: {"schema": {"$ref": f"#/components/schemas/{ref}"}}}
+
+
+def _problems(*statuses: int) -> dict:
+    reasons = {400: "Invalid input: `field` names it", 413: "Request body over 1 MB", 500: "Server fault"}
+    return {str(s): {"description": reasons[s], "content": _json("Problem", MEDIA_TYPE)} for s in statuses}
+
+
+def describe(spec: dict, model_version: str) -> dict:
+    """BentoML's generated document, completed into archcast's contract."""
+    spec = copy.deepcopy(spec)
+    try:
+        archcast_version = package_version("archcast")
+    except PackageNotFoundError:
+        archcast_version = "0+unknown"
+    spec["info"] = {
+        "title": "archcast",
+        "version": f"{archcast_version} (model {model_version})",
+        "description": (
+            "Predicts, from a transformer's Hugging Face `config.json`, how its massive activations and layer "
+            "linearity develop over training: per layer, the five parameters of the emergence curve, derived "
+            "values and the curve at the requested steps. Every 4xx is an RFC 9457 problem "
+            "(`application/problem+json`). Predictions outside the training domain carry warnings."
+        ),
+    }
+    schemas = spec.setdefault("components", {}).setdefault("schemas", {})
+    for name in ("InvalidArgument", "NotFound", "InternalServerError"):
+        schemas.pop(name, None)
+    schemas.update(Warning=WARNING, Metric=METRIC_PREDICTION, Prediction=PREDICTION, Metadata=METADATA,
+                   Problem=PROBLEM_SCHEMA)  # fmt: skip
+    paths = spec["paths"]
+    paths["/predict"]["post"]["responses"] = {
+        "200": {"description": "The prediction", "content": _json("Prediction")},
+        **_problems(400, 413, 500),
+    }
+    predictions = {"type": "array", "items": {"$ref": "#/components/schemas/Prediction"}}
+    paths["/predict_batch"]["post"]["responses"] = {
+        "200": {
+            "description": "One prediction per config, in order",
+            "content": {"application/json": {"schema": predictions}},
+        },
+        **_problems(400, 413, 500),
+    }
+    paths["/metadata"] = {
+        "get": {
+            "summary": "The served model's manifest and model card",
+            "operationId": "archcast__metadata",
+            "tags": ["Service APIs"],
+            "responses": {"200": {"description": "Manifest and model card", "content": _json("Metadata")}},
+        }
+    }
+    return spec
+
+
+DOCS_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>archcast API</title>
+<link rel="stylesheet" href="./static_content/swagger-ui.css"></head>
+<body><div id="swagger-ui"></div>
+<script src="./static_content/swagger-ui-bundle.js"></script>
+<script>window.ui = SwaggerUIBundle({url: "./docs.json", dom_id: "#swagger-ui"});</script>
+</body></html>
+"""
+
+
+class DocsMiddleware:
+    """GET /docs.json: the completed document; GET / and /docs: a Swagger page made of local files only."""
+
+    def __init__(self, app, document: Callable[[], dict]):
+        self.app, self.document, self.cached = app, document, None
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or scope["method"] != "GET" or scope["path"] not in ("/", "/docs", "/docs.json"):
+            await self.app(scope, receive, send)
+            return
+        if scope["path"] != "/docs.json":
+            body = DOCS_PAGE.encode()
+            headers = [(b"content-type", b"text/html; charset=utf-8"), (b"content-length", str(len(body)).encode())]
+            await send({"type": "http.response.start", "status": 200, "headers": headers})
+            await send({"type": "http.response.body", "body": body})
+            return
+        if self.cached is None:
+            self.cached = json.dumps(self.document()).encode()
+        body = self.cached
+        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
