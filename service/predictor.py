@@ -27,8 +27,19 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def default_models_dir() -> Path:
-    """models/ of this checkout, unless ARCHCAST_MODELS names another folder."""
-    return Path(os.environ.get("ARCHCAST_MODELS", REPO / "models"))
+    """Where the served model is read from, in this order: $ARCHCAST_MODELS; models/ of this checkout (an
+    editable install or a run from the repository); else the copy that ships inside the wheel
+    (the package `archcast_models`, built from the same folder)."""
+    if "ARCHCAST_MODELS" in os.environ:
+        return Path(os.environ["ARCHCAST_MODELS"])
+    if (REPO / "models" / "CURRENT").is_file():
+        return REPO / "models"
+    import importlib.util
+
+    spec = importlib.util.find_spec("archcast_models")  # a folder of data, no __init__.py: a namespace package
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelError("no served model: set ARCHCAST_MODELS or pass --models (this install has no models/)")
+    return Path(list(spec.submodule_search_locations)[0])
 
 
 MAX_STEPS = 10_000  # points per requested curve
