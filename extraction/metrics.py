@@ -16,15 +16,14 @@ SUN_MIN_VALUE = 100.0  # Sun et al.: a massive activation exceeds 100 in magnitu
 SUN_MIN_RATIO = 1000.0  # ... and 1000× the median
 
 
-def magnitude_stats(h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def magnitude_stats(h: torch.Tensor, a: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Per-sequence top-3 |a|, median |a| and flat argmax over S×d.
 
-    h: (B, S, d) any dtype. Returns top3 (B, 3) float32+, median (B,), argmax (B,) int64.
+    h: (B, S, d) any dtype; a: its |h| as (B, S·d) float32+ when the caller has it already.
+    Returns top3 (B, 3) float32+, median (B,), argmax (B,) int64.
     The median of an even count is the mean of the two middle values (as numpy's).
     """
-    a = h.detach().abs().flatten(1)  # (B, S·d)
-    if a.dtype in (torch.float16, torch.bfloat16):
-        a = a.float()
+    a = absolute(h) if a is None else a
     top3, top_idx = a.topk(3, dim=1)  # (B, 3)
     n = a.shape[1]
     lower = a.kthvalue((n + 1) // 2, dim=1).values
@@ -37,6 +36,12 @@ def magnitude_stats(h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.
     above = torch.where(greater, a, torch.inf).amin(1)
     median = (lower + torch.where(past_middle, lower, above)) / 2
     return top3, median, top_idx[:, 0]
+
+
+def absolute(h: torch.Tensor) -> torch.Tensor:
+    """|h| as (B, S·d), in float32 or wider: computed once per batch and layer, read by every statistic."""
+    a = h.detach().abs().flatten(1)
+    return a.float() if a.dtype in (torch.float16, torch.bfloat16) else a
 
 
 @dataclass
@@ -136,16 +141,17 @@ class LayerStats:
     dim_max: torch.Tensor | None = None  # (d,) float32
 
     def add_magnitudes(self, h: torch.Tensor) -> None:
-        top3, median, argmax = magnitude_stats(h)
+        a = absolute(h)  # (B, S·d)
+        top3, median, argmax = magnitude_stats(h, a)
         d = h.shape[-1]
         self.top3.append(top3.cpu())
         self.median.append(median.cpu())
         self.top1_position.append((argmax // d).cpu())
         self.top1_dim.append((argmax % d).cpu())
-        rest = h.detach()[:, 1:].abs().flatten(1)  # (B, (S−1)·d)
+        rest = a[:, d:]  # positions ≥ 1 (position-major flattening)
         self.nonbos_max.append(rest.amax(1).float().cpu() if rest.shape[1] else torch.zeros(len(h)))
         if self.profile:
-            per_dim = h.detach().abs().amax((0, 1)).float().cpu()  # (d,)
+            per_dim = a.view(len(h), -1, d).amax((0, 1)).float().cpu()  # (d,)
             self.dim_max = per_dim if self.dim_max is None else torch.maximum(self.dim_max, per_dim)
         seq = int(top3[:, 0].argmax())
         value = float(top3[seq, 0])
