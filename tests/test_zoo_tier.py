@@ -51,7 +51,7 @@ def test_dyt_llm_setup_sets_alpha_per_norm_position_and_scales_embeddings():
     block = archmods.decoder_blocks(model)[0]
     assert float(block.input_layernorm.alpha.detach()) == pytest.approx(0.8)
     assert float(block.post_attention_layernorm.alpha.detach()) == pytest.approx(0.2)
-    assert float(model.model.norm.alpha) == pytest.approx(0.3)
+    assert float(model.model.norm.alpha.detach()) == pytest.approx(0.3)
     embed = model.get_input_embeddings()
     assert float(embed.embed_scale) == pytest.approx(128**0.5)
     ids = torch.tensor([[3, 4]])
