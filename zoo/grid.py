@@ -84,7 +84,7 @@ SMOKE_RECIPE = Recipe(steps=24, batch_size=2, seq_len=32, warmup=2, n_linear_che
 GPU_RECIPE = Recipe(steps=20_000, batch_size=64, seq_len=512, lr=3e-3, warmup=500, n_linear_checkpoints=40)
 
 
-# cpu2: d >= 128, where the BOS-anchored mechanism forms on CPU (pilots in data/zoo/cpu2/pilots.md).
+# cpu2: d >= 128, where the BOS-anchored mechanism forms on CPU (pilots in data/zoo/cpu2/pilots/README.md).
 # 1,000 steps of 32 × 128 tokens (BOS first), lr 6e-3, no weight decay: ~10 single-thread minutes at d=128, L=4.
 CPU2_RECIPE = Recipe(steps=1000, batch_size=32, seq_len=128, lr=6e-3, warmup=50, n_linear_checkpoints=40, log_until=32)
 DYT_LLM = {"norm": "dyt", "dyt_alpha": [1.0, 1.0, 1.0], "embed_scale": True}  # the DyT paper's LLM set-up
