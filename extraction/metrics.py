@@ -1,4 +1,4 @@
-"""Behaviour metrics of DESIGN.md, reduced per batch so memory does not grow with L × tokens.
+"""Behaviour metrics (docs/architecture.md), reduced per batch so memory does not grow with L × tokens.
 
 Per layer ℓ the accumulator keeps: per-sequence top-3 and median of |h_ℓ| (float32
 or wider), where each sequence's largest value sits (token position, feature dim), the

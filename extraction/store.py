@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
-# The metrics.parquet columns of DESIGN.md, in order; extra columns may follow.
+# The metrics.parquet columns of docs/architecture.md, in order; extra columns may follow.
 COLUMNS: tuple[str, ...] = (
     "model_id",
     "revision",
@@ -71,7 +71,7 @@ def write_json(path: Path, payload: dict) -> None:
 
 
 def check_columns(frame: pd.DataFrame, source: str) -> pd.DataFrame:
-    """The DESIGN columns first, in order. Tables measured before the mechanism columns existed (the `cpu`
+    """The documented columns first, in order. Tables measured before the mechanism columns existed (the `cpu`
     zoo tier) get them as NaN: not measured, rather than refused."""
     missing = [c for c in COLUMNS if c not in frame.columns and c not in MECHANISM_COLUMNS]
     if missing:

@@ -4,7 +4,7 @@
 
 t is the training step. A amplitude, λ ≥ 0 decay, γ > 0 time scale, t0 > 0 offset,
 K the asymptote (f → K as t → ∞ when λ > 0). It lives in features/ because that
-is the one package both training/ and service/ may import (DESIGN layout).
+is the one package both training/ and service/ may import (docs/architecture.md).
 """
 
 from __future__ import annotations

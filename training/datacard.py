@@ -124,7 +124,7 @@ def data_card(table: pd.DataFrame, metrics: pd.DataFrame, provenance: dict, figu
         "# Zoo ground truth (CPU tier)",
         "",
         f"Measured behaviour of {len(table)} small language models trained from scratch here, "
-        f"{metrics['step'].nunique()} checkpoints each, every layer, every metric of DESIGN.md "
+        f"{metrics['step'].nunique()} checkpoints each, every layer, every metric of docs/architecture.md "
         f"({len(metrics):,} rows in `metrics.parquet`).",
         "",
         f"- Corpus: {provenance.get('corpus', {}).get('source', '?')}, train text sha256 "

@@ -21,7 +21,7 @@ class Recipe:
     weight_decay: float = 0.0
     betas: tuple[float, float] = (0.9, 0.95)
     grad_clip: float = 1.0
-    bos: bool = True  # a fixed first token: makes massive activations emerge sooner (FIELD_NOTES)
+    bos: bool = True  # a fixed first token: makes massive activations emerge sooner (docs/ground-truth.md)
     seed: int = 0
     n_linear_checkpoints: int = 40
     log_until: int = 512  # powers of two up to here, then the evenly spaced ones past it
