@@ -13,6 +13,7 @@ from extraction.units import single_unit
 from zoo.corpus import PROBE_TEXT
 
 from .conftest import REPO, TINY, tiny_config
+from .reference import lstsq_linearity as reference_linearity
 
 
 def captured_activations(model, windows):
@@ -37,14 +38,6 @@ def captured_activations(model, windows):
         h.remove()
     layers = [torch.cat(inputs)] + [torch.cat(o) for o in outputs]  # h_0 … h_L, each (N, S, d)
     return [x.double().numpy() for x in layers], hidden
-
-
-def reference_linearity(x: np.ndarray, y: np.ndarray) -> float:
-    x = x - x.mean(0)
-    y = y - y.mean(0)
-    x, y = x / np.linalg.norm(x), y / np.linalg.norm(y)
-    a = np.linalg.lstsq(x, y, rcond=None)[0]
-    return 1.0 - float(np.linalg.norm(x @ a - y) ** 2)
 
 
 def assert_rows_match_reference(rows, layers, n_layers):

@@ -21,6 +21,18 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 
+def design_columns(spec: dict) -> dict:
+    """A run's design as table columns (the spec saved in run.json)."""
+    return {
+        "family": spec["family"],
+        "d": spec["d"],
+        "layers": spec["layers"],
+        "heads": spec["heads"],
+        "ffn_ratio": spec["ffn_ratio"],
+        "changes": json.dumps({**spec["overrides"], **spec["changes"]}, sort_keys=True),
+    }
+
+
 def run_table(runs: Path, metrics: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for run in sorted(p for p in runs.iterdir() if (p / "run.json").exists()):
@@ -37,12 +49,7 @@ def run_table(runs: Path, metrics: pd.DataFrame) -> pd.DataFrame:
         rows.append(
             {
                 "run": run.name,
-                "family": spec["family"],
-                "d": spec["d"],
-                "layers": spec["layers"],
-                "heads": spec["heads"],
-                "ffn_ratio": spec["ffn_ratio"],
-                "changes": json.dumps({**spec["overrides"], **spec["changes"]}, sort_keys=True),
+                **design_columns(spec),
                 "params": summary["n_params"],
                 "final_loss": round(summary["final_loss"], 3),
                 "seconds": summary["seconds"],
@@ -81,13 +88,17 @@ def family_figures(metrics: pd.DataFrame, table: pd.DataFrame, out: Path) -> lis
             ax.set_ylabel("top-1 / median |h|", fontsize=8)
             ax.legend(fontsize=6)
         fig.suptitle(f"{family}: massive-activation ratio over training, per layer")
-        fig.tight_layout()
-        path = out / "figures" / f"{family}.png"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=90)
-        plt.close(fig)
-        paths.append(path)
+        paths.append(save_figure(fig, out / "figures" / f"{family}.png", dpi=90))
     return paths
+
+
+def save_figure(fig, path: Path, dpi: int) -> Path:
+    """Lay out, write and close a data-card figure."""
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=dpi)
+    plt.close(fig)
+    return path
 
 
 def markdown_table(frame: pd.DataFrame) -> str:

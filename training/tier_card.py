@@ -20,7 +20,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from features.mechanism import BOS_SHARE, shows_mechanism  # noqa: E402
-from training.datacard import markdown_table  # noqa: E402
+from training.datacard import design_columns, markdown_table, save_figure  # noqa: E402
 from training.zoo_tier import load_provenance, load_tier  # noqa: E402
 
 FLOOR_METRICS = ("ma_ratio", "ma_ratio_nonbos", "linearity", "linearity_nores")
@@ -54,12 +54,7 @@ def run_table(metrics: pd.DataFrame, provenance: dict[str, dict]) -> pd.DataFram
         rows.append(
             {
                 "run": name,
-                "family": spec["family"],
-                "d": spec["d"],
-                "layers": spec["layers"],
-                "heads": spec["heads"],
-                "ffn_ratio": spec["ffn_ratio"],
-                "changes": json.dumps({**spec["overrides"], **spec["changes"]}, sort_keys=True),
+                **design_columns(spec),
                 "seed": spec["recipe"]["seed"],
                 "params": record["training"]["n_params"],
                 "final_loss": round(record["training"]["final_loss"], 3),
@@ -195,12 +190,7 @@ def family_figures(metrics: pd.DataFrame, table: pd.DataFrame, out: Path) -> lis
         for ax in axes[-1]:
             ax.set_xlabel("step (log; 0 at 1)", fontsize=7)
         fig.suptitle(f"{family}: ratio, BOS share and linearity over training, a line per layer", fontsize=10)
-        fig.tight_layout()
-        path = out / "figures" / f"{family}.png"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=70)
-        plt.close(fig)
-        paths.append(path)
+        paths.append(save_figure(fig, out / "figures" / f"{family}.png", dpi=70))
     return paths
 
 
