@@ -63,6 +63,8 @@ class LinearFit:
     r_x: torch.Tensor  # (≤k, k) upper-triangular R of [1, X − c_x] over the rows factorised so far
     r_xy: torch.Tensor  # (≤k, d_out) Qᵀ(Y − c_y) in the rows of r_x
     outside: float = 0.0  # ‖rows of Qᵀ(Y − c_y) below r_x‖²
+    update_sum: torch.Tensor | None = None  # Σ of (Y − c_y) − (X − c_x) over rows, (d,)
+    update_sumsq: float = 0.0  # Σ of its squares: the update's variance in data space, exactly
     pending: list[tuple[torch.Tensor, torch.Tensor]] = field(default_factory=list)  # fewer than k rows in all
     n: int = 0
 
@@ -76,6 +78,10 @@ class LinearFit:
         """x: (n, d_in), y: (n, d_out), cast to float64 here."""
         x, y = x.double() - self.shift_x, y.double() - self.shift_y
         self.pending.append((torch.cat([x.new_ones(len(x), 1), x], dim=1), y))
+        if y.shape == x.shape:  # Y − X, the block's update: its total is taken here, not from R_xy − R_xx,
+            z = y - x  # whose two terms round differently (an unchanged block would score round-off)
+            self.update_sum = z.sum(0) if self.update_sum is None else self.update_sum + z.sum(0)
+            self.update_sumsq += float(z.square().sum())
         self.n += len(x)
         if sum(len(rows) for rows, _ in self.pending) >= self.r_x.shape[1]:
             self.factorise()
@@ -113,14 +119,17 @@ class LinearFit:
             return float("nan"), float("nan"), "h_{l-1} has no variance over the probe tokens"
         kept = u[:, sv > sv[0] * torch.finfo(torch.float64).eps * max(self.n, k - 1)]
 
-        def score(target: torch.Tensor) -> float:
-            total = float(target.square().sum()) + self.outside
-            if total == 0.0:
+        def score(target: torch.Tensor, total: float | None = None) -> float:
+            total = float(target.square().sum()) + self.outside if total is None else total
+            if total <= 0.0:
                 return float("nan")
             residual = target - kept @ (kept.T @ target)
             return min(1.0, max(0.0, 1.0 - (float(residual.square().sum()) + self.outside) / total))
 
-        linearity, nores = score(r_xy), score(r_xy - r_xx)
+        update_total = None
+        if self.update_sum is not None:
+            update_total = self.update_sumsq - float(self.update_sum.square().sum()) / self.n
+        linearity, nores = score(r_xy), score(r_xy - r_xx, update_total)
         notes = [m for m, v in (("h_l", linearity), ("h_l − h_{l-1}", nores)) if v != v]
         return linearity, nores, "; ".join(f"{m} has no variance over the probe tokens" for m in notes)
 

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from features import values
-from features.errors import FeatureError
 
 Keys = tuple[str, ...]
 
@@ -80,11 +79,12 @@ def _falcon(raw: Mapping[str, Any], spec: dict[str, Any]) -> None:
 
 
 def _gptj_rotary(raw: Mapping[str, Any], spec: dict[str, Any]) -> None:
-    rotary_dim = raw.get("rotary_dim", 64)
-    if rotary_dim is not None and (isinstance(rotary_dim, bool) or not isinstance(rotary_dim, int) or rotary_dim <= 0):
-        raise FeatureError("rotary_dim", f"expected a positive integer, got {rotary_dim!r}")
-    # rotary_dim counts rotated channels per head; a head narrower than it is rotated fully
-    spec["rotary_fraction"] = 1.0 if rotary_dim is None else min(1.0, rotary_dim / spec["head_dim"])
+    # rotary_dim counts rotated channels per head (null: all); a head narrower than it is rotated fully
+    if "rotary_dim" in raw and raw["rotary_dim"] is None:
+        spec["rotary_fraction"] = 1.0
+        return
+    rotary_dim = values.size(raw, ("rotary_dim",), "rotary dimension", default=64)
+    spec["rotary_fraction"] = min(1.0, rotary_dim / spec["head_dim"])
 
 
 def _no_rotary(raw: Mapping[str, Any], spec: dict[str, Any]) -> None:

@@ -131,7 +131,9 @@ def read_spec(config: Any) -> ArchSpec:
     context = values.size(raw, adapter.context, "context length", default=adapter.context_default)
     _check_limit(adapter.context[0] if adapter.context else "max_position_embeddings", context, "context")
 
-    sliding = values.lookup(raw, adapter.sliding_window)[1] if adapter.sliding_window else None
+    sliding = None  # absent or null: no sliding window
+    if adapter.sliding_window and values.lookup(raw, adapter.sliding_window)[0] is not None:
+        sliding = values.size(raw, adapter.sliding_window, "sliding window")
     experts = values.size(raw, adapter.experts, "number of experts", default=1)
     _check_limit(_key(raw, adapter.experts, "num_local_experts"), experts, "experts")
     spec: dict[str, Any] = dict(
@@ -181,7 +183,10 @@ def _apply_zoo_changes(raw: Mapping[str, Any], spec: dict[str, Any]) -> None:
         raise FeatureError(ZOO_KEY, f"expected an object, got {zoo!r}")
     for key in ("glu", "kv_bias", "tvr"):
         if key in zoo:
-            spec[key] = values.flag(zoo, (key,), False)
+            try:
+                spec[key] = values.flag(zoo, (key,), False)
+            except FeatureError as exc:
+                raise FeatureError(f"{ZOO_KEY}.{key}", str(exc).split(": ", 1)[1]) from None
     if zoo.get("norm") is not None:
         if zoo["norm"] not in ("layernorm", "rmsnorm", "dyt"):
             raise FeatureError(f"{ZOO_KEY}.norm", f"expected layernorm, rmsnorm or dyt, got {zoo['norm']!r}")
@@ -204,11 +209,6 @@ def _check_consistency(spec: dict[str, Any], raw: Mapping[str, Any], adapter: Ad
         raise FeatureError(
             _key(raw, adapter.rotary_fraction, "partial_rotary_factor"),
             f"must lie in [0, 1], got {spec['rotary_fraction']}",
-        )
-    window = spec["sliding_window"]
-    if window is not None and (isinstance(window, bool) or not isinstance(window, int) or window <= 0):
-        raise FeatureError(
-            _key(raw, adapter.sliding_window, "sliding_window"), f"expected a positive integer or null, got {window!r}"
         )
 
 

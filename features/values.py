@@ -12,6 +12,8 @@ from typing import Any
 
 from features.errors import FeatureError
 
+MAX_SIZE = 10**15  # no count in a config comes near this; past it, a value is refused before any arithmetic
+
 
 def lookup(raw: Mapping[str, Any], keys: tuple[str, ...]) -> tuple[str | None, Any]:
     """(the first key present with a non-null value, its value), or (None, None)."""
@@ -30,8 +32,10 @@ def size(raw: Mapping[str, Any], keys: tuple[str, ...], what: str, default: int 
         value = default
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise FeatureError(field, f"the {what} must be an integer, got {value!r}")
-    if not math.isfinite(value) or value != int(value):
+    if isinstance(value, float) and not (math.isfinite(value) and value.is_integer()):
         raise FeatureError(field, f"the {what} must be an integer, got {value!r}")
+    if abs(value) > MAX_SIZE:  # compared as int: a 400-digit integer must not reach float arithmetic
+        raise FeatureError(field, f"the {what} ({len(str(int(value)))} digits) is beyond any supported size")
     value = int(value)
     if value <= 0:
         raise FeatureError(field, f"the {what} must be positive, got {value}")
@@ -54,6 +58,12 @@ def number(raw: Mapping[str, Any], keys: tuple[str, ...], default: float | None,
         key, value = lookup(rope, keys)
     if key is None:
         return default
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise FeatureError(key, f"the {what} must be a positive number, got {value!r}")
-    return float(value)
+    try:
+        number = float(value)
+    except OverflowError:  # an integer too large for a float
+        raise FeatureError(key, f"the {what} is too large, got an integer of {len(str(value))} digits") from None
+    if not math.isfinite(number) or number <= 0:
+        raise FeatureError(key, f"the {what} must be a positive number, got {value!r}")
+    return number

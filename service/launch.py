@@ -45,34 +45,58 @@ def wait_ready(server: subprocess.Popen, port: int, host: str = "127.0.0.1", tim
         time.sleep(0.5)
 
 
+FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT)
+
+
+def _die_with_parent() -> None:
+    """In the server's process, before exec: Linux sends it SIGTERM if archcast dies, even by SIGKILL."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass  # not Linux: the forwarded signals still cover kill, Ctrl-C and hang-up
+
+
 def run_server(host: str, port: int, on_ready: Callable[[str], None]) -> int:
     """Run `bentoml serve` until it exits; returns its exit status (128 + N after signal N).
 
-    The server (an arbiter and one process per worker) runs in a process group of its own, and SIGTERM or
-    SIGINT sent to this process alone (`kill`, a supervisor, `docker stop`) is forwarded to that whole group,
-    so no worker is left serving on the port after archcast exits.
+    The server (an arbiter that starts and stops one process per worker) runs in a session of its own, so
+    a terminal's Ctrl-C reaches archcast only. SIGTERM, SIGINT, SIGHUP or SIGQUIT sent to archcast (`kill`,
+    a supervisor, `docker stop`, a closed terminal) is forwarded to the arbiter's group, and the arbiter
+    stops its workers; if archcast itself is killed, the kernel sends the arbiter SIGTERM.
     """
-    server = subprocess.Popen(serve_command(host, port), cwd=REPO, start_new_session=True)
+    pending: list[int] = []
+    server: subprocess.Popen | None = None
 
     def forward(signum, _frame) -> None:
+        if server is None:  # arrived while the server was being started: sent once it exists
+            pending.append(signum)
+            return
         try:
             os.killpg(server.pid, signum)
         except ProcessLookupError:
             pass
 
-    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGTERM, signal.SIGINT)}
+    previous = {sig: signal.signal(sig, forward) for sig in FORWARDED}  # before Popen: no signal is lost
     try:
+        server = subprocess.Popen(
+            serve_command(host, port), cwd=REPO, start_new_session=True, preexec_fn=_die_with_parent
+        )
+        for signum in pending:
+            forward(signum, None)
         probe = "127.0.0.1" if host in ("0.0.0.0", "") else host
         try:
             wait_ready(server, port, probe)
             on_ready(f"http://{host}:{port}")
-        except RuntimeError:
-            pass  # the server exited (its own error is on stderr already) or was stopped while starting
+        except RuntimeError as exc:
+            if server.poll() is None:  # still starting after the readiness timeout: say so, keep waiting
+                print(f"archcast: {exc}; still waiting for it", file=sys.stderr)
         status = server.wait()
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-        if server.poll() is None:  # archcast itself is failing: take the server down with it
+        if server is not None and server.poll() is None:  # archcast itself is failing: take the server down
             forward(signal.SIGTERM, None)
             try:
                 server.wait(timeout=30)

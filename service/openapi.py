@@ -156,18 +156,16 @@ class DocsMiddleware:
         self.app, self.document, self.cached = app, document, None
 
     async def __call__(self, scope, receive, send):
-        if scope["type"] != "http" or scope["method"] != "GET" or scope["path"] not in ("/", "/docs", "/docs.json"):
+        ours = scope["type"] == "http" and scope["method"] in ("GET", "HEAD")
+        if not ours or scope["path"] not in ("/", "/docs", "/docs.json"):
             await self.app(scope, receive, send)
             return
-        if scope["path"] != "/docs.json":
-            body = DOCS_PAGE.encode()
-            headers = [(b"content-type", b"text/html; charset=utf-8"), (b"content-length", str(len(body)).encode())]
-            await send({"type": "http.response.start", "status": 200, "headers": headers})
-            await send({"type": "http.response.body", "body": body})
-            return
-        if self.cached is None:
-            self.cached = json.dumps(self.document()).encode()
-        body = self.cached
-        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+        if scope["path"] == "/docs.json":
+            if self.cached is None:
+                self.cached = json.dumps(self.document()).encode()
+            body, kind = self.cached, b"application/json"
+        else:
+            body, kind = DOCS_PAGE.encode(), b"text/html; charset=utf-8"
+        headers = [(b"content-type", kind), (b"content-length", str(len(body)).encode())]
         await send({"type": "http.response.start", "status": 200, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
+        await send({"type": "http.response.body", "body": b"" if scope["method"] == "HEAD" else body})

@@ -39,7 +39,10 @@ def default_models_dir() -> Path:
     spec = importlib.util.find_spec("archcast_models")  # a folder of data, no __init__.py: a namespace package
     if spec is None or not spec.submodule_search_locations:
         raise ModelError("no served model: set ARCHCAST_MODELS or pass --models (this install has no models/)")
-    return Path(list(spec.submodule_search_locations)[0])
+    shipped = [Path(p) for p in spec.submodule_search_locations if (Path(p) / "CURRENT").is_file()]
+    if not shipped:
+        raise ModelError("no served model: set ARCHCAST_MODELS or pass --models (this install has no models/)")
+    return shipped[0]
 
 
 MAX_STEPS = 10_000  # points per requested curve
@@ -149,10 +152,14 @@ class Predictor:
         if len(steps) > MAX_STEPS:
             raise RequestError("steps", f"at most {MAX_STEPS} steps per request, got {len(steps)}")
         for s in steps:
-            if isinstance(s, bool) or not isinstance(s, (int, float)) or not math.isfinite(s):
+            if (
+                isinstance(s, bool)
+                or not isinstance(s, (int, float))
+                or (isinstance(s, float) and not math.isfinite(s))
+            ):
                 raise RequestError("steps", f"every step must be a finite number, got {s!r}")
             if not 0 <= s <= MAX_STEP_VALUE:
-                raise RequestError("steps", f"steps must lie in [0, {MAX_STEP_VALUE:.0e}], got {s}")
+                raise RequestError("steps", f"steps must lie in [0, {MAX_STEP_VALUE:.0e}], got {str(s)[:24]}")
         return np.asarray(steps, dtype=np.float64)
 
     def check_metrics(self, metrics) -> list[str]:
@@ -263,8 +270,14 @@ class Predictor:
 
 
 def warning(code: str, message: str, feature: str | None = None, value=None, range=None) -> dict[str, Any]:
-    """One warning of a prediction: a code to act on, the input it concerns, and a sentence."""
-    return {"code": code, "feature": feature, "value": value, "range": range, "message": message}
+    """One warning of a prediction: a code to act on, the input it concerns, and a sentence.
+    Infinite bounds (a ratio has no upper one) become null: JSON has no infinity."""
+
+    def safe(v):
+        return None if isinstance(v, float) and not math.isfinite(v) else v
+
+    bounds = None if range is None else [safe(float(b)) for b in range]
+    return {"code": code, "feature": feature, "value": safe(value), "range": bounds, "message": message}
 
 
 def warning_text(warnings: list[dict[str, Any]]) -> str:

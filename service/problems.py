@@ -15,7 +15,7 @@ from http import HTTPStatus
 from starlette.responses import JSONResponse
 
 MEDIA_TYPE = "application/problem+json"
-log = logging.getLogger("archcast.service")
+log = logging.getLogger("bentoml.archcast")  # under bentoml.*: the server configures (and keeps) those loggers
 
 PROBLEM_SCHEMA = {
     "type": "object",
@@ -42,19 +42,30 @@ def problem(status: int, detail: str, field: str | None = None, path: str = "") 
     return JSONResponse(problem_body(status, detail, field), status_code=status, media_type=MEDIA_TYPE)
 
 
+def _path(loc) -> str | None:
+    """pydantic's error location as archcast writes field paths: configs[1].n_layer, steps[0]."""
+    out = ""
+    for part in loc or ():
+        if part == "body":
+            continue
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or None
+
+
 def _from_bentoml(status: int, payload) -> dict:
-    """BentoML's 4xx bodies ({"error", "detail": [pydantic errors]} or [{"error"}]) as a problem."""
+    """BentoML's error bodies ({"error", "detail": [pydantic errors]}, [{"error"}], or text) as a problem."""
     if isinstance(payload, list) and payload and isinstance(payload[0], dict):
         payload = payload[0]
     payload = payload if isinstance(payload, dict) else {"error": str(payload)}
-    errors = payload.get("detail") if isinstance(payload.get("detail"), list) else []
+    errors = (
+        [e for e in payload.get("detail") or [] if isinstance(e, dict)]
+        if isinstance(payload.get("detail"), list)
+        else []
+    )
     if errors:
-        first = errors[0]
-        field = ".".join(str(p) for p in first.get("loc", ()) if p not in ("body",)) or None
-        detail = "; ".join(
-            f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg', '')}".lstrip(": ") for e in errors
-        )
-        return problem_body(status, detail, field)
+        parts = [(_path(e.get("loc")), str(e.get("msg", ""))) for e in errors]
+        detail = "; ".join(f"{where}: {msg}" if where else msg for where, msg in parts)
+        return problem_body(status, detail, parts[0][0])
     return problem_body(status, str(payload.get("error") or HTTPStatus(status).phrase))
 
 
@@ -67,7 +78,9 @@ class ClientErrorLogFilter(logging.Filter):
         from pydantic import ValidationError
 
         exc = record.exc_info[1] if record.exc_info else None
-        client = isinstance(exc, ValidationError) or (
+        # only the validation of the request's input (BentoML's model is titled "Input"): a ValidationError
+        # raised inside an API method would be a server fault and keeps its traceback
+        client = (isinstance(exc, ValidationError) and str(exc.title).endswith("Input")) or (
             isinstance(exc, BentoMLException) and 400 <= exc.error_code.value < 500
         )
         if client:
@@ -79,7 +92,8 @@ class ClientErrorLogFilter(logging.Filter):
 
 
 class ProblemMiddleware:
-    """Rewrites BentoML's 4xx JSON bodies to problem details; leaves every other response untouched."""
+    """Rewrites BentoML's and Starlette's error bodies (4xx and 5xx, JSON or plain text: 404, 405, 500 …) to
+    problem details; leaves every other response untouched."""
 
     def __init__(self, app):
         self.app = app
@@ -94,7 +108,7 @@ class ProblemMiddleware:
             if message["type"] == "http.response.start":
                 headers = dict(message.get("headers", []))
                 kind = headers.get(b"content-type", b"").split(b";")[0]
-                if 400 <= message["status"] < 500 and kind == b"application/json":
+                if message["status"] >= 400 and kind in (b"application/json", b"text/plain"):
                     held["start"], held["body"] = message, b""  # hold it until the body is complete
                     return
                 await send(message)

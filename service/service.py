@@ -146,7 +146,8 @@ class Archcast:
     ) -> list[dict[str, Any]]:
         """The same as /predict for several configs; an invalid one fails the request, naming its index."""
         if not configs or len(configs) > MAX_BATCH:
-            return problem(400, f"configs: expected 1 to {MAX_BATCH} configs, got {len(configs)}", "configs")
+            detail = f"configs: expected 1 to {MAX_BATCH} configs, got {len(configs)}"
+            return problem(400, detail, "configs", "/predict_batch")
         try:
             return JSONResponse([_predict(c, steps, metrics, where=f"configs[{i}]") for i, c in enumerate(configs)])
         except ClientError as exc:

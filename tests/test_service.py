@@ -290,6 +290,12 @@ def test_openapi_document_and_docs_page_are_archcasts_own(client):
         # nothing served calls out: every URL on the page is relative to the service
         assert not re.findall(r"(?:src|href)=\"(?:https?:)?//", page.text), page.text
     assert client.get("/static_content/swagger-ui-bundle.js").status_code == 200
+    head = client.head("/docs.json")
+    assert head.status_code == 200 and int(head.headers["content-length"]) == len(client.get("/docs.json").content)
+    missing = client.get("/no-such-route")  # Starlette's plain-text 404 gets the same problem shape
+    assert missing.status_code == 404 and missing.headers["content-type"].startswith("application/problem+json")
+    bad_type = client.post("/predict_batch", json={"configs": [GPT2, 5]})
+    assert bad_type.status_code == 400 and bad_type.json()["field"].startswith("configs[1]")
 
 
 def test_curves_stay_within_what_each_metric_can_be():
@@ -358,5 +364,9 @@ def test_archcast_serve_stops_its_whole_server_on_a_signal_to_itself(models_env,
         leftover = subprocess.run(["pgrep", "-f", f"--port {port}"], capture_output=True, text=True).stdout
         assert not leftover.strip(), f"server processes left behind: {leftover}"
     finally:
-        if serve.poll() is None:
-            serve.kill()
+        if serve.poll() is None:  # a failed assertion: stop it the way the test meant to, then hard
+            serve.send_signal(signal.SIGTERM)
+            try:
+                serve.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                serve.kill()

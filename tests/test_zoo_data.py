@@ -41,7 +41,9 @@ def test_committed_data_covers_every_architecture_checkpoint_layer_and_metric():
 def test_remeasuring_committed_checkpoints_reproduces_the_committed_metrics(tmp_path):
     committed = pd.read_parquet(DATA / "metrics.parquet")
     settings = json.loads((DATA / "PROVENANCE.json").read_text())["extraction"]
-    for run in sorted((DATA / "checkpoints").iterdir()):
+    runs = sorted((DATA / "checkpoints").iterdir())
+    assert runs and all(any(run.glob("step*/model.safetensors")) for run in runs)  # an empty folder must fail
+    for run in runs:
         out = tmp_path / run.name
         args = [
             "--dirs",
