@@ -137,6 +137,7 @@ def fit_cmd(
 
     import pandas as pd
 
+    from features.curve import PUBLISHED_MEAN_R2
     from training.fit import PRIOR_STRENGTH, FitWarning, fit_table
 
     frame = pd.read_parquet(metrics)
@@ -152,7 +153,10 @@ def fit_cmd(
     fits.to_parquet(out, index=False)
     ok = fits["r2"].notna()
     for metric, sub in fits[ok].groupby("metric"):
-        typer.echo(f"{metric}: mean R² {sub['r2'].mean():.3f} over {len(sub)} layers (published Pythia mean: 0.984)")
+        typer.echo(
+            f"{metric}: mean R² {sub['r2'].mean():.3f} over {len(sub)} layers "
+            f"(published Pythia mean: {PUBLISHED_MEAN_R2})"
+        )
     typer.echo(f"{int((~ok).sum())} series could not be fitted (see the 'message' column); wrote {out}")
     if fits["atypical"].any():
         typer.echo(

@@ -16,7 +16,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from features import FEATURES
-from features.curve import METRIC_RANGE, PARAMS, curve, from_target
+from features.curve import METRIC_RANGE, PARAMS, PUBLISHED_LAYERS, PUBLISHED_MEAN_R2, curve, from_target
 from features.curve import TRANSFORMS as PARAM_TRANSFORMS
 from training.dataset import target_name
 from training.fit import without_duplicates
@@ -135,7 +135,7 @@ def write_report(folder: Path, evaluation: dict, fit_summary: dict, curve_errors
     for metric, s in fit_summary.items():
         lines.append(
             f"- `{metric}`: mean R² {s['mean_r2']:.3f} over {s['n']} layers "
-            f"({s['fitted']} fitted; published Pythia mean: 0.984 over 188 layers)"
+            f"({s['fitted']} fitted; published Pythia mean: {PUBLISHED_MEAN_R2} over {PUBLISHED_LAYERS} layers)"
         )
     models = ["lightgbm_optuna", "mean", "ridge", "paper_rf_grouped", "paper_rf_random_split", "lightgbm_random_split"]
     lines += [

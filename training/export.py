@@ -25,7 +25,7 @@ import sklearn
 from onnxmltools.convert.common.data_types import FloatTensorType
 
 from features import FEATURES, SCHEMA_HASH, SCHEMA_VERSION
-from features.curve import PARAMS, TRANSFORMS
+from features.curve import PARAMS, PUBLISHED_MEAN_R2, TRANSFORMS
 from training.dataset import feature_array, target_name
 from training.tune import lgbm
 
@@ -178,7 +178,7 @@ def model_card(m: dict) -> str:
         lines += ["", "## Emergence fits behind the targets", ""]
         lines += [
             f"- {metric}: mean R² {f['mean_r2']:.3f} over {f['fitted']} of {f['n']} layers "
-            "(published Pythia mean 0.984)"
+            f"(published Pythia mean {PUBLISHED_MEAN_R2})"
             for metric, f in fits.items()
         ]
         lines.append(
