@@ -152,7 +152,9 @@ def read_spec(config: Any) -> ArchSpec:
         norm_placement=adapter.norm_placement,
         qk_norm=adapter.qk_norm,
         position=adapter.position,
-        rotary_fraction=values.number(raw, adapter.rotary_fraction, adapter.rotary_fraction_default, "rotary fraction"),
+        rotary_fraction=values.number(
+            raw, adapter.rotary_fraction, adapter.rotary_fraction_default, "rotary fraction", (0.0, 1.0), zero=True
+        ),
         rope_theta=values.number(raw, adapter.rope_theta, adapter.rope_theta_default, "rotary base"),
         parallel_residual=values.flag(raw, adapter.parallel_residual, adapter.parallel_residual_default),
         attn_bias=values.flag(raw, adapter.attn_bias, adapter.attn_bias_default),

@@ -46,24 +46,38 @@ def flag(raw: Mapping[str, Any], keys: tuple[str, ...], default: bool) -> bool:
     key, value = lookup(raw, keys)
     if key is None:
         return default
-    if not isinstance(value, (bool, int)):
-        raise FeatureError(key, f"expected true or false, got {value!r}")
-    return bool(value)
+    # JSON configs spell a switch true/false; some older ones 0/1. Anything else (2, "yes") is a mistake.
+    if isinstance(value, bool) or (isinstance(value, int) and value in (0, 1)):
+        return bool(value)
+    raise FeatureError(key, f"expected true or false, got {value!r}")
 
 
-def number(raw: Mapping[str, Any], keys: tuple[str, ...], default: float | None, what: str) -> float | None:
+def number(
+    raw: Mapping[str, Any],
+    keys: tuple[str, ...],
+    default: float | None,
+    what: str,
+    bounds: tuple[float, float] = (0.0, math.inf),
+    zero: bool = False,
+) -> float | None:
+    """A real number within `bounds`; 0 (the lower bound) is allowed only with `zero` (a rotary fraction of 0
+    means no rotary positions; a rotary base of 0 means nothing)."""
     rope = raw.get("rope_parameters") or raw.get("rope_scaling") or {}
     key, value = lookup(raw, keys)
     if key is None and isinstance(rope, Mapping):
         key, value = lookup(rope, keys)
     if key is None:
         return default
+    low, high = bounds
+    wanted = f"a number in [{low:g}, {high:g}]" if zero else f"a number in ({low:g}, {high:g}]"
+    if math.isinf(high):
+        wanted = "a non-negative number" if zero else "a positive number"
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise FeatureError(key, f"the {what} must be a positive number, got {value!r}")
+        raise FeatureError(key, f"the {what} must be {wanted}, got {value!r}")
     try:
         number = float(value)
     except OverflowError:  # an integer too large for a float
         raise FeatureError(key, f"the {what} is too large, got an integer of {len(str(value))} digits") from None
-    if not math.isfinite(number) or number <= 0:
-        raise FeatureError(key, f"the {what} must be a positive number, got {value!r}")
+    if not math.isfinite(number) or number < low or number > high or (number == low and not zero):
+        raise FeatureError(key, f"the {what} must be {wanted}, got {value!r}")
     return number

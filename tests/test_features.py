@@ -140,6 +140,28 @@ def test_gqa_mqa_rotary_and_alibi_are_read():
     assert read_spec(CONFIG_DIR / "qwen2-0.5b.json").sliding_window is None  # use_sliding_window false
 
 
+@pytest.mark.parametrize(
+    ("key", "value", "ok"),
+    [
+        ("rotary_pct", 0, True),  # no rotary dimensions: the lower end of its range
+        ("rotary_pct", 1.0, True),
+        ("rotary_pct", 1.5, False),
+        ("rotary_pct", -0.1, False),
+        ("rotary_emb_base", 0, False),  # a rotary base of 0 means nothing
+        ("use_parallel_residual", 0, True),  # old configs write switches as 0/1
+        ("use_parallel_residual", 2, False),
+        ("use_parallel_residual", "yes", False),
+    ],
+)
+def test_numbers_and_switches_at_the_ends_of_their_range(key, value, ok):
+    raw = json.loads((CONFIG_DIR / "pythia-160m.json").read_text()) | {key: value}
+    if ok:
+        read_spec(raw)
+    else:
+        with pytest.raises(FeatureError, match=key):
+            read_spec(raw)
+
+
 def test_accepts_dict_path_folder_and_pretrained_config(tmp_path):
     path = CONFIG_DIR / "gpt2.json"
     (tmp_path / "config.json").write_text(path.read_text())
