@@ -73,7 +73,10 @@ class BodyLimit:
             size += len(chunks[-1])
             more = message.get("more_body", False)
             if size > MAX_BODY_BYTES:
-                await too_long()(scope, receive, send)
+                # the rest of the body is never read: tell the client this connection ends here
+                refusal = too_long()
+                refusal.headers["connection"] = "close"
+                await refusal(scope, receive, send)
                 return
         body = b"".join(chunks)
         replayed = False
