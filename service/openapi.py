@@ -3,7 +3,7 @@
 BentoML generates /docs.json from the API methods' input types: its info block is BentoML's boilerplate
 (version "None"), the 200 bodies are bare objects, the 4xx bodies are not what we send, and GET /metadata
 (a plain Starlette route) is missing. `describe` completes that document; `DocsMiddleware` serves it at
-/docs.json and a Swagger page at /docs (and at / for now) that loads only the service's own files —
+/docs.json and a Swagger page at /docs that loads only the service's own files (the what-if page has /) —
 BentoML's own page also embeds a third-party tag manager.
 """
 
@@ -150,14 +150,14 @@ DOCS_PAGE = """<!doctype html>
 
 
 class DocsMiddleware:
-    """GET /docs.json: the completed document; GET / and /docs: a Swagger page made of local files only."""
+    """GET /docs.json: the completed document; GET /docs: a Swagger page made of local files only."""
 
     def __init__(self, app, document: Callable[[], dict]):
         self.app, self.document, self.cached = app, document, None
 
     async def __call__(self, scope, receive, send):
         ours = scope["type"] == "http" and scope["method"] in ("GET", "HEAD")
-        if not ours or scope["path"] not in ("/", "/docs", "/docs.json"):
+        if not ours or scope["path"] not in ("/docs", "/docs.json"):
             await self.app(scope, receive, send)
             return
         if scope["path"] == "/docs.json":

@@ -1,4 +1,5 @@
-"""The BentoML service: POST /predict, POST /predict_batch, GET /metadata (plus BentoML's health routes)."""
+"""The BentoML service: POST /predict, POST /predict_batch, GET /metadata, the what-if page at / (service/page.py)
+and the API docs at /docs (plus BentoML's health routes)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from features import FeatureError
+from service import page
 from service.openapi import DocsMiddleware, describe
 from service.predictor import Predictor, RequestError, cpu_threads
 from service.problems import ClientErrorLogFilter, ProblemMiddleware, problem
@@ -111,7 +113,7 @@ Steps = list[float] | None
 Metrics = list[str] | None
 
 
-@bentoml.asgi_app(Starlette(routes=[Route("/metadata", metadata, methods=["GET"])]), path="/")
+@bentoml.asgi_app(Starlette(routes=[Route("/metadata", metadata, methods=["GET"]), *page.routes()]), path="/")
 @bentoml.service(
     name="archcast",
     workers=WORKERS,
