@@ -285,6 +285,36 @@ def test_edits_redraw_the_curves_as_predict_answers_them(server, browser, tmp_pa
     summaries = shown_texts(browser, ".metric .summary.b")
     assert summaries == [f"B: {s['text']}" for s in answer.get("summary", [])]
     browser.save_screenshot(str(tmp_path / "edited.png"))
+    after_render(browser, lambda: browser.find_element(By.ID, "reset").click())  # back to the preset as it was
+    assert knob(browser, "layers").get_attribute("value") == "32" and knob(browser, "glu").is_selected()
+    assert_plots(browser, predict(server, llama))
+
+
+def test_the_80_percent_bands_are_drawn_where_an_answer_has_them(server, browser):
+    # The served model gives no band yet: a real answer with a band added around each curve goes through the
+    # page's own plotting code, which must draw each layer's band between its low and high series.
+    open_page(browser, server + "/")
+    answer = predict(server, PRESETS["gpt2"])
+    for layer in answer["layers"]:
+        for entry in layer["metrics"].values():
+            entry["interval"] = {"low": [v * 0.9 for v in entry["curve"]], "high": [v * 1.1 for v in entry["curve"]]}
+    plot = browser.execute_async_script(
+        "const done = arguments[arguments.length - 1];"
+        "import('./web/js/curves.js').then((c) => done(c.plotData('ma_ratio', arguments[0])));",
+        answer,
+    )
+    labels = [s["label"] for s in plot["series"]]
+    assert len(plot["bands"]) == answer["n_layers"]
+    keep = [i for i, s in enumerate(answer["steps"]) if s > 0]
+    for band, layer in zip(plot["bands"], answer["layers"], strict=True):
+        high, low = band["series"]
+        interval = layer["metrics"]["ma_ratio"]["interval"]
+        assert labels[high] == f"B layer {layer['layer']} 80% high" and plot["data"][high] == [
+            interval["high"][i] for i in keep
+        ]
+        assert labels[low] == f"B layer {layer['layer']} 80% low" and plot["data"][low] == [
+            interval["low"][i] for i in keep
+        ]
 
 
 def test_an_invalid_design_shows_the_services_message_beside_its_knob(server, browser):
@@ -312,6 +342,27 @@ def test_an_invalid_design_shows_the_services_message_beside_its_knob(server, br
     width_error = browser.find_element(By.ID, "k-width-error")
     assert width_error.is_displayed() and not error.is_displayed()
     assert status == 400 and width_error.text == problem["detail"] and "4095" in problem["detail"]
+
+
+def test_a_config_the_service_refuses_is_reported_where_it_was_given(server, browser, tmp_path):
+    open_page(browser, server + "/")
+    unknown = {**IN_DOMAIN, "model_type": "rwkv"}
+    status, problem = post(server, "/knobs", {"config": unknown})
+    assert status == 400 and problem["field"] == "config.model_type"
+    path = tmp_path / "rwkv.json"
+    path.write_text(json.dumps(unknown))
+    browser.find_element(By.CSS_SELECTOR, "#paste-box summary").click()
+    browser.find_element(By.ID, "file").send_keys(str(path))  # the file picker; dropping a file takes the same path
+    source_error = browser.find_element(By.ID, "source-error")
+    wait_for(source_error.is_displayed, what="the refusal")
+    assert source_error.text == f"rwkv.json: {problem['detail']}"
+    assert Select(browser.find_element(By.ID, "preset")).first_selected_option.text == "gpt2"  # B is unchanged
+    path = tmp_path / "small.json"
+    path.write_text(json.dumps(IN_DOMAIN))
+    after_render(browser, lambda: browser.find_element(By.ID, "file").send_keys(str(path)))
+    assert not source_error.is_displayed()
+    assert Select(browser.find_element(By.ID, "preset")).first_selected_option.text == "small.json"
+    assert_plots(browser, predict(server, IN_DOMAIN))
 
 
 def test_warnings_are_in_words_and_prominent_outside_the_training_domain(server, browser, tmp_path):
