@@ -11,7 +11,7 @@ OUT=runs/$TIER-extract
 DATA=data/zoo/$TIER
 mkdir -p runs "$DATA/runs"
 if ! pgrep -f "zoo run --tier $TIER" >/dev/null; then
-  .venv/bin/archcast zoo run --tier "$TIER" --jobs 2 --threads 1 --cache "$CACHE" >> "runs/$TIER-train.log" 2>&1 &
+  .venv/bin/archcast zoo run --tier "$TIER" --jobs 2 --threads 1 --cheapest-first --cache "$CACHE" >> "runs/$TIER-train.log" 2>&1 &
 fi
 
 commit() {  # commit only these files; retry while another git command holds the index

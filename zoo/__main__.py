@@ -35,6 +35,11 @@ def parser() -> argparse.ArgumentParser:
             s.add_argument("--jobs", type=int, default=1, help="runs trained in parallel processes")
             s.add_argument("--threads", type=int, default=0, help="torch threads per run (0: torch's default)")
             s.add_argument("--device", default="cpu")
+            s.add_argument(
+                "--cheapest-first",
+                action="store_true",
+                help="train the missing runs in order of cost, so an interrupted sitting lands the most designs",
+            )
     return p
 
 
@@ -63,6 +68,8 @@ def main(argv: list[str] | None = None) -> int:
         if unknown:
             raise ValueError(f"unknown runs {sorted(unknown)}; see `archcast zoo list --tier {args.tier}`")
         runs = [r for r in runs if r.name in wanted]
+    if args.cheapest_first:
+        runs = sorted(runs, key=lambda r: r.relative_cost())
     failed = run_all(runs, data, args.jobs, args.threads, args.device)
     return 1 if failed else 0
 

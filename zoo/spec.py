@@ -50,6 +50,11 @@ class RunSpec:
     changes: dict[str, Any] = field(default_factory=dict)  # archcast key: glu, norm, kv_bias, tvr
     recipe: Recipe = field(default_factory=Recipe)
 
+    def relative_cost(self, vocab_size: int = 4096) -> float:
+        """Weights touched per token (blocks plus the LM head), × tokens trained: orders runs by training time."""
+        block = self.d * self.d * (4 + 3 * self.ffn_ratio)  # attention 4·d², MLP ≤ 3·d·d_ff (gated)
+        return (self.layers * block + vocab_size * self.d) * self.recipe.steps * self.recipe.batch_size
+
     def with_recipe(self, **kw) -> RunSpec:
         return replace(self, recipe=replace(self.recipe, **kw))
 
