@@ -89,21 +89,26 @@ def measure_cmd(
     from extraction.probe import DEFAULT_PROBE
     from extraction.run import run
     from extraction.units import single_unit
+    from features import ArchcastError
 
     probe = probe or DEFAULT_PROBE
     if not probe.is_file():
-        raise ValueError(f"probe file {probe} does not exist")
+        raise ArchcastError("--probe", f"probe file {probe} does not exist")
     if threads:
         import torch
 
         torch.set_num_threads(threads)
-    unit = single_unit(source, model_id)
-    settings = Settings(n_seq=n_seq, seq_len=seq_len, batch_size=batch_size, dtype=dtype, device=device,
-                        dim_profile=True)  # fmt: skip
-    settings.resolved_dtype()  # fail early on a bad --dtype
+    # extraction/ has no archcast dependencies (it runs on a bare GPU image): its input errors are ValueErrors
+    try:
+        unit = single_unit(source, model_id)
+        settings = Settings(n_seq=n_seq, seq_len=seq_len, batch_size=batch_size, dtype=dtype, device=device,
+                            dim_profile=True)  # fmt: skip
+        settings.resolved_dtype()  # fail early on a bad --dtype
+    except ValueError as exc:
+        raise ArchcastError(None, str(exc)) from None
     summary = run([unit], probe, out, settings, console=err)
     if summary.failed:
-        raise ValueError(f"{source} could not be measured: {next(iter(summary.failed.values()))}")
+        raise ArchcastError(source, f"could not be measured: {next(iter(summary.failed.values()))}")
     metrics = pd.read_parquet(out / "metrics.parquet")
     png, page, text = write_report(metrics[metrics["model_id"] == unit.model_id], out, f"{unit.model_id}")
     typer.echo(text)
@@ -138,7 +143,8 @@ def fit_cmd(
     import pandas as pd
 
     from features.curve import PUBLISHED_MEAN_R2
-    from training.fit import PRIOR_STRENGTH, FitWarning, fit_table
+    from training.fit import FitWarning, fit_table
+    from training.solvers import PRIOR_STRENGTH
 
     frame = pd.read_parquet(metrics)
     with warnings.catch_warnings():
@@ -179,32 +185,28 @@ def retrain_cmd(
     trials: int = typer.Option(40, "--trials", min=1, help="Optuna trials per target"),
     seed: int = typer.Option(0, "--seed"),
     storage: str | None = typer.Option(None, "--storage", help="Optuna RDB URL (default: SQLite in --work)"),
+    worker: int = typer.Option(0, "--worker", min=0, help="this process's number when several share --storage"),
     force: bool = typer.Option(False, "--force", help="promote even if the champion scores better"),
 ) -> None:
     """Fit → data set → tune → evaluate → export; promote the challenger if it beats the served champion.
 
     Example: archcast retrain --trials 40
     """
-    from training.pipeline import DEFAULTS, retrain
+    from training.pipeline import DEFAULTS, RetrainConfig, retrain
 
     models = models or DEFAULTS["models"]
     rule = "promoted regardless (--force)" if force else "promoted only if it beats the served model"
     err.print(f"retraining on {metrics or DEFAULTS['metrics']}; work files in {work}; the new version is written to "
               f"{models}/ and {rule}")  # fmt: skip
-    result = retrain(
-        metrics or DEFAULTS["metrics"],
-        configs or DEFAULTS["configs"],
-        models,
-        work,
-        trials,
-        seed,
-        storage,
-        force,
-    )
+    config = RetrainConfig(
+        metrics=metrics or DEFAULTS["metrics"], configs=configs or DEFAULTS["configs"], models=models, work=work,
+        n_trials=trials, seed=seed, storage=storage, worker=worker, force=force,
+    )  # fmt: skip
+    result = retrain(config)
     typer.echo(
         f"{result.version}: {'promoted' if result.promoted else 'not promoted'} "
         f"(challenger {result.challenger_score:.4f}, champion "
-        f"{'none' if result.champion_score is None else f'{result.champion_score:.4f}'})"
+        f"{'none' if result.champion_score is None else f'{result.champion_score:.4f}'}; {result.reason})"
     )
 
 
@@ -226,25 +228,27 @@ def predict_cmd(
     import pandas as pd
     from rich.progress import track
 
-    from service.batch import predict_many, to_rows, warning_summary, write_table
+    from service.batch import predict_many, warning_summary, write_table
     from service.predictor import Predictor
 
     predictor = Predictor(models)
     step_list = [float(s) for s in steps.split(",")] if steps else None
     metric_list = metrics.split(",") if metrics else None
-    rows, warned = [], 0
-    for name, result in track(
+    frames, warned = [], 0
+    for name, prediction in track(
         predict_many(predictor, sources, step_list, metric_list), description="predicting", console=err
     ):
-        rows += to_rows(name, result)
-        warned += bool(result["warnings"])
-        if summary := warning_summary(name, result):
+        frames.append(prediction.to_frame(name))
+        warned += bool(prediction.warnings)
+        for line in prediction.summary():
+            err.print(f"[dim]{name}[/] {line['text']}", highlight=False)
+        if summary := warning_summary(name, prediction):
             err.print(f"[yellow]warning[/] {summary}")
         if plot is not None:
             from service.plots import plot_prediction
 
-            plot_prediction(name, result, plot)
-    frame = pd.DataFrame(rows)
+            plot_prediction(name, prediction, plot)
+    frame = pd.concat(frames, ignore_index=True)
     write_table(frame, out)
     configs = frame["name"].nunique()
     typer.echo(
@@ -284,19 +288,22 @@ def serve_cmd(
 
 def main() -> None:
     """Entry point: the one place that turns expected failures into short messages."""
-    from features import FeatureError
+    from features import ArchcastError, FeatureError
     from service.predictor import ModelError
 
     try:
         app()
     except FeatureError as exc:
-        err.print(f"[bold red]config error[/] {exc}")
+        err.print(f"[bold red]config error[/] {exc}", highlight=False)
+        sys.exit(2)
+    except ArchcastError as exc:
+        err.print(f"[bold red]error[/] {exc}", highlight=False)
         sys.exit(2)
     except ModelError as exc:
-        err.print(f"[bold red]model error[/] {exc}")
+        err.print(f"[bold red]model error[/] {exc}", highlight=False)
         sys.exit(2)
-    except (FileNotFoundError, ValueError) as exc:
-        err.print(f"[bold red]error[/] {exc}")
+    except FileNotFoundError as exc:
+        err.print(f"[bold red]error[/] {exc}", highlight=False)
         sys.exit(2)
 
 

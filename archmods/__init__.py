@@ -18,7 +18,8 @@ key `archcast` (features/ reads the same key):
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,9 @@ from transformers.activations import ACT2FN
 from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, eager_mask
 from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 
-KEY = "archcast"
+from contracts import CONFIG_KEY
+
+KEY = CONFIG_KEY
 KV_BIAS_ATTENTION = "archcast_kv_bias"
 
 
@@ -97,13 +100,9 @@ def changes_of(config: PretrainedConfig | Mapping[str, Any]) -> dict[str, Any]:
 
 
 def needs_rebuild(config: PretrainedConfig) -> bool:
+    """Whether loading this config needs archmods: any registered change applies to it."""
     changes = changes_of(config)
-    return (
-        bool(changes.get("kv_bias"))
-        or changes.get("norm") == "dyt"
-        or changes.get("glu") is False
-        or bool(changes.get("embed_scale"))
-    )
+    return any(change.applies(changes) for change in CHANGES)
 
 
 def decoder_blocks(model: nn.Module) -> nn.ModuleList:
@@ -144,35 +143,69 @@ def _attention_of(block: nn.Module) -> nn.Module:
     raise ValueError(f"no attention module found in {type(block).__name__}")
 
 
+def _dyt_norms(model: nn.Module, changes: dict[str, Any]) -> None:
+    """Every norm becomes a Dynamic Tanh (fresh parameters), α per norm position."""
+    alphas = list(changes.get("dyt_alpha") or [0.5, 0.5, 0.5])
+    d = model.config.hidden_size
+    block_ids = {id(m) for block in decoder_blocks(model) for m in block.modules()}
+    for parent in list(model.modules()):
+        for name, child in list(parent.named_children()):
+            if _is_norm(child):
+                setattr(parent, name, _dyt_for(name, id(child) in block_ids, d, alphas))
+
+
+def _embedding_scale(model: nn.Module, changes: dict[str, Any]) -> None:
+    _scale_embeddings(model.get_input_embeddings(), model.config.hidden_size**0.5)
+
+
+def _ungated_mlp(model: nn.Module, changes: dict[str, Any]) -> None:
+    """A gated MLP (gate_proj) becomes a plain two-layer one of the same width and activation."""
+    config = model.config
+    bias = bool(getattr(config, "mlp_bias", False))
+    for block in decoder_blocks(model):
+        if not hasattr(getattr(block, "mlp", None), "gate_proj"):
+            raise ValueError(f"{KEY}.glu=false needs a gated MLP; {config.model_type} has none")
+        block.mlp = PlainMLP(config.hidden_size, config.intermediate_size, config.hidden_act, bias)
+
+
+def _kv_bias_slots(model: nn.Module, changes: dict[str, Any]) -> None:
+    """A learnable key/value slot per KV head that every query attends to (zero-initialised)."""
+    config = model.config
+    heads = config.num_attention_heads
+    kv_heads = getattr(config, "num_key_value_heads", None) or heads
+    head_dim = getattr(config, "head_dim", None) or config.hidden_size // heads
+    for block in decoder_blocks(model):
+        attention = _attention_of(block)
+        attention.kv_slot_k = nn.Parameter(torch.zeros(kv_heads, 1, head_dim))
+        attention.kv_slot_v = nn.Parameter(torch.zeros(kv_heads, 1, head_dim))
+    config._attn_implementation = KV_BIAS_ATTENTION
+
+
+@dataclass(frozen=True)
+class Change:
+    """One architecture change: the config.archcast entry that asks for it, and how a model gets it."""
+
+    key: str
+    applies: Callable[[dict[str, Any]], bool]
+    apply: Callable[[nn.Module, dict[str, Any]], None]
+
+
+# In the order they are applied (norms before the embedding scale, as the models were trained). A change
+# that only a recipe reads (tvr: weight rescaling during training) needs no rebuild and is not here.
+CHANGES: tuple[Change, ...] = (
+    Change("norm", lambda c: c.get("norm") == "dyt", _dyt_norms),
+    Change("embed_scale", lambda c: bool(c.get("embed_scale")), _embedding_scale),
+    Change("glu", lambda c: c.get("glu") is False, _ungated_mlp),
+    Change("kv_bias", lambda c: bool(c.get("kv_bias")), _kv_bias_slots),
+)
+
+
 def apply_changes(model: nn.Module) -> nn.Module:
     """Rebuild the modules named under config.archcast in place (fresh parameters)."""
-    config = model.config
-    changes = changes_of(config)
-    d = config.hidden_size
-    if changes.get("norm") == "dyt":
-        alphas = list(changes.get("dyt_alpha") or [0.5, 0.5, 0.5])
-        block_ids = {id(m) for block in decoder_blocks(model) for m in block.modules()}
-        for parent in list(model.modules()):
-            for name, child in list(parent.named_children()):
-                if _is_norm(child):
-                    setattr(parent, name, _dyt_for(name, id(child) in block_ids, d, alphas))
-    if changes.get("embed_scale"):
-        _scale_embeddings(model.get_input_embeddings(), d**0.5)
-    if changes.get("glu") is False:
-        bias = bool(getattr(config, "mlp_bias", False))
-        for block in decoder_blocks(model):
-            if not hasattr(getattr(block, "mlp", None), "gate_proj"):
-                raise ValueError(f"{KEY}.glu=false needs a gated MLP; {config.model_type} has none")
-            block.mlp = PlainMLP(d, config.intermediate_size, config.hidden_act, bias)
-    if changes.get("kv_bias"):
-        heads = config.num_attention_heads
-        kv_heads = getattr(config, "num_key_value_heads", None) or heads
-        head_dim = getattr(config, "head_dim", None) or d // heads
-        for block in decoder_blocks(model):
-            attention = _attention_of(block)
-            attention.kv_slot_k = nn.Parameter(torch.zeros(kv_heads, 1, head_dim))
-            attention.kv_slot_v = nn.Parameter(torch.zeros(kv_heads, 1, head_dim))
-        config._attn_implementation = KV_BIAS_ATTENTION
+    changes = changes_of(model.config)
+    for change in CHANGES:
+        if change.applies(changes):
+            change.apply(model, changes)
     return model
 
 

@@ -8,11 +8,12 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from contracts import STEP_FILE
+
 # Pythia's 154 public checkpoints: 0, 1, 2, 4, …, 512, then every 1,000 steps to 143,000.
 PYTHIA_STEPS: tuple[int, ...] = (0,) + tuple(2**i for i in range(10)) + tuple(range(1000, 143_001, 1000))
 PRESETS = {"pythia": [f"step{s}" for s in PYTHIA_STEPS]}
 
-STEP_FILE = "archcast_checkpoint.json"  # written by the zoo beside each checkpoint
 UNKNOWN_STEP = -1  # a single model (a GGUF file, a hub model without revisions): its training step is not known
 
 

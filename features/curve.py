@@ -9,6 +9,8 @@ is the one package both training/ and service/ may import (docs/architecture.md)
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,11 +18,11 @@ from scipy.special import lambertw
 
 PARAMS: tuple[str, ...] = ("A", "lam", "gamma", "t0", "K")
 
-# What each metric can be: top-1 ≥ median, so the ratio is ≥ 1; the linearity scores are R² in [0, 1].
-# Predicted curves are clipped to this range wherever they are used (served, or scored in evaluation).
 # The published fit of this curve to 188 Pythia layers: the figure our fits are reported beside.
 PUBLISHED_MEAN_R2 = 0.984
 PUBLISHED_LAYERS = 188
+# What each metric can be: top-1 ≥ median, so the ratio is ≥ 1; the linearity scores are R² in [0, 1].
+# Curves are clipped to this range wherever they are read (`evaluate`: served, scored, or fitted).
 METRIC_RANGE = {"ma_ratio": (1.0, np.inf), "linearity": (0.0, 1.0), "linearity_nores": (0.0, 1.0)}
 
 
@@ -60,32 +62,74 @@ def peak_step(lam, gamma, t0):
 
 
 @dataclass(frozen=True)
-class Derived:
-    K: float  # steady state
-    t_peak: float
-    peak_observable: bool  # the extremum lies after step 0
-    peak_value: float
-    final_value: float  # at the last step asked for
+class Curves:
+    """A set of emergence curves (one per layer or series) read the way archcast serves and scores them: every
+    value clipped to the metric's range (METRIC_RANGE), the steady state and extremum included."""
+
+    values: np.ndarray  # (L, T): the curve at the steps
+    clipped: np.ndarray  # (L, T) bool: the raw curve left the metric's range there
+    steady_state: np.ndarray  # (L,): K, the value the curve settles to
+    extremum_kind: np.ndarray  # (L,) "peak" (A > 0: rises then decays), "dip" (A < 0) or "none"
+    peak_step: np.ndarray  # (L,): the extremum's step; inf without decay (λ = 0)
+    peak_observable: np.ndarray  # (L,) bool: the extremum lies after step 0
+    peak_value: np.ndarray  # (L,): the curve there; NaN where not observable
+    final_value: np.ndarray  # (L,): the curve at the last step
 
 
-def derived(A, lam, gamma, t0, K, last_step: float) -> Derived:
-    t_peak = float(peak_step(lam, gamma, t0))
-    observable = bool(np.isfinite(t_peak) and t_peak > 0)
-    peak_value = float(curve(t_peak, A, lam, gamma, t0, K)) if observable else float("nan")
-    return Derived(float(K), t_peak, observable, peak_value, float(curve(last_step, A, lam, gamma, t0, K)))
+def evaluate(params, steps, metric: str | None = None, last_step=None) -> Curves:
+    """The one curve path: parameters (L, 5) in PARAMS order → curves at `steps` and their derived values,
+    clipped to `metric`'s range. `last_step` (scalar or (L,)) is where `final_value` is read; default: the
+    largest step asked for (0 when none is)."""
+    p = np.atleast_2d(np.asarray(params, dtype=np.float64))
+    A, lam, gamma, t0, K = (p[:, i] for i in range(len(PARAMS)))
+    t = np.asarray(steps, dtype=np.float64).reshape(-1)
+    low, high = METRIC_RANGE.get(metric, (-np.inf, np.inf))
+    with np.errstate(all="ignore"):
+        raw = curve(t[None, :], *(c[:, None] for c in (A, lam, gamma, t0, K)))
+        t_peak = peak_step(lam, gamma, t0)
+        observable = np.isfinite(t_peak) & (t_peak > 0)
+        peak = np.where(observable, curve(np.where(observable, t_peak, 0.0), A, lam, gamma, t0, K), np.nan)
+        if last_step is None:
+            last_step = float(t.max()) if len(t) else 0.0
+        final = curve(np.asarray(last_step, dtype=np.float64), A, lam, gamma, t0, K)
+    return Curves(
+        values=np.clip(raw, low, high),
+        clipped=(raw < low) | (raw > high),
+        steady_state=np.clip(K, low, high),
+        extremum_kind=np.where(A > 0, "peak", np.where(A < 0, "dip", "none")),
+        peak_step=t_peak,
+        peak_observable=observable,
+        peak_value=np.clip(peak, low, high),  # NaN stays NaN
+        final_value=np.clip(final, low, high),
+    )
 
 
-# How each parameter is transformed into a regression target (and back): ranges differ by decades.
+@dataclass(frozen=True)
+class Transform:
+    """How a parameter becomes a regression target and back (ranges differ by decades): the array forms, and
+    the scalar form and its slope for the fitter's inner loop, where numpy's per-call cost dominates."""
+
+    forward: Callable[[np.ndarray], np.ndarray]
+    inverse: Callable[[np.ndarray], np.ndarray]
+    scalar: Callable[[float], float]
+    slope: Callable[[float], float]  # d forward / d parameter
+
+
+TRANSFORM_FORMS: dict[str, Transform] = {
+    "asinh": Transform(np.arcsinh, np.sinh, math.asinh, lambda p: 1.0 / math.sqrt(1.0 + p * p)),
+    "log1p": Transform(np.log1p, np.expm1, math.log1p, lambda p: 1.0 / (1.0 + p)),
+    "log": Transform(np.log, np.exp, math.log, lambda p: 1.0 / p),
+    "identity": Transform(lambda v: v, lambda v: v, float, lambda p: 1.0),
+}
+# Which transform each parameter's target uses (the exported manifest records it per target).
 TRANSFORMS: dict[str, str] = {"A": "asinh", "lam": "log1p", "gamma": "log", "t0": "log", "K": "asinh"}
-_FORWARD = {"asinh": np.arcsinh, "log1p": np.log1p, "log": np.log, "identity": lambda v: v}
-_INVERSE = {"asinh": np.sinh, "log1p": np.expm1, "log": np.exp, "identity": lambda v: v}
 
 
 def to_target(param: str, values):
-    return _FORWARD[TRANSFORMS[param]](np.asarray(values, dtype=np.float64))
+    return TRANSFORM_FORMS[TRANSFORMS[param]].forward(np.asarray(values, dtype=np.float64))
 
 
 def from_target(transform: str, values):
-    if transform not in _INVERSE:
-        raise ValueError(f"unknown target transform {transform!r}; known: {', '.join(_INVERSE)}")
-    return _INVERSE[transform](np.asarray(values, dtype=np.float64))
+    if transform not in TRANSFORM_FORMS:
+        raise ValueError(f"unknown target transform {transform!r}; known: {', '.join(TRANSFORM_FORMS)}")
+    return TRANSFORM_FORMS[transform].inverse(np.asarray(values, dtype=np.float64))

@@ -1,13 +1,7 @@
-"""The one error type features/ raises: a ValueError that names the field."""
+"""The error features/ raises: archcast's input error, for a config."""
+
+from contracts import ArchcastError
 
 
-class FeatureError(ValueError):
-    """A config cannot be turned into feature rows.
-
-    `field` names the offending config key (or "model_type"), so callers such as
-    the HTTP service can point the user at it.
-    """
-
-    def __init__(self, field: str, message: str):
-        self.field = field
-        super().__init__(f"{field}: {message}")
+class FeatureError(ArchcastError):
+    """A config cannot be turned into feature rows; `field` names the offending key (or "model_type")."""

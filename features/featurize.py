@@ -76,7 +76,11 @@ def feature_matrix(config: Any) -> np.ndarray:
 
     The fast path used per prediction request; `featurize` wraps it in a DataFrame.
     """
-    spec = read_spec(config)
+    return spec_matrix(read_spec(config))
+
+
+def spec_matrix(spec: ArchSpec) -> np.ndarray:
+    """feature_matrix of a spec already read (a caller that needs the spec too reads the config once)."""
     layers = spec.layers
     ell = np.arange(1, layers + 1, dtype=np.float64)  # (L,)
     frac = ell / layers

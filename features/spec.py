@@ -8,12 +8,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from contracts import CONFIG_KEY
 from features import values
 from features.errors import FeatureError
 from features.families import REGISTRY, SUPPORTED_MODEL_TYPES, Adapter
 
 # Key under which the zoo records its architecture changes inside a saved config.
-ZOO_KEY = "archcast"
+ZOO_KEY = CONFIG_KEY  # the architecture changes a config records (contracts)
 
 # Upper bounds past which a config is rejected as absurd rather than featurised.
 LIMITS = {
@@ -188,7 +189,7 @@ def _apply_zoo_changes(raw: Mapping[str, Any], spec: dict[str, Any]) -> None:
             try:
                 spec[key] = values.flag(zoo, (key,), False)
             except FeatureError as exc:
-                raise FeatureError(f"{ZOO_KEY}.{key}", str(exc).split(": ", 1)[1]) from None
+                raise exc.within(ZOO_KEY) from None
     if zoo.get("norm") is not None:
         if zoo["norm"] not in ("layernorm", "rmsnorm", "dyt"):
             raise FeatureError(f"{ZOO_KEY}.norm", f"expected layernorm, rmsnorm or dyt, got {zoo['norm']!r}")

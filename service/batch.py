@@ -9,7 +9,9 @@ from typing import Any
 
 import pandas as pd
 
-from service.predictor import Predictor, warning_text
+from features import ArchcastError
+from service.prediction import Prediction
+from service.predictor import Predictor
 
 
 def _hub_config(model_id: str) -> dict[str, Any]:
@@ -18,10 +20,21 @@ def _hub_config(model_id: str) -> dict[str, Any]:
     try:
         return AutoConfig.from_pretrained(model_id).to_dict()
     except OSError as exc:
-        raise ValueError(
+        raise ArchcastError(
+            None,
             f"{model_id!r} is neither a local file or folder nor a reachable hub model "
-            f"(offline, or no such repository): {str(exc).splitlines()[0]}"
+            f"(offline, or no such repository): {str(exc).splitlines()[0]}",
         ) from None
+
+
+def _config(text: str, where: str) -> dict[str, Any]:
+    try:
+        config = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ArchcastError(where, f"not valid JSON ({exc})") from None
+    if not isinstance(config, dict):
+        raise ArchcastError(where, f"a config must be a JSON object, got {type(config).__name__}")
+    return config
 
 
 def iter_configs(sources: list[str]) -> Iterator[tuple[str, dict[str, Any]]]:
@@ -32,49 +45,27 @@ def iter_configs(sources: list[str]) -> Iterator[tuple[str, dict[str, Any]]]:
         if path.is_dir():
             files = [path / "config.json"] if (path / "config.json").exists() else sorted(path.glob("*.json"))
             if not files:
-                raise ValueError(f"folder {path} holds no config.json or .json files")
+                raise ArchcastError(str(path), "this folder holds no config.json or .json files")
             for f in files:
-                yield (f.parent.name if f.name == "config.json" else f.stem), json.loads(f.read_text())
+                yield (f.parent.name if f.name == "config.json" else f.stem), _config(f.read_text(), str(f))
         elif path.suffix == ".jsonl" and path.exists():
             for n, line in enumerate(path.read_text().splitlines(), start=1):
                 if line.strip():
-                    config = json.loads(line)
+                    config = _config(line, f"{path}:{n}")
                     yield str(config.pop("name", f"{path.stem}:{n}")), config
         elif path.exists():
-            try:
-                yield path.stem, json.loads(path.read_text())
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"{path} is not valid JSON ({exc})") from None
+            yield path.stem, _config(path.read_text(), str(path))
         else:
             yield source, _hub_config(source)
 
 
-def to_rows(name: str, result: dict[str, Any]) -> list[dict[str, Any]]:
-    rows = []
-    for layer in result["layers"]:
-        for metric, m in layer["metrics"].items():
-            row = {
-                "name": name,
-                "model_type": result["model_type"],
-                "layer": layer["layer"],
-                "metric": metric,
-                **m["params"],
-                **m["derived"],
-            }
-            row.update({f"at_step_{int(s)}": v for s, v in zip(result["steps"], m["curve"], strict=True)})
-            row["n_warnings"] = len(result["warnings"])
-            row["warnings"] = warning_text(result["warnings"])
-            rows.append(row)
-    return rows
-
-
-def warning_summary(name: str, result: dict[str, Any]) -> str | None:
+def warning_summary(name: str, prediction: Prediction) -> str | None:
     """One short line per config for the terminal: how many warnings of which kind."""
-    if not result["warnings"]:
+    if not prediction.warnings:
         return None
     codes: dict[str, int] = {}
-    for w in result["warnings"]:
-        codes[w["code"]] = codes.get(w["code"], 0) + 1
+    for w in prediction.warnings:
+        codes[w.code] = codes.get(w.code, 0) + 1
     kinds = ", ".join(f"{n} {code.replace('_', ' ')}" for code, n in codes.items())
     return f"{name}: {kinds} (see the warnings column)"
 
@@ -90,13 +81,15 @@ def write_table(frame: pd.DataFrame, out: Path) -> None:
         records = frame.astype(object).where(frame.notna(), None).to_dict(orient="records")
         out.write_text(json.dumps(records, indent=1))
     else:
-        raise ValueError(f"--out must end in .parquet, .csv or .json, got {out.name!r}")
+        raise ArchcastError("--out", f"must end in .parquet, .csv or .json, got {out.name!r}")
 
 
-def predict_many(predictor: Predictor, sources: list[str], steps=None, metrics=None):
-    """Yields (name, result) per config; a bad config raises with its name in the message."""
+def predict_many(
+    predictor: Predictor, sources: list[str], steps=None, metrics=None
+) -> Iterator[tuple[str, Prediction]]:
+    """Yields (name, prediction) per config; a bad config raises with its name in the message."""
     for name, config in iter_configs(sources):
         try:
             yield name, predictor.predict(config, steps, metrics)
-        except ValueError as exc:
-            raise ValueError(f"{name}: {exc}") from None
+        except ArchcastError as exc:
+            raise type(exc)(name, str(exc)) from None  # same kind (config error or not), named by its config

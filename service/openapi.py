@@ -50,17 +50,31 @@ METRIC_PREDICTION = {
             },
         },
         "curve": {"type": "array", "items": NUMBER_OR_NULL, "description": "the metric at each requested step"},
+        "interval": {
+            "type": "object",
+            "description": "central 80 % band of the curve, where the model gives one",
+            "properties": {side: {"type": "array", "items": NUMBER_OR_NULL} for side in ("low", "high")},
+        },
     },
 }
 PREDICTION = {
     "type": "object",
-    "required": ["model_version", "model_type", "n_layers", "steps", "warnings", "layers"],
+    "required": ["model_version", "model_type", "n_layers", "steps", "warnings", "summary", "layers"],
     "properties": {
         "model_version": {"type": "string"},
         "model_type": {"type": "string"},
         "n_layers": {"type": "integer", "minimum": 1},
         "steps": {"type": "array", "items": {"type": "number"}},
         "warnings": {"type": "array", "items": {"$ref": "#/components/schemas/Warning"}},
+        "summary": {
+            "type": "array",
+            "description": "one sentence per metric: where and when it moves, where it settles, peaks or dips",
+            "items": {
+                "type": "object",
+                "required": ["metric", "text"],
+                "properties": {"metric": {"type": "string"}, "text": {"type": "string"}},
+            },
+        },
         "layers": {
             "type": "array",
             "items": {

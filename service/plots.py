@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import matplotlib
 
@@ -11,16 +10,15 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from service.prediction import Prediction  # noqa: E402
 
-def plot_prediction(name: str, result: dict[str, Any], out_dir: Path) -> Path:
+
+def plot_prediction(name: str, prediction: Prediction, out_dir: Path) -> Path:
     """Writes out_dir/<name>.png and returns its path."""
-    steps = np.asarray(result["steps"], dtype=float)
-    metrics = list(result["layers"][0]["metrics"])
-    curves = {
-        m: np.array([[np.nan if v is None else v for v in layer["metrics"][m]["curve"]] for layer in result["layers"]])
-        for m in metrics
-    }
-    n_layers = len(result["layers"])
+    steps = prediction.steps
+    metrics = list(prediction.metrics)
+    curves = {m: p.curves.values for m, p in prediction.metrics.items()}
+    n_layers = prediction.n_layers
     panels = ["ma_ratio_curves", "ma_ratio_heatmap"] + [m for m in metrics if m != "ma_ratio"]
     panels = [p for p in panels if not p.startswith("ma_ratio") or "ma_ratio" in metrics]
     ncols = 2 if len(panels) > 1 else 1
@@ -63,9 +61,9 @@ def plot_prediction(name: str, result: dict[str, Any], out_dir: Path) -> Path:
         ax.set_title(f"predicted {metric} per layer")
         ax.grid(alpha=0.3)
         fig.colorbar(layer_colors, ax=ax, label="layer")
-    warn = f" — {len(result['warnings'])} warnings (see the table)" if result["warnings"] else ""
+    warn = f" — {len(prediction.warnings)} warnings (see the table)" if prediction.warnings else ""
     fig.suptitle(
-        f"{name} ({result['model_type']}, {n_layers} layers), model {result['model_version']}{warn}", fontsize=10
+        f"{name} ({prediction.model_type}, {n_layers} layers), model {prediction.model_version}{warn}", fontsize=10
     )
     fig.tight_layout()
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -14,10 +14,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from features import FeatureError
+from features import ArchcastError, FeatureError
 from service import page
 from service.openapi import DocsMiddleware, describe
-from service.predictor import Predictor, RequestError, cpu_threads
+from service.predictor import Predictor, cpu_threads
 from service.problems import ClientErrorLogFilter, ProblemMiddleware, problem
 
 MAX_BODY_BYTES = 1_000_000
@@ -94,19 +94,12 @@ class BodyLimit:
 
 
 def _predict(config: dict[str, Any], steps, metrics, where: str = "config") -> dict[str, Any]:
-    """The prediction, or a ClientError naming the input's path (config.n_layer, configs[1].n_layer, steps)."""
+    """The prediction as JSON; a bad config's error names its path in the request (config.n_layer,
+    configs[1].n_layer), a bad steps or metrics field its name."""
     try:
-        return shared_predictor().predict(config, steps, metrics)
+        return shared_predictor().predict(config, steps, metrics).to_json()
     except FeatureError as exc:
-        raise ClientError(f"{where}.{exc}", f"{where}.{exc.field}") from None
-    except RequestError as exc:
-        raise ClientError(str(exc), exc.field) from None
-
-
-class ClientError(ValueError):
-    def __init__(self, detail: str, field: str | None = None):
-        self.detail, self.field = detail, field
-        super().__init__(detail)
+        raise exc.within(where) from None
 
 
 Steps = list[float] | None
@@ -139,8 +132,8 @@ class Archcast:
         """Per-layer emergence-curve parameters, derived quantities and curves for one config."""
         try:
             return JSONResponse(_predict(config, steps, metrics))
-        except ClientError as exc:  # answered here: raising would log a client's mistake as a server error
-            return problem(400, exc.detail, exc.field, "/predict")
+        except ArchcastError as exc:  # answered here: raising would log a client's mistake as a server error
+            return problem(400, str(exc), exc.field, "/predict")
 
     @bentoml.api(route="/predict_batch")
     async def predict_batch(
@@ -155,8 +148,8 @@ class Archcast:
             return problem(400, detail, "configs", "/predict_batch")
         try:
             return JSONResponse([_predict(c, steps, metrics, where=f"configs[{i}]") for i, c in enumerate(configs)])
-        except ClientError as exc:
-            return problem(400, exc.detail, exc.field, "/predict_batch")
+        except ArchcastError as exc:
+            return problem(400, str(exc), exc.field, "/predict_batch")
 
 
 Archcast.add_asgi_middleware(BodyLimit)

@@ -8,8 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.curve import PARAMS, curve, derived, jacobian, peak_step
-from training.fit import FitWarning, _Penalised, _transformed, fit_series, fit_table, fit_towards
+from features import ArchcastError
+from features.curve import PARAMS, curve, evaluate, jacobian, peak_step
+from training.fit import FitWarning, fit_table
+from training.solvers import _Penalised, _transformed, fit_series, fit_towards
 
 STEPS = np.array([0, 1, 2, 4, 8, 16, 32, 64, 128, 256, 512] + list(range(1000, 143_001, 3000)), dtype=float)
 CASES = [
@@ -26,10 +28,10 @@ def test_noisy_synthetic_curves_are_recovered(true):
     noisy = clean + rng.normal(0, 0.01 * np.ptp(clean), len(STEPS))
     fit = fit_series(STEPS, noisy)
     assert fit.converged and fit.r2 >= 0.99
-    got, want = derived(*fit.params, STEPS[-1]), derived(*true, STEPS[-1])
-    assert got.K == pytest.approx(want.K, rel=0.05, abs=0.05 * np.ptp(clean))
-    assert got.peak_observable == want.peak_observable
-    assert got.t_peak == pytest.approx(want.t_peak, rel=0.15)
+    got, want = evaluate(fit.params, STEPS), evaluate(true, STEPS)
+    assert got.steady_state[0] == pytest.approx(want.steady_state[0], rel=0.05, abs=0.05 * np.ptp(clean))
+    assert got.peak_observable[0] == want.peak_observable[0]
+    assert got.peak_step[0] == pytest.approx(want.peak_step[0], rel=0.15)
 
 
 def test_jacobian_matches_finite_differences():
@@ -88,7 +90,7 @@ def test_fit_table_keeps_failures_and_skips_duplicate_units():
 def test_projected_jacobian_is_exact_where_the_curve_fits_exactly():
     # Kaufman's Jacobian drops a term proportional to the residual: on noise-free data at the
     # true parameters it must equal a finite-difference Jacobian of the projected residual.
-    from training.fit import _Projected
+    from training.solvers import _Projected
 
     tn = STEPS / STEPS[-1]
     A, lam, gamma, t0, K = 2.0, 0.3, 25.0, 1.0, 0.5
@@ -105,7 +107,7 @@ def test_fits_of_measured_zoo_series_stay_inside_the_parameter_box():
     # compensating: a good R² with parameters that mean nothing. Fits must stay in the box.
     from pathlib import Path
 
-    from training.fit import LOWER, UPPER
+    from training.solvers import LOWER, UPPER
 
     metrics = pd.read_parquet(Path(__file__).resolve().parents[1] / "data" / "zoo" / "metrics.parquet")
     for _, s in list(metrics.sort_values("step").groupby(["model_id", "layer"]))[::15]:
@@ -126,9 +128,9 @@ def test_fits_towards_a_distant_prior_still_follow_the_data(true):
     for other in CASES:
         fit = fit_towards(STEPS, noisy, other, strength=1e-3)
         assert fit.converged and fit.r2 >= 0.99, (other, fit)
-        got, want = derived(*fit.params, STEPS[-1]), derived(*true, STEPS[-1])
-        assert got.K == pytest.approx(want.K, rel=0.1, abs=0.1 * np.ptp(clean))
-        assert got.t_peak == pytest.approx(want.t_peak, rel=0.2)
+        got, want = evaluate(fit.params, STEPS), evaluate(true, STEPS)
+        assert got.steady_state[0] == pytest.approx(want.steady_state[0], rel=0.1, abs=0.1 * np.ptp(clean))
+        assert got.peak_step[0] == pytest.approx(want.peak_step[0], rel=0.2)
 
 
 def test_the_prior_pulls_in_proportion_to_its_strength():
@@ -248,3 +250,22 @@ def test_the_pull_gives_way_where_it_would_leave_a_series_unusable():
     fits = fit_table(_table(curves), ["ma_ratio"]).set_index("model_id")
     assert fits.loc["atypical", "r2"] >= 0.9 and fits.loc["atypical", "atypical"]
     assert (fits.drop(index="atypical")["r2"] > 0.95).all() and not fits.drop(index="atypical")["atypical"].any()
+
+
+def test_curves_are_read_clipped_to_what_the_metric_can_be():
+    # K = 0.5 and a dip: a raw ma_ratio curve below 1 everywhere, which no ratio can be
+    params = [[-0.2, 0.01, 1.0, 2.0, 0.5], [0.0, 0.0, 1.0, 2.0, 3.0]]
+    steps = np.array([0.0, 10.0, 100.0])
+    raw = evaluate(params, steps)
+    assert (raw.values[0] < 1).all() and raw.steady_state[0] == 0.5 and not raw.clipped.any()
+    ratio = evaluate(params, steps, "ma_ratio")
+    assert (ratio.values[0] == 1).all() and ratio.clipped[0].all() and not ratio.clipped[1].any()
+    assert ratio.steady_state.tolist() == [1.0, 3.0] and ratio.final_value[0] == 1.0
+    assert ratio.extremum_kind.tolist() == ["dip", "none"] and np.isinf(ratio.peak_step[1])
+    assert evaluate(params, steps, "linearity").steady_state.tolist() == [0.5, 1.0]
+
+
+def test_a_metrics_table_without_steps_is_refused_by_name():
+    frame = pd.DataFrame({"model_id": ["m"] * 3, "layer": [1] * 3, "ma_ratio": [1.0, 2.0, 3.0]})
+    with pytest.raises(ArchcastError, match=r"lacks the columns \['step'"):
+        fit_table(frame, ["ma_ratio"])

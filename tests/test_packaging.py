@@ -22,7 +22,7 @@ def test_an_installed_wheel_serves_the_committed_model_without_the_repository(tm
     script = (
         "import json, service, service.predictor as p; m = p.Predictor(); "
         "print(json.dumps([service.__file__, str(p.default_models_dir()), m.version, "
-        "m.predict(json.load(open(p.REPO.parent / 'cfg.json')))['n_layers']]))"
+        "m.predict(json.load(open(p.REPO.parent / 'cfg.json'))).n_layers]))"
     )
     (tmp_path / "cfg.json").write_text((REPO / "examples" / "configs" / "gpt2.json").read_text())
     env = {k: v for k, v in os.environ.items() if k != "ARCHCAST_MODELS"}

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from features import FEATURES, featurize, read_spec
+from features import FEATURES, ArchcastError, featurize, read_spec
 from features.curve import PARAMS, to_target
-from training.fit import USABLE_R2
+from training.solvers import USABLE_R2
 
 MIN_FIT_R2 = USABLE_R2  # a layer whose fit explains less than this is not a target to learn
 
@@ -26,7 +27,7 @@ def load_configs(folder: Path) -> dict[str, dict]:
     for path in sorted(Path(folder).glob("*.json")):
         configs[path.stem.replace("__", "/")] = json.loads(path.read_text())
     if not configs:
-        raise ValueError(f"no config .json files in {folder}")
+        raise ArchcastError(str(folder), "no config .json files in this folder")
     return configs
 
 
@@ -39,7 +40,7 @@ def build(fits: pd.DataFrame, configs: dict[str, dict], metrics=None) -> pd.Data
     metrics = sorted(fits["metric"].unique()) if metrics is None else list(metrics)
     unknown = sorted(set(fits["model_id"]) - set(configs))
     if unknown:
-        raise ValueError(f"no config for models {unknown}")
+        raise ArchcastError("configs", f"no config for models {unknown}")
     frames = []
     for model_id in sorted(set(fits["model_id"])):
         rows = featurize(configs[model_id]).reset_index(drop=True)
@@ -65,3 +66,18 @@ def data_hash(table: pd.DataFrame) -> str:
 
 def feature_array(table: pd.DataFrame) -> np.ndarray:
     return table[list(FEATURES)].to_numpy(dtype=np.float32)
+
+
+@dataclass(frozen=True)
+class TargetData:
+    """One regression target's training data: the layers where it is known."""
+
+    X: np.ndarray  # (n, len(FEATURES)) float32
+    y: np.ndarray  # (n,)
+    groups: np.ndarray  # (n,) model ids: the grouping of leave-architecture-out CV
+
+
+def target_data(table: pd.DataFrame, target: str) -> TargetData:
+    rows = table[target].notna().to_numpy()
+    known = table.loc[rows]
+    return TargetData(feature_array(known), known[target].to_numpy(), known["model_id"].to_numpy())

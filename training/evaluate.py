@@ -16,11 +16,16 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from features import FEATURES
-from features.curve import METRIC_RANGE, PARAMS, PUBLISHED_LAYERS, PUBLISHED_MEAN_R2, curve, from_target
-from features.curve import TRANSFORMS as PARAM_TRANSFORMS
-from training.dataset import target_name
+from features.curve import PARAMS, PUBLISHED_LAYERS, PUBLISHED_MEAN_R2, TRANSFORMS, evaluate, from_target
+from training.dataset import feature_array, target_name
 from training.fit import without_duplicates
 from training.tune import cv_predictions, grouped_folds, lgbm, r2
+
+# The models every target is scored with: ours, the baselines under the same grouped CV, and the published
+# protocol (random 80/20 split of layers, which lets a model's own layers into training) for comparison.
+OURS = "lightgbm_optuna"
+GROUPED_BASELINES = ("mean", "ridge", "paper_rf_grouped")
+RANDOM_SPLIT = ("paper_rf_random_split", "lightgbm_random_split")
 
 # The published baseline's inputs: depth, width, heads and the per-layer position terms.
 PAPER_FEATURES: tuple[str, ...] = (
@@ -48,7 +53,7 @@ def evaluate_target(X, y, groups, params: dict, seed: int = 0) -> dict:
     """Grouped-CV scores of every model, plus the published protocol (RF, random 80/20 split)."""
     folds = grouped_folds(groups)
     makers = {
-        "lightgbm_optuna": lambda: lgbm(params, seed),
+        OURS: lambda: lgbm(params, seed),
         "mean": lambda: DummyRegressor(),
         "ridge": lambda: make_pipeline(StandardScaler(), Ridge(alpha=1.0)),
     }
@@ -87,7 +92,7 @@ def curve_error(table: pd.DataFrame, metrics: pd.DataFrame, metric: str, best: d
     """
     targets = [target_name(metric, p) for p in PARAMS]
     rows = table.reset_index(drop=True)
-    X = rows[list(FEATURES)].to_numpy(np.float32)
+    X = feature_array(rows)
     usable = rows[targets].notna().all(axis=1).to_numpy()
     folds = grouped_folds(rows["model_id"].to_numpy())
     by_step = without_duplicates(metrics).pivot_table(
@@ -96,7 +101,6 @@ def curve_error(table: pd.DataFrame, metrics: pd.DataFrame, metric: str, best: d
     by_step = by_step.reindex(pd.MultiIndex.from_frame(rows[["model_id", "layer"]]))
     steps = by_step.columns.to_numpy(float)
     truth = by_step.to_numpy(float)
-    low, high = METRIC_RANGE.get(metric, (-np.inf, np.inf))
     model_errors, baseline_errors = [], []
     for train, test in folds:
         with warnings.catch_warnings():
@@ -110,8 +114,8 @@ def curve_error(table: pd.DataFrame, metrics: pd.DataFrame, metric: str, best: d
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 raw = lgbm(best[target], seed).fit(X[train], rows[target].to_numpy()[train]).predict(X[test])
-            params.append(from_target(PARAM_TRANSFORMS[param], raw)[:, None])
-        predicted = np.clip(curve(steps[None, :], *params), low, high)
+            params.append(from_target(TRANSFORMS[param], raw))
+        predicted = evaluate(np.stack(params, axis=1), steps, metric).values
         for i, row in enumerate(test):
             model_errors.append(_abs_log_ratio(predicted[i], truth[row]))
             baseline_errors.append(_abs_log_ratio(baseline, truth[row]))
@@ -137,7 +141,7 @@ def write_report(folder: Path, evaluation: dict, fit_summary: dict, curve_errors
             f"- `{metric}`: mean R² {s['mean_r2']:.3f} over {s['n']} layers "
             f"({s['fitted']} fitted; published Pythia mean: {PUBLISHED_MEAN_R2} over {PUBLISHED_LAYERS} layers)"
         )
-    models = ["lightgbm_optuna", "mean", "ridge", "paper_rf_grouped", "paper_rf_random_split", "lightgbm_random_split"]
+    models = [OURS, *GROUPED_BASELINES, *RANDOM_SPLIT]
     lines += [
         "",
         "## Targets: R² (MAE), grouped CV by model unless marked random split",

@@ -1,18 +1,6 @@
-"""Fit the emergence curve to every (model, layer, metric) series of a metrics table.
+"""Fit the emergence curve to every (model, layer, metric) series of a metrics table (the population fit).
 
-Each series is normalised (t by its last step, y to [0, 1]). The curve is linear in
-A and K, so they are solved in closed form for any (λ, γ, t0) and only those three
-are searched (variable projection): Levenberg–Marquardt (MINPACK, through scipy)
-over (log λ, log γ, log t0), which keeps λ ≥ 0, γ > 0 and x = γt + t0 > 0 by
-construction, with the analytic Jacobian of the projected residual (Kaufman's form,
-built from the curve's own Jacobian). Several starts (the published initial guess
-and the best points of a coarse grid); the best is kept and mapped back to steps
-and metric units. Projecting out A and K makes the problem far better conditioned
-than the five-parameter one. Where the projected optimum leaves the parameter box
-(λ running off with A compensating), all five are refitted inside the box by bounded
-trust-region least squares, so fitted parameters stay meaningful and predictable.
-
-`fit_series` is that fit, for one series on its own. On its own, though, a series'
+training.solvers fits one series on its own (`fit_series`). On its own, though, a series'
 parameters sit wherever its flat directions let them drift: quite different parameter
 sets draw the same curve, so the parameters of similar layers scatter, and a regressor
 that predicts them one by one draws poor curves (median held-out |log ratio| 0.67 for
@@ -42,16 +30,20 @@ from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 import pandas as pd
-from scipy.optimize import least_squares
 
-from features.curve import PARAMS, TRANSFORMS, curve, curve_parts, derived, jacobian
+from features import ArchcastError
+from features.curve import PARAMS, evaluate
+from training.solvers import (
+    PRIOR_STRENGTH,
+    Fit,
+    _clean,
+    _degenerate,
+    _transformed,
+    fit_series,
+    fit_towards,
+)
 
 DEFAULT_METRICS: tuple[str, ...] = ("ma_ratio", "linearity", "linearity_nores")
-MIN_POINTS = 6  # five parameters need at least one degree of freedom
-# Box on the normalised problem (A, λ, γ, t0, K): parameters outside it are refitted inside it.
-LOWER = np.array([-100.0, 0.0, 1e-4, 1e-4, -10.0])
-UPPER = np.array([100.0, 50.0, 1e4, 1e3, 10.0])
-
 FIT_COLUMNS: tuple[str, ...] = (
     "model_id",
     "layer",
@@ -75,323 +67,21 @@ class FitWarning(UserWarning):
     """A series could not be fitted; its row records why."""
 
 
+MAD_TO_SD = 1.4826  # the median absolute deviation of a normal sample times this estimates its σ
+SPREAD_FLOOR = 1e-3  # a parameter the population agrees on exactly still gets a finite pull
+
+
 @dataclass(frozen=True)
-class Fit:
-    A: float
-    lam: float
-    gamma: float
-    t0: float
-    K: float
-    r2: float
-    rmse: float
-    aic: float
-    converged: bool
-    n_points: int
-    message: str = ""
-    atypical: bool = False  # the pull towards the population had to be weakened to fit this series
+class FitConfig:
+    """How fit_table fits: the pull towards each population (None: every series on its own), the sample of
+    series that measures the population's spread and the (weaker) pull they are fitted with, whether units
+    flagged as duplicates count, and the processes used (results are identical for any number)."""
 
-    @property
-    def params(self) -> tuple[float, ...]:
-        return (self.A, self.lam, self.gamma, self.t0, self.K)
-
-
-def _failed(n: int, message: str) -> Fit:
-    nan = float("nan")
-    return Fit(nan, nan, nan, nan, nan, nan, nan, nan, False, n, message)
-
-
-# Grid over the nonlinear parameters (λ, γ, t0) of the normalised problem; A and K are linear.
-_GRID = (
-    np.array(
-        np.meshgrid(
-            [0.0, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0],
-            np.logspace(-1, 4, 16),
-            [1e-3, 0.01, 0.1, 0.5, 1.0, 2.0, 5.0],
-            indexing="ij",
-        )
-    )
-    .reshape(3, -1)
-    .T
-)
-
-
-def grid_starts(tn: np.ndarray, yn: np.ndarray, count: int = 2) -> list[np.ndarray]:
-    """The best `count` grid points, each with its least-squares A and K (closed form)."""
-    lam, gamma, t0 = (_GRID[:, i : i + 1] for i in range(3))
-    x = gamma * tn[None, :] + t0  # (G, n)
-    phi = np.exp(-lam * x) * np.log(x)
-    phi_c = phi - phi.mean(1, keepdims=True)
-    var = (phi_c**2).sum(1)
-    A = np.where(var > 0, (phi_c * (yn - yn.mean())).sum(1) / np.where(var > 0, var, 1.0), 0.0)
-    A = np.clip(A, LOWER[0], UPPER[0])
-    K = np.clip(yn.mean() - A * phi.mean(1), LOWER[4], UPPER[4])
-    sse = ((A[:, None] * phi + K[:, None] - yn) ** 2).sum(1)
-    best = np.argsort(sse)[:count]
-    return [np.array([A[i], *_GRID[i], K[i]]) for i in best]
-
-
-def starts(tn: np.ndarray, yn: np.ndarray) -> list[np.ndarray]:
-    """The published initial guess, then the best points of a coarse grid."""
-    span = float(np.ptp(yn)) or 1.0
-    published = [span, 1.0 / max(float(np.std(yn)), 1e-3), 1.0 / span, 1.0, float(yn.min()) + span / 2]
-    guesses = [np.asarray(published, dtype=float)] + grid_starts(tn, yn)
-    return [np.clip(g, LOWER + 1e-9, UPPER - 1e-9) for g in guesses]
-
-
-LAMBDA_FLOOR = 1e-8  # λ = 0 (pure log growth) is searched as log λ = log 1e-8
-TOL = 1e-5
-SCOUT_NFEV, MAX_NFEV = 8, 300  # evaluations per start in the scouting round, and for the final run
-
-
-class _Projected:
-    """The normalised problem with A and K projected out; q = (log λ, log γ, log t0)."""
-
-    def __init__(self, tn: np.ndarray, yn: np.ndarray):
-        self.tn, self.yn, self.yc = tn, yn, yn - yn.mean()
-        self._last: tuple[bytes, tuple] | None = None
-
-    def _linear(self, q):
-        key = np.asarray(q, dtype=np.float64).tobytes()  # MINPACK asks for residual and Jacobian at the same q
-        if self._last is None or self._last[0] != key:
-            self._last = (key, self._solve(q))
-        return self._last[1]
-
-    def _solve(self, q):
-        lam, gamma, t0 = np.exp(q)
-        phi = curve(self.tn, 1.0, lam, gamma, t0, 0.0)  # the curve with A = 1, K = 0
-        pc = phi - phi.mean()
-        var = float(pc @ pc)
-        A = float(pc @ self.yc) / var if var > 0 else 0.0  # closed-form least squares for A (K from the means)
-        return (lam, gamma, t0), phi, pc, var, A
-
-    def residual(self, q) -> np.ndarray:
-        *_, pc, _, A = self._linear(q)
-        return A * pc - self.yc
-
-    def jacobian(self, q) -> np.ndarray:
-        """Kaufman's variable-projection Jacobian: A·P⊥ ∂φ/∂q, with P⊥ projecting out span{φ, 1}.
-
-        ∂φ/∂(λ, γ, t0) come from the curve's own Jacobian (A = 1), times (λ, γ, t0) for the log parametrisation.
-        """
-        (lam, gamma, t0), _, pc, var, A = self._linear(q)
-        d_phi = jacobian(self.tn, 1.0, lam, gamma, t0, 0.0)[:, 1:4] * np.array([lam, gamma, t0])
-        d_c = d_phi - d_phi.mean(0)
-        if var > 0:
-            d_c = d_c - np.outer(pc, pc @ d_c) / var
-        return A * d_c
-
-    def params(self, q) -> tuple[float, float, float, float, float]:
-        (lam, gamma, t0), phi, _, _, A = self._linear(q)
-        return A, lam, gamma, t0, float(self.yn.mean() - A * phi.mean())
-
-
-def _lowest_cost(residual, x0s, **options):
-    """The lowest-cost finite scipy least-squares result over the starts x0s, or None."""
-    best = None
-    for x0 in x0s:
-        with np.errstate(all="ignore"):
-            try:
-                result = least_squares(residual, x0, **options)
-            except (ValueError, FloatingPointError):
-                continue
-        if np.all(np.isfinite(result.fun)) and (best is None or result.cost < best.cost):
-            best = result
-    return best
-
-
-def _best(problem: _Projected, q0s: list[np.ndarray], max_nfev: int):
-    """Levenberg–Marquardt on the projected problem from each start; the best result, or None."""
-    return _lowest_cost(
-        problem.residual, q0s, jac=problem.jacobian, method="lm", xtol=TOL, ftol=TOL, gtol=TOL, max_nfev=max_nfev
-    )
-
-
-def _boxed_fit(tn: np.ndarray, yn: np.ndarray, extra_starts: list[np.ndarray]):
-    """All five by bounded trust-region least squares (the curve's analytic Jacobian) from the clipped projected
-    optimum and the best grid point; the better is kept."""
-    p0s = [np.clip(g, LOWER + 1e-9, UPPER - 1e-9) for g in extra_starts + grid_starts(tn, yn, 1)]
-    return _lowest_cost(
-        lambda p: curve(tn, *p) - yn, p0s, jac=lambda p: jacobian(tn, *p), bounds=(LOWER, UPPER),
-        method="trf", x_scale="jac", max_nfev=100, ftol=1e-5, xtol=1e-5, gtol=1e-5,
-    )  # fmt: skip
-
-
-def _to_units(normalised, t_scale: float, y_min: float, y_span: float) -> np.ndarray:
-    """Parameters of the normalised problem (tn = t / t_scale, yn = (y − y_min) / y_span) in steps and metric units."""
-    A, lam, gamma, t0, K = map(float, normalised)
-    return np.array([A * y_span, lam, gamma / t_scale, t0, K * y_span + y_min])
-
-
-def _degenerate(t: np.ndarray, y: np.ndarray) -> str:
-    """Why a (finite) series cannot be fitted, or ''."""
-    if len(t) < MIN_POINTS:
-        return f"too short: {len(t)} finite points, need {MIN_POINTS}"
-    if float(np.ptp(y)) <= 1e-12 * max(1.0, abs(float(y.min()))):
-        return "flat series: no emergence to fit"
-    return ""
-
-
-def fit_series(steps, values) -> Fit:
-    """Fit one series (steps, values); failures come back as a Fit with converged=False and a message."""
-    t, y = _clean(steps, values)
-    n = len(t)
-    reason = _degenerate(t, y)
-    if reason:
-        return _failed(n, reason)
-    t_scale, y_min, y_span = float(t.max()) or 1.0, float(y.min()), float(np.ptp(y))
-    tn, yn = t / t_scale, (y - y_min) / y_span
-    problem = _Projected(tn, yn)
-    # every start gets a short run; the best of them is then run to convergence
-    best = _best(problem, [np.log([max(p[1], LAMBDA_FLOOR), p[2], p[3]]) for p in starts(tn, yn)], SCOUT_NFEV)
-    if best is not None:
-        best = _best(problem, [best.x], MAX_NFEV) or best
-    params = np.array(problem.params(best.x)) if best is not None else np.full(len(PARAMS), np.nan)
-    success, message = (bool(best.success), best.message) if best is not None else (False, "")
-    finite = bool(np.all(np.isfinite(params)))
-    if not (finite and np.all((params >= LOWER) & (params <= UPPER))):
-        # The projected optimum left the box (typically λ huge with A compensating: a curve that fits but
-        # whose parameters mean nothing and cannot be predicted): refit all five inside the box.
-        boxed = _boxed_fit(tn, yn, [params] if finite else [])
-        if boxed is None:
-            return _failed(n, "every start failed")
-        params, success, message = boxed.x, bool(boxed.success), boxed.message
-    return _with_scores(_to_units(params, t_scale, y_min, y_span), t, y, success, message)
-
-
-# Weight of the pull towards the population against the sum of squared residuals in units of the series'
-# range, per squared spread of a transformed parameter. Chosen on the zoo's held-out curve error (median
-# |log ratio|) at fixed LightGBM hyperparameters: 3e-2 gave ma_ratio 0.12-0.16, linearity 0.025, linearity_nores
-# 0.12 at mean fit R² 0.86-0.91 (independent fits: 0.67, 0.041, 0.18 at 0.88-0.94); 1e-1 and 3e-1 were no
-# better on curves and worse on R²; a pull without the spread, or a noise-scaled residual, was worse.
-PRIOR_STRENGTH = 3e-2
-USABLE_R2 = 0.5  # a fit explaining less is no regression target (training.dataset); the pull is weakened
-MIN_STRENGTH = 1e-5  # ... down to this at the weakest
-GOOD_R2 = 0.95  # a fit from the prior this good is not compared with the coarse grid's best point
-SPREAD_SAMPLE, SPREAD_SCOUT_STRENGTH = 32, 1e-2  # series fitted to measure the spread, and their pull
-# Searched coordinates v = (A, log λ, log γ, log t0, K): λ, γ, t0 > 0 (so x > 0) by construction.
-_LOG_COORDS = slice(1, 4)
-# Each target transform of features.curve.TRANSFORMS on one float, and its slope d(transformed)/d(parameter).
-_SCALAR = {"asinh": math.asinh, "log1p": math.log1p, "log": math.log}
-_SLOPE = {
-    "asinh": lambda p: 1.0 / math.sqrt(1.0 + p * p),
-    "log1p": lambda p: 1.0 / (1.0 + p),
-    "log": lambda p: 1.0 / p,
-}
-_FORWARDS = [_SCALAR[TRANSFORMS[name]] for name in PARAMS]
-_SLOPES = [_SLOPE[TRANSFORMS[name]] for name in PARAMS]
-
-
-def _from_coords(v: np.ndarray) -> np.ndarray:
-    p = np.array(v, dtype=np.float64)
-    p[_LOG_COORDS] = np.exp(p[_LOG_COORDS])
-    return p
-
-
-def _to_coords(p) -> np.ndarray:
-    v = np.array(p, dtype=np.float64)
-    v[_LOG_COORDS] = np.log(np.maximum(v[_LOG_COORDS], LAMBDA_FLOOR))
-    return v
-
-
-def _transformed(p) -> np.ndarray:
-    """The parameters as the regressors' targets (features.curve.to_target, one float at a time: this runs in
-    the fit's inner loop)."""
-    return np.array([forward(float(value)) for forward, value in zip(_FORWARDS, p, strict=True)])
-
-
-class _Penalised:
-    """Least squares in units of the series' range plus strength·Σ((u(p) − u(prior)) / spread)², u the target
-    transforms, over v = (A, log λ, log γ, log t0, K)."""
-
-    def __init__(self, t: np.ndarray, y: np.ndarray, prior: np.ndarray, strength: float, spread: np.ndarray):
-        self.t, self.y, self.scale = t, y, float(np.ptp(y))
-        self.weight = math.sqrt(strength) / spread  # per parameter: deviations count in units of the spread
-        self.u_prior = _transformed(prior)
-        self._last: tuple[bytes, np.ndarray, tuple] | None = None
-
-    def _at(self, v) -> tuple[np.ndarray, tuple]:
-        key = np.asarray(v, dtype=np.float64).tobytes()  # the Jacobian is asked for where the residual just was
-        if self._last is None or self._last[0] != key:
-            p = _from_coords(v)
-            self._last = (key, p, curve_parts(self.t, p[1], p[2], p[3]))
-        return self._last[1], self._last[2]
-
-    def residual(self, v) -> np.ndarray:
-        p, parts = self._at(v)
-        fit = (curve(self.t, *p, parts=parts) - self.y) / self.scale
-        return np.concatenate([fit, self.weight * (_transformed(p) - self.u_prior)])
-
-    def jacobian(self, v) -> np.ndarray:
-        p, parts = self._at(v)
-        chain = p.copy()
-        chain[[0, 4]] = 1.0  # dp/dv: 1 for A and K, p itself for the log coordinates
-        du = np.array([slope(float(value)) for slope, value in zip(_SLOPES, p, strict=True)])
-        out = np.empty((len(self.t) + len(p), len(p)))
-        out[: len(self.t)] = jacobian(self.t, *p, parts=parts) * (chain / self.scale)
-        out[len(self.t) :] = np.diag(self.weight * du * chain)
-        return out
-
-
-def _clean(steps, values) -> tuple[np.ndarray, np.ndarray]:
-    t = np.asarray(steps, dtype=np.float64)
-    y = np.asarray(values, dtype=np.float64)
-    keep = np.isfinite(t) & np.isfinite(y)
-    return t[keep], y[keep]
-
-
-def _sse(params, t: np.ndarray, y: np.ndarray) -> float:
-    return float(np.sum((curve(t, *params) - y) ** 2))
-
-
-def _r2(params, t: np.ndarray, y: np.ndarray, sse: float | None = None) -> float:
-    return 1.0 - (_sse(params, t, y) if sse is None else sse) / float(np.sum((y - y.mean()) ** 2))
-
-
-def _with_scores(params, t: np.ndarray, y: np.ndarray, success: bool, message: str) -> Fit:
-    n, sse = len(t), _sse(params, t, y)
-    aic = n * math.log(max(sse, 1e-300) / n) + 2 * len(PARAMS)
-    return Fit(*map(float, params), _r2(params, t, y, sse), math.sqrt(sse / n), aic, success, n, message)
-
-
-def fit_towards(steps, values, prior, strength: float = PRIOR_STRENGTH, spread=None) -> Fit:
-    """Fit one series with its parameters pulled towards `prior` (A, λ, γ, t0, K in the series' units);
-    `spread` (five positive numbers, default ones) is the population's spread of each transformed parameter."""
-    t, y = _clean(steps, values)
-    reason = _degenerate(t, y)
-    if reason:
-        return _failed(len(t), reason)
-    prior = np.asarray(prior, dtype=np.float64)
-    if not (np.all(np.isfinite(prior)) and prior[1] >= 0 and prior[2] > 0 and prior[3] > 0):
-        raise ValueError(f"prior {tuple(prior)} is not a curve: need finite (A, λ ≥ 0, γ > 0, t0 > 0, K)")
-    spread = np.ones(len(PARAMS)) if spread is None else np.asarray(spread, dtype=np.float64)
-    fit = _towards_once(t, y, prior, strength, spread)
-    # The pull may not cost a series its usability: an atypical series gets a weaker one, tenfold at a time
-    # for as long as that helps (a series the curve cannot describe at all stops at once).
-    while fit.r2 < USABLE_R2 and strength > MIN_STRENGTH:
-        strength /= 10
-        weaker = _towards_once(t, y, prior, strength, spread)
-        if not weaker.r2 > fit.r2 + 0.01:
-            break
-        fit = replace(weaker, atypical=True, message=f"{weaker.message} (pull weakened to {strength:.0e})")
-    return fit
-
-
-def _towards_once(t: np.ndarray, y: np.ndarray, prior: np.ndarray, strength: float, spread: np.ndarray) -> Fit:
-    problem = _Penalised(t, y, prior, strength, spread)
-    options = {"jac": problem.jacobian, "method": "lm", "xtol": TOL, "ftol": TOL, "gtol": TOL, "max_nfev": MAX_NFEV}
-    best = _lowest_cost(problem.residual, [_to_coords(prior)], **options)
-    r2 = _r2(_from_coords(best.x), t, y) if best is not None else -np.inf
-    if r2 < GOOD_R2:
-        t_scale, y_min, y_span = float(t.max()) or 1.0, float(y.min()), float(np.ptp(y))
-        grid = _to_units(grid_starts(t / t_scale, (y - y_min) / y_span, 1)[0], t_scale, y_min, y_span)
-        if r2 < _r2(grid, t, y):
-            # stuck in a basin worse than the coarse grid's best point: also start from that point
-            rescue = _lowest_cost(problem.residual, [_to_coords(grid)], **options)
-            if rescue is not None and (best is None or rescue.cost < best.cost):
-                best = rescue
-    if best is None:
-        return _failed(len(t), "every start failed")
-    return _with_scores(_from_coords(best.x), t, y, bool(best.success), best.message)
+    prior_strength: float | None = PRIOR_STRENGTH
+    spread_sample: int = 32
+    spread_scout_strength: float = 1e-2
+    include_duplicates: bool = False
+    workers: int = 1
 
 
 def population_fit(series: list[tuple[np.ndarray, np.ndarray]]) -> Fit:
@@ -419,16 +109,16 @@ def _mapper(workers: int):
         yield lambda fn, jobs: list(pool.map(fn, jobs, chunksize=max(1, len(jobs) // (4 * workers))))
 
 
-def _spread_sample(series: list[tuple[np.ndarray, np.ndarray]]) -> list[tuple[np.ndarray, np.ndarray]]:
-    return series[:: max(1, math.ceil(len(series) / SPREAD_SAMPLE))]  # up to SPREAD_SAMPLE, evenly spaced
+def _spread_sample(series: list[tuple[np.ndarray, np.ndarray]], size: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    return series[:: max(1, math.ceil(len(series) / size))]  # up to `size`, evenly spaced
 
 
 def _spread_of(fits: list[Fit]) -> np.ndarray:
-    """Robust spread (1.4826·MAD) of each transformed parameter over fits; floored at 1e-3, ones if < 2 fits."""
+    """Robust spread (MAD_TO_SD·MAD) of each transformed parameter over fits, floored; ones if < 2 fits."""
     u = np.array([_transformed(np.array(f.params)) for f in fits if np.all(np.isfinite(f.params))])
     if len(u) < 2:
         return np.ones(len(PARAMS))
-    return np.maximum(1.4826 * np.median(np.abs(u - np.median(u, axis=0)), axis=0), 1e-3)
+    return np.maximum(MAD_TO_SD * np.median(np.abs(u - np.median(u, axis=0)), axis=0), SPREAD_FLOOR)
 
 
 def without_duplicates(metrics: pd.DataFrame) -> pd.DataFrame:
@@ -437,25 +127,21 @@ def without_duplicates(metrics: pd.DataFrame) -> pd.DataFrame:
 
 
 def fit_table(
-    metrics: pd.DataFrame,
-    metric_names=DEFAULT_METRICS,
-    include_duplicates: bool = False,
-    prior_strength: float | None = PRIOR_STRENGTH,
-    workers: int = 1,
+    metrics: pd.DataFrame, metric_names=DEFAULT_METRICS, config: FitConfig | None = None, **overrides
 ) -> pd.DataFrame:
     """One row per (model_id, layer, metric) with FIT_COLUMNS.
 
     Each metric's series are fitted towards that metric's population curve (see the module
-    docstring), one population per checkpoint schedule; prior_strength=None fits every series
-    on its own instead. Units flagged as duplicates (weights equal to an earlier revision's) are
-    left out unless include_duplicates. workers > 1 fits the series in that many processes,
-    with identical results.
+    docstring), one population per checkpoint schedule; `config` (or keyword overrides of its
+    fields, e.g. prior_strength=None to fit every series on its own) says how.
     """
+    config = replace(config or FitConfig(), **overrides)
+    include_duplicates, prior_strength, workers = config.include_duplicates, config.prior_strength, config.workers
+    missing = [c for c in ("model_id", "layer", "step", *metric_names) if c not in metrics]
+    if missing:
+        raise ArchcastError("metrics", f"the metrics table lacks the columns {missing}")
     if not include_duplicates:
         metrics = without_duplicates(metrics)
-    missing = [m for m in metric_names if m not in metrics]
-    if missing:
-        raise ValueError(f"metrics table lacks {missing}")
     units = list(metrics.sort_values("step").groupby(["model_id", "layer"], sort=True))
     series = {(m, i): _clean(unit["step"], unit[m]) for m in metric_names for i, (_, unit) in enumerate(units)}
     # A population per (metric, checkpoint schedule): γ is per step, so runs of different lengths or
@@ -473,8 +159,9 @@ def fit_table(
             priors[g] = population.params if np.all(np.isfinite(population.params)) else None
     with _mapper(workers) as run:
         # every group's spread sample in one batch, then every series in one batch
-        scouts = [(g, t, y) for g in groups if priors[g] is not None for t, y in _spread_sample(usable[g])]
-        scouted = run(_fit_job, [(t, y, priors[g], SPREAD_SCOUT_STRENGTH, None) for g, t, y in scouts])
+        sampled = {g: _spread_sample(usable[g], config.spread_sample) for g in groups if priors[g] is not None}
+        scouts = [(g, t, y) for g, sample in sampled.items() for t, y in sample]
+        scouted = run(_fit_job, [(t, y, priors[g], config.spread_scout_strength, None) for g, t, y in scouts])
         typical = [(h, f) for (h, *_), f in zip(scouts, scouted, strict=True) if not f.atypical]
         spreads = {g: _spread_of([f for h, f in typical if h == g]) for g in groups}
         keys = [(k, g) for g, members in groups.items() for k in members]
@@ -487,17 +174,17 @@ def fit_table(
             fit = fitted[(model_id, layer), metric]
             if not fit.converged and math.isnan(fit.r2):
                 warnings.warn(f"{model_id} layer {layer} {metric}: {fit.message}", FitWarning, stacklevel=2)
-            d = derived(*fit.params, last_step) if not math.isnan(fit.A) else None
+            d = evaluate(fit.params, [], metric, last_step) if not math.isnan(fit.A) else None
             rows.append(
                 {
                     "model_id": model_id,
                     "layer": int(layer),
                     "metric": metric,
                     **asdict(fit),
-                    "t_peak": d.t_peak if d else float("nan"),
-                    "peak_observable": d.peak_observable if d else False,
-                    "peak_value": d.peak_value if d else float("nan"),
-                    "final_value": d.final_value if d else float("nan"),
+                    "t_peak": float(d.peak_step[0]) if d else float("nan"),
+                    "peak_observable": bool(d.peak_observable[0]) if d else False,
+                    "peak_value": float(d.peak_value[0]) if d else float("nan"),
+                    "final_value": float(d.final_value[0]) if d else float("nan"),
                 }
             )
     return pd.DataFrame(rows, columns=list(FIT_COLUMNS))

@@ -1,7 +1,8 @@
-"""`archcast retrain`: fit → data set → tune → evaluate → export → compare with the champion → promote.
+"""`archcast retrain` in stages: fit → data set → tune → evaluate → export → decide (→ promote).
 
-Every stage writes its output under the work folder and is skipped when that
-output exists, so an interrupted retrain resumes where it stopped.
+Each stage is a function with a typed input and output. Stages that cost minutes write their output under
+the work folder, keyed on everything they depend on, so an interrupted retrain resumes where it stopped and
+a changed input is never served from a stale cache.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import hashlib
 import json
 import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -19,12 +20,13 @@ from rich.console import Console
 
 import features.curve
 import training.fit
+import training.solvers
 import training.tune
-from features import FEATURES
 from features.curve import PARAMS
-from training.dataset import build, data_hash, load_configs, target_name
+from modelstore import current_version, promote, read_manifest
+from training.dataset import build, data_hash, load_configs, target_data, target_name
 from training.evaluate import curve_error, evaluate_target, write_report
-from training.export import current_version, promote, write_version
+from training.export import reference_configs, write_version
 from training.fit import DEFAULT_METRICS, FitWarning, fit_table
 from training.tune import cv_predictions, grouped_folds, lgbm, r2, tune
 
@@ -37,20 +39,152 @@ DEFAULTS = {
 
 
 @dataclass(frozen=True)
+class RetrainConfig:
+    """Everything a retrain depends on besides the code."""
+
+    metrics: Path = DEFAULTS["metrics"]  # metrics.parquet of measured checkpoint series
+    configs: Path = DEFAULTS["configs"]  # <model_id>.json for every model in it
+    models: Path = DEFAULTS["models"]  # the model store the challenger is compared with and promoted into
+    work: Path = Path("runs/retrain")
+    n_trials: int = 40  # Optuna trials per target
+    seed: int = 0
+    storage: str | None = None  # Optuna RDB URL; default: SQLite in the work folder
+    worker: int = 0  # processes sharing one storage give themselves different numbers
+    force: bool = False
+    metric_names: tuple[str, ...] = DEFAULT_METRICS
+
+
+@dataclass(frozen=True)
+class DataSet:
+    metrics: pd.DataFrame  # the measured series (for curve-level scores)
+    fits: pd.DataFrame
+    configs: dict[str, dict]
+    table: pd.DataFrame  # one row per (model, layer): features and transformed targets
+    digest: str  # of the table
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    scores: dict  # target → {"n", "scores": {model: {"r2", "mae"}}}
+    curves: list[dict]  # per metric: held-out curve error beside the model-free baseline
+    cv_mean_r2: float
+
+    @property
+    def curve_errors(self) -> dict[str, float]:
+        return {c["metric"]: c["median_abs_log_ratio"] for c in self.curves}
+
+
+@dataclass(frozen=True)
+class Decision:
+    promote: bool
+    reason: str
+    champion_score: float | None = None
+
+
+@dataclass(frozen=True)
 class RetrainResult:
     version: str
     promoted: bool
     challenger_score: float
     champion_score: float | None
     folder: Path
+    reason: str = ""
+    evaluation: Evaluation | None = field(default=None, repr=False)
 
 
-def _cached_json(path: Path, compute):
-    if path.exists():
-        return json.loads(path.read_text())
-    value = compute()
-    path.write_text(json.dumps(value, indent=2, default=float))
-    return value
+def _digest(*parts: bytes | str) -> str:
+    h = hashlib.sha256()
+    for part in parts:
+        h.update(part if isinstance(part, bytes) else part.encode())
+    return h.hexdigest()[:12]
+
+
+def fits_key(metrics_path: Path, metric_names) -> str:
+    """Resume key of the fits: the metrics file, the metrics fitted and the fitting code."""
+    code = [Path(m.__file__).read_bytes() for m in (training.fit, training.solvers, features.curve)]
+    return _digest(Path(metrics_path).read_bytes(), *code, ",".join(metric_names))
+
+
+def tuning_key(data_digest: str, n_trials: int, seed: int) -> str:
+    """Names the Optuna studies and the tuned cache: the data, the budget, the seed and the tuning code. The
+    same inputs give the same study names, so a rerun or a second worker on shared storage joins the study."""
+    return _digest(f"{data_digest}:{n_trials}:{seed}", Path(training.tune.__file__).read_bytes())
+
+
+def fit_stage(config: RetrainConfig, console: Console) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(metrics, fits): every (model, layer, metric) series fitted to the emergence curve."""
+    metrics = pd.read_parquet(config.metrics)
+    path = config.work / f"fits-{fits_key(config.metrics, config.metric_names)}.parquet"
+    if not path.exists():
+        console.print(f"[bold]fit[/] {config.metrics}")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FitWarning)
+            fit_table(metrics, config.metric_names).to_parquet(path, index=False)
+    return metrics, pd.read_parquet(path)
+
+
+def dataset_stage(config: RetrainConfig, metrics: pd.DataFrame, fits: pd.DataFrame) -> DataSet:
+    configs = load_configs(config.configs)
+    table = build(fits, configs, config.metric_names)
+    table.to_parquet(config.work / "dataset.parquet", index=False)
+    return DataSet(metrics, fits, configs, table, data_hash(table))
+
+
+def tune_stage(config: RetrainConfig, data: DataSet, console: Console) -> dict[str, dict]:
+    """Per target, the LightGBM hyperparameters with the best grouped-CV error."""
+    storage = config.storage or f"sqlite:///{(config.work / 'optuna.db').resolve()}"
+    key = tuning_key(data.digest, config.n_trials, config.seed)
+    best = {}
+    for metric in config.metric_names:
+        for param in PARAMS:
+            name = target_name(metric, param)
+            target = target_data(data.table, name)
+            console.print(f"[bold]tune[/] {name}: {len(target.y)} layers of {len(set(target.groups))} models")
+            cache = config.work / f"tuned-{key}-{name}.json"
+            if not cache.exists():
+                tuned = tune(name, target.X, target.y, target.groups, config.n_trials, storage, config.seed,
+                             study_prefix=key, worker=config.worker)  # fmt: skip
+                cache.write_text(json.dumps(tuned.__dict__, indent=2))
+            best[name] = json.loads(cache.read_text())["params"]
+    return best
+
+
+def hyper_hash(best: dict[str, dict]) -> str:
+    return hashlib.sha256(json.dumps(best, sort_keys=True).encode()).hexdigest()[:6]
+
+
+def version_name(data: DataSet, best: dict[str, dict], seed: int) -> str:
+    """The version names the data and the hyperparameters: a differently tuned model on the same data the same
+    day is a different model and must not take the name of the one it is compared with."""
+    return time.strftime("%Y%m%d") + f"-{data.digest[:8]}-{hyper_hash(best)}-s{seed}"
+
+
+def grouped_r2(table: pd.DataFrame, best: dict[str, dict], seed: int) -> float:
+    """Mean grouped-CV R² over all targets for a set of per-target hyperparameters."""
+    scores = []
+    for target, params in best.items():
+        data = target_data(table, target)
+        pred = cv_predictions(lambda p=params: lgbm(p, seed), data.X, data.y, grouped_folds(data.groups))
+        scores.append(r2(data.y, pred))
+    return float(np.nanmean(scores))
+
+
+def evaluate_stage(config: RetrainConfig, data: DataSet, best: dict[str, dict], console: Console) -> Evaluation:
+    console.print("[bold]evaluate[/] grouped CV against baselines")
+    cache = config.work / f"evaluation-{data.digest[:8]}-{hyper_hash(best)}-s{config.seed}.json"
+    if cache.exists():
+        scores = json.loads(cache.read_text())
+    else:
+        scores = {}
+        for name, params in best.items():
+            target = target_data(data.table, name)
+            scores[name] = {
+                "n": len(target.y),
+                "scores": evaluate_target(target.X, target.y, target.groups, params, config.seed),
+            }
+        cache.write_text(json.dumps(scores, indent=2, default=float))
+    curves = [curve_error(data.table, data.metrics, m, best, config.seed) for m in config.metric_names]
+    return Evaluation(scores, curves, grouped_r2(data.table, best, config.seed))
 
 
 def fit_summary(fits: pd.DataFrame) -> dict:
@@ -67,16 +201,26 @@ def fit_summary(fits: pd.DataFrame) -> dict:
     return out
 
 
-def grouped_r2(table: pd.DataFrame, best: dict[str, dict], seed: int) -> float:
-    """Mean grouped-CV R² over all targets for a set of per-target hyperparameters."""
-    scores = []
-    for target, params in best.items():
-        rows = table[target].notna().to_numpy()
-        X, y = table.loc[rows, list(FEATURES)].to_numpy(np.float32), table.loc[rows, target].to_numpy()
-        groups = table.loc[rows, "model_id"].to_numpy()
-        pred = cv_predictions(lambda p=params: lgbm(p, seed), X, y, grouped_folds(groups))
-        scores.append(r2(y, pred))
-    return float(np.nanmean(scores))
+def export_stage(config: RetrainConfig, data: DataSet, best: dict[str, dict], evaluation: Evaluation) -> Path:
+    """The challenger as a version folder under work/candidate/, with its manifest, card and report."""
+    summary = fit_summary(data.fits)
+    write_report(config.work, evaluation.scores, summary, evaluation.curves)
+    candidate = config.work / "candidate" / version_name(data, best, config.seed)
+    provenance = Path(config.metrics).parent / "PROVENANCE.json"
+    info = {
+        "cv_scores": {k: v["scores"] for k, v in evaluation.scores.items()},
+        "cv_mean_r2": evaluation.cv_mean_r2,
+        "fit_summary": summary,
+        "curve_error": evaluation.curves,
+        "data_hash": data.digest,
+        "data_provenance": str(provenance.relative_to(REPO)) if provenance.is_relative_to(REPO) else str(provenance),
+        "default_steps": sorted(int(s) for s in data.metrics["step"].unique()),
+        "n_trials": config.n_trials,
+    }
+    references = reference_configs(data.table, data.configs)
+    write_version(candidate, data.table, best, list(config.metric_names), info, config.seed, references)
+    (candidate / "report.md").write_text((config.work / "report.md").read_text())
+    return candidate
 
 
 def should_promote(
@@ -105,124 +249,43 @@ def should_promote(
     return True, "better mean R² and no held-out curve worse"
 
 
-def fits_key(metrics_path: Path, metrics_names) -> str:
-    """Resume key of the fits: the metrics file, the metrics fitted and the fitting code. A rerun after
-    any of them changed refits instead of reusing stale fits."""
-    digest = hashlib.sha256(Path(metrics_path).read_bytes())
-    for module in (training.fit, features.curve):
-        digest.update(Path(module.__file__).read_bytes())
-    digest.update(",".join(metrics_names).encode())
-    return digest.hexdigest()[:12]
-
-
-def tuning_key(data_digest: str, n_trials: int, seed: int) -> str:
-    """Resume key of the tuned hyperparameters: the data, the budget, the seed and the tuning code."""
-    digest = hashlib.sha256(f"{data_digest}:{n_trials}:{seed}".encode())
-    digest.update(Path(training.tune.__file__).read_bytes())
-    return digest.hexdigest()[:12]
-
-
-def retrain(
-    metrics_path: Path = DEFAULTS["metrics"],
-    configs_dir: Path = DEFAULTS["configs"],
-    models_dir: Path = DEFAULTS["models"],
-    work: Path = Path("runs/retrain"),
-    n_trials: int = 40,
-    seed: int = 0,
-    storage: str | None = None,
-    force: bool = False,
-    metrics_names=DEFAULT_METRICS,
-    console: Console | None = None,
-) -> RetrainResult:
-    console = console or Console(stderr=True)
-    work = Path(work)
-    work.mkdir(parents=True, exist_ok=True)
-    metrics = pd.read_parquet(metrics_path)
-    fits_path = work / f"fits-{fits_key(metrics_path, metrics_names)}.parquet"
-    if not fits_path.exists():
-        console.print(f"[bold]fit[/] {metrics_path}")
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", FitWarning)
-            fit_table(metrics, metrics_names).to_parquet(fits_path, index=False)
-    fits = pd.read_parquet(fits_path)
-    table = build(fits, load_configs(configs_dir), metrics_names)
-    digest = data_hash(table)
-    table.to_parquet(work / "dataset.parquet", index=False)
-    storage = storage or f"sqlite:///{(work / 'optuna.db').resolve()}"
-    tuning = tuning_key(digest, n_trials, seed)
-
-    best: dict[str, dict] = {}
-    for metric in metrics_names:
-        for param in PARAMS:
-            name = target_name(metric, param)
-            rows = table[name].notna().to_numpy()
-            X, y = table.loc[rows, list(FEATURES)].to_numpy(np.float32), table.loc[rows, name].to_numpy()
-            groups = table.loc[rows, "model_id"].to_numpy()
-            console.print(f"[bold]tune[/] {name}: {rows.sum()} layers of {len(set(groups))} models")
-            cache = work / f"tuned-{tuning}-{name}.json"
-            if not cache.exists():
-                tuned = tune(name, X, y, groups, n_trials, storage, seed, study_prefix=f"{tuning}-{time.time_ns()}")
-                cache.write_text(json.dumps(tuned.__dict__, indent=2))
-            tuned = json.loads(cache.read_text())
-            best[name] = tuned["params"]
-    # The version names the data and the hyperparameters: a retrain that tunes differently on the same data
-    # the same day is a different model and must not overwrite the folder of the one it is compared with.
-    hyper = hashlib.sha256(json.dumps(best, sort_keys=True).encode()).hexdigest()[:6]
-    version = time.strftime("%Y%m%d") + f"-{digest[:8]}-{hyper}-s{seed}"
-
-    def evaluate_all():
-        out = {}
-        for name in best:
-            rows = table[name].notna().to_numpy()
-            X, y = table.loc[rows, list(FEATURES)].to_numpy(np.float32), table.loc[rows, name].to_numpy()
-            out[name] = {
-                "n": int(rows.sum()),
-                "scores": evaluate_target(X, y, table.loc[rows, "model_id"].to_numpy(), best[name], seed),
-            }
-        return out
-
-    console.print("[bold]evaluate[/] grouped CV against baselines")
-    evaluation = _cached_json(work / f"evaluation-{digest[:8]}-{hyper}.json", evaluate_all)
-    curves = [curve_error(table, metrics, m, best, seed) for m in metrics_names]
-    summary = fit_summary(fits)
-    write_report(work, evaluation, summary, curves)
-
-    challenger = grouped_r2(table, best, seed)
-    challenger_curves = {c["metric"]: c["median_abs_log_ratio"] for c in curves}
-    champion_version = current_version(models_dir)
+def decide_stage(config: RetrainConfig, data: DataSet, evaluation: Evaluation) -> Decision:
+    """The champion's hyperparameters scored on the challenger's data, then should_promote."""
     champion, champion_curves = None, None
-    if champion_version and (models_dir / champion_version / "manifest.json").exists():
-        manifest = json.loads((models_dir / champion_version / "manifest.json").read_text())
-        champion_params = {t["name"]: t["params"] for t in manifest["targets"]}
-        if set(champion_params) == set(best):
-            champion = grouped_r2(table, champion_params, seed)
+    version = current_version(config.models)
+    if version and (config.models / version / "manifest.json").exists():
+        targets = read_manifest(config.models / version).targets
+        params = {t.name: t.params for t in targets}
+        if set(params) == {target_name(m, p) for m in config.metric_names for p in PARAMS}:
+            champion = grouped_r2(data.table, params, config.seed)
             champion_curves = {
-                m: curve_error(table, metrics, m, champion_params, seed)["median_abs_log_ratio"] for m in metrics_names
+                m: curve_error(data.table, data.metrics, m, params, config.seed)["median_abs_log_ratio"]
+                for m in config.metric_names
             }
-    promote_it, reason = should_promote(challenger, champion, challenger_curves, champion_curves, force)
-    console.print(
-        f"challenger grouped-CV mean R² {challenger:.4f}; champion "
-        f"{'none' if champion is None else f'{champion:.4f}'} → {'promote' if promote_it else 'keep champion'}"
-        f" ({reason})"
+    promote_it, reason = should_promote(
+        evaluation.cv_mean_r2, champion, evaluation.curve_errors, champion_curves, config.force
     )
+    return Decision(promote_it, reason, champion)
 
-    candidate = work / "candidate" / version
-    provenance_file = Path(metrics_path).parent / "PROVENANCE.json"
-    info = {
-        "cv_scores": {k: v["scores"] for k, v in evaluation.items()},
-        "cv_mean_r2": challenger,
-        "fit_summary": summary,
-        "curve_error": curves,
-        "data_hash": digest,
-        "data_provenance": str(provenance_file.relative_to(REPO))
-        if provenance_file.is_relative_to(REPO)
-        else str(provenance_file),
-        "default_steps": sorted(int(s) for s in metrics["step"].unique()),
-        "n_trials": n_trials,
-    }
-    write_version(candidate, table, best, list(metrics_names), info, seed)
-    (candidate / "report.md").write_text((work / "report.md").read_text())
-    if promote_it:
-        promote(candidate, models_dir)
-        console.print(f"[green]promoted[/] {version} → {models_dir / version}")
-    return RetrainResult(version, promote_it, challenger, champion, candidate)
+
+def retrain(config: RetrainConfig, console: Console | None = None) -> RetrainResult:
+    console = console or Console(stderr=True)
+    config.work.mkdir(parents=True, exist_ok=True)
+    metrics, fits = fit_stage(config, console)
+    data = dataset_stage(config, metrics, fits)
+    best = tune_stage(config, data, console)
+    evaluation = evaluate_stage(config, data, best, console)
+    candidate = export_stage(config, data, best, evaluation)
+    decision = decide_stage(config, data, evaluation)
+    champion = "none" if decision.champion_score is None else f"{decision.champion_score:.4f}"
+    console.print(
+        f"challenger grouped-CV mean R² {evaluation.cv_mean_r2:.4f}; champion {champion} → "
+        f"{'promote' if decision.promote else 'keep champion'} ({decision.reason})"
+    )
+    if decision.promote:
+        promote(candidate, config.models)
+        console.print(f"[green]promoted[/] {candidate.name} → {config.models / candidate.name}")
+    return RetrainResult(
+        candidate.name, decision.promote, evaluation.cv_mean_r2, decision.champion_score, candidate,
+        decision.reason, evaluation,
+    )  # fmt: skip

@@ -76,11 +76,18 @@ def tune(
     storage: str | None,
     seed: int = 0,
     study_prefix: str = "archcast",
+    worker: int = 0,
 ) -> Tuned:
-    """Minimise grouped-CV MSE; each fold is reported so the median pruner can stop bad trials early."""
+    """Minimise grouped-CV MSE; each fold is reported so the median pruner can stop bad trials early.
+
+    The study is named `<study_prefix>-<target>` and joined if it exists: a rerun resumes it and several
+    processes on one RDB storage share it, together stopping at `n_trials` finished trials; the best is
+    chosen from all of them. Each sharing process passes its own `worker` so their samplers differ.
+    """
     folds = grouped_folds(groups)
 
     def objective(trial: optuna.Trial) -> float:
+        trial.set_user_attr("worker", worker)
         params = search_space(trial)
         errors = []
         for k, (train, test) in enumerate(folds):
@@ -97,11 +104,15 @@ def tune(
     study = optuna.create_study(
         study_name=f"{study_prefix}-{target}",
         storage=storage,
-        load_if_exists=False,
+        load_if_exists=True,
         direction="minimize",
-        sampler=optuna.samplers.TPESampler(seed=seed),
+        sampler=optuna.samplers.TPESampler(seed=seed + 7919 * worker),
         pruner=optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1),
     )
-    study.optimize(objective, n_trials=n_trials, n_jobs=1)
+    finished = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+    remaining = n_trials - len(study.get_trials(deepcopy=False, states=finished))
+    if remaining > 0:
+        stop = optuna.study.MaxTrialsCallback(n_trials, states=finished)
+        study.optimize(objective, n_trials=remaining, n_jobs=1, callbacks=[stop])
     best = {**study.best_params, "min_split_gain": 0.0}
     return Tuned(target, best, float(study.best_value), len(study.trials))

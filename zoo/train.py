@@ -12,9 +12,9 @@ import numpy as np
 import torch
 
 import archmods
+from contracts import STEP_FILE
 from zoo.spec import Recipe, RunSpec
 
-STEP_FILE = "archcast_checkpoint.json"  # extraction reads the step from this file
 RUN_FILE = "run.json"  # written last: its presence marks a finished run
 
 

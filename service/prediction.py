@@ -1,0 +1,183 @@
+"""A prediction as arrays: what the predictor returns, and the one place that turns it into JSON, a table
+row set, and the sentences that summarise it (CLI, web page and HTTP responses read the same ones)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from features.curve import PARAMS, Curves
+
+
+@dataclass(frozen=True)
+class PredictionWarning:
+    """One warning: a code to act on, the input it concerns, its value and range, and a sentence."""
+
+    code: str
+    message: str
+    feature: str | None = None
+    value: Any = None
+    range: tuple[float, float] | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        # JSON has no infinity: an open bound (a ratio has no upper one) becomes null
+        bounds = None if self.range is None else [_num(b) for b in self.range]
+        value = _num(self.value) if isinstance(self.value, float) else self.value
+        return {"code": self.code, "feature": self.feature, "value": value, "range": bounds, "message": self.message}
+
+
+@dataclass(frozen=True)
+class MetricPrediction:
+    params: np.ndarray  # (L, 5) in PARAMS order, original units
+    curves: Curves  # evaluated at the prediction's steps, clipped to the metric's range
+    interval: tuple[np.ndarray, np.ndarray] | None = None  # (L, T) central 80 % band, where the model gives one
+
+
+@dataclass(frozen=True)
+class Prediction:
+    model_version: str
+    model_type: str
+    steps: np.ndarray  # (T,)
+    metrics: dict[str, MetricPrediction]
+    warnings: list[PredictionWarning] = field(default_factory=list)
+
+    @property
+    def n_layers(self) -> int:
+        return len(next(iter(self.metrics.values())).params)
+
+    def summary(self) -> list[dict[str, str]]:
+        """One sentence per metric: where and when it moves, what it settles to, peaks or dips."""
+        return [{"metric": m, "text": describe(m, p.curves, self.steps)} for m, p in self.metrics.items()]
+
+    def to_json(self) -> dict[str, Any]:
+        layers = [{"layer": i + 1, "metrics": {}} for i in range(self.n_layers)]
+        for metric, p in self.metrics.items():
+            c = p.curves
+            columns = {name: _nums(p.params[:, j]) for j, name in enumerate(PARAMS)}
+            derived = {
+                "steady_state": _nums(c.steady_state),
+                "extremum_kind": c.extremum_kind.tolist(),
+                "peak_step": _nums(c.peak_step),
+                "peak_observable": c.peak_observable.tolist(),
+                "peak_value": _nums(c.peak_value),
+                "final_value": _nums(c.final_value),
+            }
+            values = _nums(c.values)
+            band = None if p.interval is None else (_nums(p.interval[0]), _nums(p.interval[1]))
+            for i, layer in enumerate(layers):
+                entry = {
+                    "params": {name: column[i] for name, column in columns.items()},
+                    "derived": {name: column[i] for name, column in derived.items()},
+                    "curve": values[i],
+                }
+                if band is not None:
+                    entry["interval"] = {"low": band[0][i], "high": band[1][i]}
+                layer["metrics"][metric] = entry
+        return {
+            "model_version": self.model_version,
+            "model_type": self.model_type,
+            "n_layers": self.n_layers,
+            "steps": _nums(self.steps),
+            "warnings": [w.to_json() for w in self.warnings],
+            "summary": self.summary(),
+            "layers": layers,
+        }
+
+    def to_frame(self, name: str) -> pd.DataFrame:
+        """One row per (layer, metric): parameters, derived values, the curve as at_step_<s> columns, and the
+        warnings as a count and one readable cell."""
+        frames = []
+        for metric, p in self.metrics.items():
+            c = p.curves
+            frame = pd.DataFrame(p.params, columns=list(PARAMS))
+            frame.insert(0, "metric", metric)
+            frame.insert(0, "layer", np.arange(1, self.n_layers + 1))
+            frame.insert(0, "model_type", self.model_type)
+            frame.insert(0, "name", name)
+            frame["steady_state"] = c.steady_state
+            frame["extremum_kind"] = c.extremum_kind
+            frame["peak_step"] = c.peak_step
+            frame["peak_observable"] = c.peak_observable
+            frame["peak_value"] = c.peak_value
+            frame["final_value"] = c.final_value
+            curve_columns = pd.DataFrame(c.values, columns=[f"at_step_{int(s)}" for s in self.steps])
+            frames.append(pd.concat([frame, curve_columns], axis=1))
+        out = pd.concat(frames, ignore_index=True).sort_values(["layer"], kind="stable", ignore_index=True)
+        out["n_warnings"] = len(self.warnings)
+        out["warnings"] = warning_text(self.warnings)
+        return out
+
+
+def describe(metric: str, curves: Curves, steps: np.ndarray) -> str:
+    """A sentence an architect reads: which layers end highest and lowest, when the largest moves, where it
+    settles, and which layers peak or dip on the way."""
+    final, layers = curves.final_value, np.arange(1, len(curves.final_value) + 1)
+    if not np.isfinite(final).any():
+        return f"{metric}: no finite prediction"
+    top, bottom = int(np.nanargmax(final)), int(np.nanargmin(final))
+    text = f"{metric}: ends highest in layer {layers[top]} ({_fmt(final[top])})"
+    text += f", lowest in {layers[bottom]} ({_fmt(final[bottom])})"
+    when = _half_way_step(curves.values[top], steps)
+    if when is not None:
+        text += f"; layer {layers[top]} half-way by step {when:g}"
+    settle = curves.steady_state[np.isfinite(curves.steady_state)]
+    if len(settle):
+        low, high = _fmt(settle.min()), _fmt(settle.max())
+        text += f"; settles at {low}" if low == high else f"; settles at {low}–{high}"
+    for kind in ("peak", "dip"):
+        inside = curves.peak_observable & (curves.extremum_kind == kind) & (curves.peak_step <= steps.max(initial=0))
+        if inside.any():
+            text += f"; {kind} in layers {_ranges(layers[inside])}"
+    return text
+
+
+def warning_text(warnings: list[PredictionWarning]) -> str:
+    """The warnings as one readable cell (csv, parquet)."""
+    return " | ".join(w.message for w in warnings)
+
+
+def _half_way_step(values: np.ndarray, steps: np.ndarray) -> float | None:
+    """The first step (in step order) at which the curve has covered half of its change from the first step."""
+    if len(steps) < 2:
+        return None
+    order = np.argsort(steps, kind="stable")
+    v, t = values[order], steps[order]
+    change = v[-1] - v[0]
+    if not np.isfinite(change) or abs(change) < 1e-12:
+        return None
+    reached = np.nonzero((v - v[0]) / change >= 0.5)[0]
+    return float(t[reached[0]]) if len(reached) else None
+
+
+def _ranges(layers: np.ndarray) -> str:
+    """1, 2, 3, 5 → "1–3, 5"."""
+    out, start = [], None
+    for i, n in enumerate(layers):
+        if start is None:
+            start = n
+        if i + 1 == len(layers) or layers[i + 1] != n + 1:
+            out.append(f"{start}" if start == n else f"{start}–{n}")
+            start = None
+    return ", ".join(out)
+
+
+def _fmt(value: float) -> str:
+    return f"{value:.3g}" if abs(value) < 1e4 else f"{value:,.0f}"
+
+
+def _num(value) -> float | None:
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def _nums(values: np.ndarray) -> list:
+    """JSON-safe (nested) list of floats: NaN and ±inf become null."""
+    values = np.asarray(values, dtype=np.float64)
+    finite = np.isfinite(values)
+    if finite.all():
+        return values.tolist()
+    return np.where(finite, values, None).tolist()
