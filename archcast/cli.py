@@ -178,8 +178,14 @@ def fit_cmd(
 
 @app.command("retrain")
 def retrain_cmd(
-    metrics: Path = typer.Option(None, "--metrics", help="metrics.parquet (default: data/zoo/metrics.parquet)"),
-    configs: Path = typer.Option(None, "--configs", help="folder of <model_id>.json configs"),
+    metrics: Path = typer.Option(
+        None,
+        "--metrics",
+        help="metrics.parquet, or a zoo tier folder committed run by run (default: data/zoo/cpu2)",
+    ),
+    configs: Path = typer.Option(
+        None, "--configs", help="folder of <model_id>.json configs (default: configs/ beside it)"
+    ),
     models: Path = typer.Option(None, "--models", help="models folder (default: models/)"),
     work: Path = typer.Option(Path("runs/retrain"), "--work", help="work folder; a rerun resumes from it"),
     trials: int = typer.Option(40, "--trials", min=1, help="Optuna trials per target"),
@@ -199,7 +205,7 @@ def retrain_cmd(
     err.print(f"retraining on {metrics or DEFAULTS['metrics']}; work files in {work}; the new version is written to "
               f"{models}/ and {rule}")  # fmt: skip
     config = RetrainConfig(
-        metrics=metrics or DEFAULTS["metrics"], configs=configs or DEFAULTS["configs"], models=models, work=work,
+        metrics=metrics or DEFAULTS["metrics"], configs=configs, models=models, work=work,
         n_trials=trials, seed=seed, storage=storage, worker=worker, force=force,
     )  # fmt: skip
     result = retrain(config)

@@ -133,3 +133,90 @@ def from_target(transform: str, values):
     if transform not in TRANSFORM_FORMS:
         raise ValueError(f"unknown target transform {transform!r}; known: {', '.join(TRANSFORM_FORMS)}")
     return TRANSFORM_FORMS[transform].inverse(np.asarray(values, dtype=np.float64))
+
+
+# ---- Predicting a curve directly -------------------------------------------------------------------------
+# The served curves come from one regressor per metric that reads a layer's features plus the step and predicts
+# log(metric) there (learned over every measured checkpoint of every layer). Its values at the reference steps
+# are then projected onto the emergence curve: for each of a set of curve shapes (λ, γ, t0) A and K are solved
+# in closed form, and the shape with the least squared error is kept. The five parameters, the curve at any
+# step and its derived values (evaluate) all come from that projection, so they always agree.
+STEP_FEATURE = "log1p_step"  # the one input a curve regressor has beyond the feature schema
+LOG_FLOOR = 1e-4  # a linearity score of 0 is learned as log(1e-4)
+
+
+def curve_rows(rows: np.ndarray, steps) -> np.ndarray:
+    """(L, F) feature rows × T steps → (L·T, F+1) float32 inputs of a curve regressor, layer-major."""
+    t = np.log1p(np.asarray(steps, dtype=np.float64)).astype(np.float32)
+    L, T = len(rows), len(t)
+    out = np.empty((L * T, rows.shape[1] + 1), dtype=np.float32)
+    out[:, :-1] = np.repeat(np.asarray(rows, dtype=np.float32), T, axis=0)
+    out[:, -1] = np.tile(t, L)
+    return out
+
+
+def to_log_value(values) -> np.ndarray:
+    return np.log(np.maximum(np.asarray(values, dtype=np.float64), LOG_FLOOR))
+
+
+PROJECTION_POINTS = 17  # steps a curve regressor is read at before projection: its cost per request
+
+
+def projection_steps(steps, count: int = PROJECTION_POINTS) -> np.ndarray:
+    """The steps a predicted curve is read at: about `count` of the measured `steps` — every early one (the
+    first 5 % of training, where checkpoints are log-spaced and the curve moves fastest) and the later ones
+    evenly spaced to the last."""
+    steps = np.unique(np.asarray(steps, dtype=np.float64))
+    if len(steps) <= count:
+        return steps
+    early = steps[steps <= steps[-1] / 20]
+    late = steps[steps > steps[-1] / 20]
+    keep = np.unique(np.linspace(0, len(late) - 1, max(2, count - len(early))).round().astype(int))
+    return np.concatenate([early, late[keep]])
+
+
+class Projector:
+    """Projection onto the emergence curve over a fixed set of shapes and steps, the shapes' basis computed
+    once: a request then costs one (L, T) × (T, S) product."""
+
+    def __init__(self, steps, shapes):
+        self.steps = np.asarray(steps, dtype=np.float64)
+        self.shapes = np.asarray(shapes, dtype=np.float64)
+        lam, gamma, t0 = (self.shapes[:, i : i + 1] for i in range(3))  # (S, 1) each
+        with np.errstate(all="ignore"):
+            phi = curve(self.steps[None, :], 1.0, lam, gamma, t0, 0.0)  # (S, T): the shape with A = 1, K = 0
+        usable = np.isfinite(phi).all(1)
+        self.shapes, phi = self.shapes[usable], phi[usable]
+        self.phi_mean = phi.mean(1)  # (S,)
+        self.phi_c = phi - self.phi_mean[:, None]
+        var = (self.phi_c**2).sum(1)
+        self.inv_var = np.where(var > 0, 1.0 / np.where(var > 0, var, 1.0), 0.0)
+        self.var = var
+
+    def __call__(self, values: np.ndarray) -> np.ndarray:
+        """values (L, T) at self.steps → (L, 5) parameters of the closest emergence curves (least squares)."""
+        v = np.atleast_2d(np.asarray(values, dtype=np.float64))
+        mean = v.mean(1, keepdims=True)
+        v_c = v - mean
+        A = (v_c @ self.phi_c.T) * self.inv_var  # (L, S)
+        # SSE = |v_c|² − A²·var for the least-squares A: no (L, S, T) array is needed
+        sse = (v_c**2).sum(1, keepdims=True) - A**2 * self.var
+        best = np.argmin(np.where(np.isfinite(sse), sse, np.inf), axis=1)
+        rows = np.arange(len(v))
+        A = A[rows, best]
+        K = mean[:, 0] - A * self.phi_mean[best]
+        s = self.shapes[best]
+        return np.stack([A, s[:, 0], s[:, 1], s[:, 2], K], axis=1)
+
+
+def project(values: np.ndarray, steps, shapes: np.ndarray) -> np.ndarray:
+    """values (L, T) at steps (T,) → parameters (L, 5) of the emergence curve closest in least squares, over
+    the shapes (S, 3) of (λ, γ, t0) given, with A and K solved exactly for each."""
+    return Projector(steps, shapes)(values)
+
+
+def curve_params(log_values: np.ndarray, projector: Projector) -> np.ndarray:
+    """A curve regressor's output at curve_rows(rows, projector.steps), (L·T,) log values, → the (L, 5)
+    parameters of the emergence curves it stands for."""
+    values = np.exp(np.asarray(log_values, dtype=np.float64).reshape(-1, len(projector.steps)))
+    return projector(values)

@@ -99,6 +99,7 @@ _BIASED_LAYERNORM = dict(norm="layernorm", attn_bias=(), attn_bias_default=True,
 ADAPTERS: tuple[Adapter, ...] = (
     Adapter(
         ("gpt_neox",),
+        kv_heads=(),  # GPTNeoXConfig has no grouped heads: transformers' model is always multi-head
         activation_default="gelu",
         norm="layernorm",
         rotary_fraction=("rotary_pct", "partial_rotary_factor"),

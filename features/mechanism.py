@@ -63,3 +63,22 @@ def read_mechanism(rows: pd.DataFrame) -> Mechanism:
         peak_at_bos=bool(peak["top1_bos_share"] >= BOS_SHARE),
         n_layers=len(rows),
     )
+
+
+# What the predictor learns of the mechanism, per layer, at the end of training (the reference recipe's last
+# checkpoint), and the transform each target is learned in: the share of windows whose top-1 is at BOS, the
+# margin log(ratio / non-BOS ratio), and the step from which the layer shows the mechanism to the end.
+MECHANISM = "mechanism"  # the "metric" these targets go under in a model's manifest
+MECHANISM_TARGETS: dict[str, str] = {
+    "has_mechanism": "identity",  # 1 where the layer shows the mechanism at the end, else 0: predicted ≥ 0.5 is yes
+    "bos_share": "identity",
+    "bos_margin": "identity",
+    "onset_step": "log1p",
+}
+HAS_MECHANISM_CUT = 0.5  # a predicted has_mechanism at or above this is a yes
+
+
+def onset_layer(has_mechanism) -> int | None:
+    """The first layer (1-based) that shows the mechanism, or None."""
+    hits = [i + 1 for i, hit in enumerate(has_mechanism) if hit]
+    return hits[0] if hits else None

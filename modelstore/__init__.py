@@ -46,6 +46,7 @@ class TargetEntry:
     rows: int
     params: dict[str, Any]  # its LightGBM hyperparameters
     parity_max_rel_error: float
+    kind: str = "layer"  # "layer": reads a layer's features; "curve": the features and log1p(step)
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,9 @@ class Manifest:
     metrics: list[str]
     domain: dict[str, Any]  # {"feature_ranges", "model_types", "models", "layers"}
     default_steps: list[int] = field(default_factory=list)
+    recipe: dict[str, Any] = field(default_factory=dict)  # the training recipe the steps refer to
+    intervals: dict[str, dict[str, Any]] = field(default_factory=dict)  # metric → conformal band by step
+    shapes: dict[str, list[list[float]]] = field(default_factory=dict)  # metric → curve shapes (λ, γ, t0)
     reference_rows: dict[str, dict[str, Any]] = field(default_factory=dict)  # name → {"config", "rows"}
     info: dict[str, Any] = field(default_factory=dict)
 

@@ -65,6 +65,38 @@ PREDICTION = {
         "model_type": {"type": "string"},
         "n_layers": {"type": "integer", "minimum": 1},
         "steps": {"type": "array", "items": {"type": "number"}},
+        "tokens": {
+            "type": ["array", "null"],
+            "items": NUMBER_OR_NULL,
+            "description": "tokens seen by each step under the reference recipe (steps × tokens per step)",
+        },
+        "recipe": {
+            "type": "object",
+            "description": "the training recipe the steps refer to (schedule, batch, sequence length, tokens per "
+            "step): a predicted curve is only meaningful for it",
+        },
+        "mechanism": {
+            "type": ["object", "null"],
+            "description": "where the BOS massive-activation mechanism forms at the end of the recipe",
+            "properties": {
+                "onset_layer": {"type": ["integer", "null"]},
+                "definition": {"type": "string"},
+                "layers": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "required": ["layer", "bos_share", "bos_margin", "has_mechanism", "onset_step"],
+                        "properties": {
+                            "layer": {"type": "integer", "minimum": 1},
+                            "bos_share": NUMBER_OR_NULL,
+                            "bos_margin": NUMBER_OR_NULL,
+                            "has_mechanism": {"type": "boolean"},
+                            "onset_step": NUMBER_OR_NULL,
+                        },
+                    },
+                },
+            },
+        },
         "warnings": {"type": "array", "items": {"$ref": "#/components/schemas/Warning"}},
         "summary": {
             "type": "array",

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from features.curve import PARAMS, Curves
+from features.mechanism import ABOVE_REST, BOS_SHARE, HAS_MECHANISM_CUT, onset_layer
 
 
 @dataclass(frozen=True)
@@ -38,12 +39,66 @@ class MetricPrediction:
 
 
 @dataclass(frozen=True)
+class MechanismPrediction:
+    """Where the BOS massive-activation mechanism forms at the end of the reference recipe, per layer."""
+
+    bos_share: np.ndarray  # (L,) share of probe windows whose top-1 |h| is on the first token, in [0, 1]
+    bos_margin: np.ndarray  # (L,) log(top-1 ratio / largest ratio away from the first token)
+    has_mechanism: np.ndarray  # (L,) bool: whether the layer shows the mechanism (its own regressor)
+    onset_step: np.ndarray  # (L,) the step from which the layer shows it (NaN where it does not)
+    onset_layer: int | None  # the first layer that shows it
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "onset_layer": self.onset_layer,
+            "definition": f"top-1 on the first token in ≥ {BOS_SHARE:.0%} of windows and ≥ {ABOVE_REST:g}× the "
+            "largest value elsewhere, at the last step of the reference recipe",
+            "layers": [
+                {"layer": i + 1, "bos_share": share, "bos_margin": margin, "has_mechanism": has, "onset_step": step}
+                for i, (share, margin, has, step) in enumerate(
+                    zip(
+                        _nums(self.bos_share),
+                        _nums(self.bos_margin),
+                        self.has_mechanism.tolist(),
+                        _nums(self.onset_step),
+                        strict=True,
+                    )
+                )  # fmt: skip
+            ],
+        }
+
+    def describe(self) -> str:
+        if self.onset_layer is None:
+            return "mechanism: no layer is predicted to carry the BOS massive activation"
+        layers = np.arange(1, len(self.has_mechanism) + 1)[self.has_mechanism]
+        step = self.onset_step[self.onset_layer - 1]
+        when = f", from about step {step:,.0f}" if np.isfinite(step) else ""
+        return f"mechanism: BOS massive activation from layer {self.onset_layer}{when}; in layers {_ranges(layers)}"
+
+
+def mechanism_prediction(targets: dict[str, np.ndarray]) -> MechanismPrediction | None:
+    """From the mechanism regressors' outputs; None where the model has none (a zoo without the BOS columns).
+    A target the model could not learn (too few models measured it, e.g. no onset anywhere) reads as NaN."""
+    if "has_mechanism" not in targets:
+        return None
+    nan = np.full(len(targets["has_mechanism"]), np.nan)
+    share = np.clip(targets.get("bos_share", nan), 0.0, 1.0)
+    margin = np.maximum(targets.get("bos_margin", nan), 0.0)  # the BOS value is the top-1 or below: never negative
+    has = targets["has_mechanism"] >= HAS_MECHANISM_CUT
+    onset = np.where(has, np.maximum(targets.get("onset_step", nan), 0.0), np.nan)
+    return MechanismPrediction(share, margin, has, onset, onset_layer(has))
+
+
+@dataclass(frozen=True)
 class Prediction:
     model_version: str
     model_type: str
     steps: np.ndarray  # (T,)
     metrics: dict[str, MetricPrediction]
     warnings: list[PredictionWarning] = field(default_factory=list)
+    mechanism: MechanismPrediction | None = None
+    recipe: dict[str, Any] = field(default_factory=dict)  # the training recipe the steps refer to
+    tokens: np.ndarray | None = None  # (T,) tokens seen by each step under that recipe
 
     @property
     def n_layers(self) -> int:
@@ -51,7 +106,10 @@ class Prediction:
 
     def summary(self) -> list[dict[str, str]]:
         """One sentence per metric: where and when it moves, what it settles to, peaks or dips."""
-        return [{"metric": m, "text": describe(m, p.curves, self.steps)} for m, p in self.metrics.items()]
+        lines = [{"metric": m, "text": describe(m, p.curves, self.steps)} for m, p in self.metrics.items()]
+        if self.mechanism is not None:
+            lines.append({"metric": "mechanism", "text": self.mechanism.describe()})
+        return lines
 
     def to_json(self) -> dict[str, Any]:
         layers = [{"layer": i + 1, "metrics": {}} for i in range(self.n_layers)]
@@ -82,8 +140,11 @@ class Prediction:
             "model_type": self.model_type,
             "n_layers": self.n_layers,
             "steps": _nums(self.steps),
+            "tokens": None if self.tokens is None else _nums(self.tokens),
+            "recipe": self.recipe,
             "warnings": [w.to_json() for w in self.warnings],
             "summary": self.summary(),
+            "mechanism": None if self.mechanism is None else self.mechanism.to_json(),
             "layers": layers,
         }
 
@@ -104,6 +165,10 @@ class Prediction:
             frame["peak_observable"] = c.peak_observable
             frame["peak_value"] = c.peak_value
             frame["final_value"] = c.final_value
+            if self.mechanism is not None:
+                frame["bos_share"] = self.mechanism.bos_share
+                frame["has_mechanism"] = self.mechanism.has_mechanism
+                frame["onset_step"] = self.mechanism.onset_step
             curve_columns = pd.DataFrame(c.values, columns=[f"at_step_{int(s)}" for s in self.steps])
             frames.append(pd.concat([frame, curve_columns], axis=1))
         out = pd.concat(frames, ignore_index=True).sort_values(["layer"], kind="stable", ignore_index=True)

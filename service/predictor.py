@@ -20,9 +20,18 @@ import onnxruntime
 
 from contracts import CURRENT_POINTER
 from features import FEATURES, ArchcastError, read_spec, spec_matrix
-from features.curve import METRIC_RANGE, PARAMS, evaluate, from_target
+from features.curve import (
+    METRIC_RANGE,
+    Projector,
+    curve_params,
+    curve_rows,
+    evaluate,
+    from_target,
+    projection_steps,
+)
+from features.mechanism import MECHANISM
 from modelstore import ModelError, read_manifest, resolve, verify
-from service.prediction import MetricPrediction, Prediction, PredictionWarning
+from service.prediction import MetricPrediction, Prediction, PredictionWarning, mechanism_prediction
 
 __all__ = ["ModelError", "Predictor", "RequestError", "default_models_dir"]
 
@@ -49,6 +58,7 @@ def default_models_dir() -> Path:
 
 
 MAX_STEPS = 10_000  # points per requested curve
+MAX_WIDENING = 4.0  # bands grow at most 5× (in log space) with distance from the training domain
 MAX_STEP_VALUE = 1e12
 
 
@@ -96,18 +106,38 @@ class Predictor:
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = threads or cpu_threads()
         options.inter_op_num_threads = 1
-        self.targets = [Target(t.metric, t.param, t.transform) for t in manifest.targets]
-        graphs = [onnx.load_from_string(blobs[t.name]) for t in manifest.targets]
-        # One session over all targets: a request then costs one onnxruntime call, not one per target.
-        self.session = onnxruntime.InferenceSession(
-            combined_model(graphs).SerializeToString(), options, providers=["CPUExecutionProvider"]
-        )
         self.metrics: list[str] = list(manifest.metrics)
+        curves = {t.metric: t for t in manifest.targets if t.kind == "curve"}
+        if set(curves) != set(self.metrics) or set(manifest.shapes) < set(self.metrics):
+            raise ModelError(
+                f"{self.folder.name} has no curve regressor and shapes for every metric (an export of an older "
+                "archcast, which regressed the five parameters one by one): retrain it (`archcast retrain`)"
+            )
+        self.curve_targets = [curves[m] for m in self.metrics]
+        # each curve regressor is read at a few of the reference steps and projected (features.curve)
+        self.projection_steps = projection_steps(manifest.default_steps)
+        self.projectors = {m: Projector(self.projection_steps, manifest.shapes[m]) for m in self.metrics}
+        self.layer_targets = [Target(t.metric, t.param, t.transform) for t in manifest.targets if t.kind == "layer"]
+
+        # One session per input kind over all its targets: a request costs two onnxruntime calls, not one per
+        # target. Curve regressors read (features, log1p step) rows; the rest read a layer's features.
+        def session(names: list[str]):
+            if not names:
+                return None
+            graphs = [onnx.load_from_string(blobs[name]) for name in names]
+            return onnxruntime.InferenceSession(
+                combined_model(graphs).SerializeToString(), options, providers=["CPUExecutionProvider"]
+            )
+
+        self.curve_session = session([t.name for t in self.curve_targets])
+        self.layer_session = session([t.name for t in manifest.targets if t.kind == "layer"])
         self.default_steps: list[int] = list(manifest.default_steps)
         ranges = manifest.domain["feature_ranges"]
         self._low = np.array([ranges[f][0] for f in FEATURES], dtype=np.float64)
         self._high = np.array([ranges[f][1] for f in FEATURES], dtype=np.float64)
         self._families = set(manifest.domain["model_types"])
+        self.manifest_intervals = manifest.intervals
+        self.recipe = manifest.recipe
 
     @property
     def version(self) -> str:
@@ -172,12 +202,23 @@ class Predictor:
             feature="steps", value=float(t.max()), range=(0.0, float(trained)),
         )]  # fmt: skip
 
-    def parameters(self, rows: np.ndarray, metrics: list[str]) -> dict[str, dict[str, np.ndarray]]:
-        """metric → param → values per layer (L,), in original units."""
-        out: dict[str, dict[str, np.ndarray]] = {m: {} for m in metrics}
-        for target, raw in zip(self.targets, self.session.run(None, {"features": rows}), strict=True):
-            if target.metric in out:
-                out[target.metric][target.param] = from_target(target.transform, raw.reshape(-1))
+    def parameters(self, rows: np.ndarray, metrics: list[str]) -> dict[str, np.ndarray]:
+        """metric → (L, 5) emergence-curve parameters: each curve regressor's log values at the projection
+        steps, projected onto the emergence curve (features.curve.curve_params)."""
+        outputs = self.curve_session.run(None, {"features": curve_rows(rows, self.projection_steps)})
+        return {
+            t.metric: curve_params(out, self.projectors[t.metric])
+            for t, out in zip(self.curve_targets, outputs, strict=True)
+            if t.metric in metrics
+        }
+
+    def layer_values(self, rows: np.ndarray) -> dict[str, dict[str, np.ndarray]]:
+        """metric → name → (L,) for the per-layer targets (the mechanism's), in original units."""
+        out: dict[str, dict[str, np.ndarray]] = {}
+        if self.layer_session is None:
+            return out
+        for target, raw in zip(self.layer_targets, self.layer_session.run(None, {"features": rows}), strict=True):
+            out.setdefault(target.metric, {})[target.param] = from_target(target.transform, raw.reshape(-1))
         return out
 
     def predict(self, config: Any, steps=None, metrics=None) -> Prediction:
@@ -190,10 +231,11 @@ class Predictor:
         spec = read_spec(config)
         rows = spec_matrix(spec)  # (L, F) float32
         params = self.parameters(rows, metrics)
+        widen = self.widening(rows.astype(np.float64))
         out: dict[str, MetricPrediction] = {}
         clipped: list[PredictionWarning] = []
-        for metric, p in params.items():
-            stacked = np.stack([p[name] for name in PARAMS], axis=1)
+        for metric in metrics:
+            stacked = params[metric]
             curves = evaluate(stacked, t, metric)
             if curves.clipped.any():
                 low, high = METRIC_RANGE[metric]
@@ -204,6 +246,43 @@ class Predictor:
                     f"(layers {layers_out}); unreliable there",
                     feature=metric, value=layers_out, range=(low, high),
                 ))  # fmt: skip
-            out[metric] = MetricPrediction(stacked, curves)
+            out[metric] = MetricPrediction(stacked, curves, self.band(metric, t, curves.values, widen))
         warnings = self.domain_warnings(rows.astype(np.float64), spec.model_type) + self.step_warnings(t) + clipped
-        return Prediction(self.version, spec.model_type, t, out, warnings)
+        if self.manifest_intervals and widen.max() > 1:
+            warnings.append(PredictionWarning(
+                "interval_widened",
+                f"outside the training domain the 80 % bands are widened up to {widen.max():.1f}× in log space, "
+                "by distance from the training range (a rule, not calibrated there)",
+                feature="interval", value=float(widen.max()), range=(1.0, 1.0 + MAX_WIDENING),
+            ))  # fmt: skip
+        layer = self.layer_values(rows)
+        mechanism = mechanism_prediction(layer.get(MECHANISM, {}))
+        tokens = self.recipe.get("tokens_per_step")
+        return Prediction(self.version, spec.model_type, t, out, warnings, mechanism, self.recipe,
+                          t * tokens if tokens else None)  # fmt: skip
+
+    def widening(self, rows: np.ndarray) -> np.ndarray:
+        """(L,): 1 inside the training range of every feature; 1 + the largest distance outside it (in units of
+        that feature's training span), capped at 1 + MAX_WIDENING."""
+        span = np.maximum(self._high - self._low, 1e-9)
+        outside = np.maximum(0.0, np.maximum(rows - self._high, self._low - rows)) / span
+        return 1.0 + np.minimum(MAX_WIDENING, outside.max(axis=1))
+
+    def band(self, metric: str, t: np.ndarray, values: np.ndarray, widen: np.ndarray):
+        """The central 80 % band around the curves: the held-out residual quantiles of this step (interpolated
+        over log steps), widened by distance from the training domain, clipped to the metric's range."""
+        interval = self.manifest_intervals.get(metric)
+        if not interval:
+            return None
+        x = np.log1p(np.asarray(interval["steps"], dtype=np.float64))
+        low = np.asarray(interval["log_low"], dtype=np.float64)
+        high = np.asarray(interval["log_high"], dtype=np.float64)
+        known = np.isfinite(low) & np.isfinite(high)
+        at = np.log1p(t)
+        q_low, q_high = np.interp(at, x[known], low[known]), np.interp(at, x[known], high[known])  # (T,)
+        lo, hi = METRIC_RANGE.get(metric, (-np.inf, np.inf))
+        with np.errstate(over="ignore"):
+            return (
+                np.clip(values * np.exp(q_low[None, :] * widen[:, None]), lo, hi),
+                np.clip(values * np.exp(q_high[None, :] * widen[:, None]), lo, hi),
+            )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # no test touches the network; set before transformers loads
@@ -90,15 +91,18 @@ def smoke_zoo(tmp_path_factory):
     configs.mkdir()
     for run in runs.iterdir():
         shutil.copy(run / "step0" / "config.json", configs / f"{run.name}.json")
+    # the recipe the runs shared, as training.datacard records it beside a tier's metrics: the time axis
+    spec = json.loads(next(runs.glob("*/run.json")).read_text())["spec"]
+    (out / "PROVENANCE.json").write_text(json.dumps({"recipe": spec["recipe"]}))
     return out / "metrics.parquet", configs, runs
 
 
 @pytest.fixture(scope="session")
 def smoke_models(smoke_zoo, tmp_path_factory):
     """A predictor retrained on the smoke zoo with a tiny Optuna budget: (models folder, RetrainResult)."""
-    from training.pipeline import retrain
+    from training.pipeline import RetrainConfig, retrain
 
     metrics, configs, _ = smoke_zoo
     base = tmp_path_factory.mktemp("retrain")
-    result = retrain(metrics, configs, base / "models", base / "work", n_trials=3, seed=0)
+    result = retrain(RetrainConfig(metrics, configs, base / "models", base / "work", n_trials=3, seed=0))
     return base / "models", result

@@ -5,15 +5,16 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
-import time
+from pathlib import Path
 
 import pandas as pd
 import pytest
 
+import extraction.run
 from extraction.__main__ import main
+from extraction.measure import measure_unit
 from extraction.store import COLUMNS
 from extraction.units import PYTHIA_STEPS, hub_units, shard
 
@@ -80,23 +81,69 @@ def test_shard_spec_is_validated():
         shard([], "3/3")
 
 
-def test_interrupted_run_resumes_with_every_unit_once(make_series, tmp_path):
+def test_interrupted_run_resumes_with_every_unit_once(make_series, tmp_path, monkeypatch):
+    """Interrupted inside the third of six units (no timing: the interruption comes from the third unit's first
+    batch), then run again: the two finished units are kept as they are, only the other four are measured."""
     run = make_series("llama", steps=tuple(range(6)))
     out = tmp_path / "out"
-    cmd = [sys.executable, "-m", "extraction", "--dirs", str(run), "--out", str(out), *FAST]
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 120
-    while time.time() < deadline and len(list((out / "units").glob("*.parquet"))) < 2:
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    finished = len(list((out / "units").glob("*.parquet")))
-    assert 2 <= finished < 6, "the kill should land mid-series"
-    subprocess.run(cmd, cwd=REPO, env=env, check=True, capture_output=True)
+    args = ["--dirs", str(run), "--out", str(out), *FAST]
+    measured: list[str] = []
+
+    def interrupted_in_unit(k: int):
+        def measure(unit, probe, settings, on_batch=None, on_start=None):
+            measured.append(unit.revision)
+
+            def batch():
+                if len(measured) == k:
+                    raise KeyboardInterrupt  # what Ctrl-C does in the middle of a unit
+                if on_batch:
+                    on_batch()
+
+            return measure_unit(unit, probe, settings, on_batch=batch, on_start=on_start)
+
+        return measure
+
+    monkeypatch.setattr(extraction.run, "measure_unit", interrupted_in_unit(3))
+    with pytest.raises(KeyboardInterrupt):
+        main(args)
+    assert measured == ["step0", "step1", "step2"]
+    units = sorted((out / "units").iterdir())
+    assert [p.name for p in units] == ["run__step0.parquet", "run__step1.parquet"]  # no half-written third
+    assert not (out / "metrics.parquet").exists()
+    before = {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in units}
+
+    measured.clear()
+    monkeypatch.setattr(extraction.run, "measure_unit", interrupted_in_unit(0))  # never interrupts
+    assert main(args) == 0
+    assert measured == ["step2", "step3", "step4", "step5"]  # the finished units are not measured again
+    assert {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in units} == before
     frame = pd.read_parquet(out / "metrics.parquet")
     assert sorted(frame["revision"].unique()) == [f"step{i}" for i in range(6)]
     assert not frame.duplicated(["model_id", "revision", "layer"]).any() and len(frame) == 6 * 3
+
+
+def test_a_unit_interrupted_while_being_written_is_measured_again(make_series, tmp_path, monkeypatch):
+    """Killed halfway through writing the second unit's file: no half file is left to pass for a finished unit."""
+    run = make_series("llama", steps=(0, 1, 2))
+    out = tmp_path / "out"
+    args = ["--dirs", str(run), "--out", str(out), *FAST]
+    real_to_parquet, writes = pd.DataFrame.to_parquet, []
+
+    def half_then_interrupt(frame, path, *a, **kw):
+        writes.append(path)
+        if len(writes) == 2:
+            Path(path).write_bytes(b"PAR1 half a file")
+            raise KeyboardInterrupt
+        return real_to_parquet(frame, path, *a, **kw)
+
+    monkeypatch.setattr(pd.DataFrame, "to_parquet", half_then_interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        main(args)
+    monkeypatch.setattr(pd.DataFrame, "to_parquet", real_to_parquet)
+    assert sorted(p.name for p in (out / "units").iterdir()) == ["run__step0.parquet"]
+    assert main(args) == 0
+    frame = pd.read_parquet(out / "metrics.parquet")
+    assert sorted(frame["revision"].unique()) == ["step0", "step1", "step2"] and len(frame) == 3 * 3
 
 
 def test_hub_revisions_load_offline_from_a_hub_cache(tmp_path, tokenizer):

@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from contracts import CONFIG_KEY
 from features import SUPPORTED_MODEL_TYPES, FeatureError, featurize
 from features.families import REGISTRY
 
@@ -41,7 +42,7 @@ def valid_configs(draw):
         config[adapter.experts[0]] = experts
         config[adapter.experts_active[0]] = draw(st.integers(1, experts))
     if draw(st.booleans()):
-        config["archcast"] = {
+        config[CONFIG_KEY] = {
             "norm": draw(st.sampled_from(["layernorm", "rmsnorm", "dyt"])),
             "kv_bias": draw(st.booleans()),
             "tvr": draw(st.booleans()),

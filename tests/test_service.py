@@ -18,6 +18,7 @@ import time
 import urllib.request
 
 import hypothesis
+import numpy as np
 import pandas as pd
 import pytest
 import schemathesis
@@ -72,6 +73,7 @@ def client(asgi_app):
         yield c
 
 
+@pytest.mark.slow
 def test_predict_returns_parameters_derived_values_and_curves(client):
     response = client.post("/predict", json={"config": GPT2, "steps": [0, 10, 100], "metrics": ["ma_ratio"]})
     assert response.status_code == 200
@@ -87,6 +89,7 @@ def test_predict_returns_parameters_derived_values_and_curves(client):
     assert layer["derived"]["extremum_kind"] == ("peak" if layer["params"]["A"] > 0 else "dip")
 
 
+@pytest.mark.slow
 def test_default_steps_and_metrics_come_from_the_model(client, models_env):
     manifest = json.loads((models_env / (models_env / "CURRENT").read_text().strip() / "manifest.json").read_text())
     body = client.post("/predict", json={"config": GPT2}).json()
@@ -94,6 +97,7 @@ def test_default_steps_and_metrics_come_from_the_model(client, models_env):
     assert set(body["layers"][0]["metrics"]) == set(manifest["metrics"])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "payload, field",
     [
@@ -119,11 +123,13 @@ def test_bad_input_gets_a_400_naming_the_field(client, payload, field, caplog):
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
 
 
+@pytest.mark.slow
 def test_oversized_body_is_refused(client):
     response = client.post("/predict", content=b" " * 2_000_000, headers={"content-type": "application/json"})
     assert response.status_code == 413 and response.json()["status"] == 413
 
 
+@pytest.mark.slow
 def test_oversized_chunked_body_is_refused_by_the_bytes_received(client):
     def chunks():  # no Content-Length: the body arrives in chunks
         for _ in range(40):
@@ -137,6 +143,7 @@ def test_oversized_chunked_body_is_refused_by_the_bytes_received(client):
     assert small.status_code == 200 and small.json()["n_layers"] == 12
 
 
+@pytest.mark.slow
 def test_steps_beyond_the_training_data_are_announced(client, models_env):
     manifest = json.loads((models_env / (models_env / "CURRENT").read_text().strip() / "manifest.json").read_text())
     last = max(manifest["default_steps"])
@@ -147,6 +154,7 @@ def test_steps_beyond_the_training_data_are_announced(client, models_env):
     assert w["value"] == 100 * last and w["range"] == [0, last] and "1 of the requested steps" in w["message"]
 
 
+@pytest.mark.slow
 def test_batch_and_metadata_and_health(client):
     response = client.post("/predict_batch", json={"configs": [GPT2, GPT2], "steps": [1, 2]})
     assert response.status_code == 200 and len(response.json()) == 2
@@ -157,6 +165,7 @@ def test_batch_and_metadata_and_health(client):
     assert client.get("/readyz").status_code == 200 and client.get("/livez").status_code == 200
 
 
+@pytest.mark.slow
 def test_cli_and_http_give_identical_numbers(client, models_env, tmp_path):
     steps = [0, 5, 50]
     http = client.post("/predict", json={"config": GPT2, "steps": steps}).json()
@@ -184,6 +193,7 @@ def test_cli_and_http_give_identical_numbers(client, models_env, tmp_path):
     assert (tmp_path / "plots" / "gpt2.png").stat().st_size > 10_000
 
 
+@pytest.mark.slow
 def test_cli_reads_folders_and_jsonl_and_reports_bad_configs(models_env, tmp_path):
     lines = [json.dumps({**GPT2, "name": "a"}), json.dumps({**GPT2, "n_layer": 2, "name": "b"})]
     (tmp_path / "many.jsonl").write_text("\n".join(lines))
@@ -201,12 +211,14 @@ def test_cli_reads_folders_and_jsonl_and_reports_bad_configs(models_env, tmp_pat
     assert result.exit_code != 0
 
 
+@pytest.mark.slow
 def test_hub_ids_fail_clearly_when_offline(models_env, tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(ValueError, match="neither a local file"):
         list(__import__("service.batch", fromlist=["iter_configs"]).iter_configs(["acme/not-here"]))
 
 
+@pytest.mark.slow
 def test_tampered_or_foreign_models_are_refused(models_env, tmp_path):
     copy = tmp_path / "models"
     shutil.copytree(models_env, copy)
@@ -230,10 +242,14 @@ def test_tampered_or_foreign_models_are_refused(models_env, tmp_path):
 def test_committed_default_model_serves_the_example_configs():
     predictor = Predictor(REPO / "models")
     for path in sorted((REPO / "examples" / "configs").glob("*.json")):
-        result = predictor.predict(json.loads(path.read_text()))
-        assert result["n_layers"] == len(result["layers"]) > 0
+        prediction = predictor.predict(json.loads(path.read_text()))
+        body = prediction.to_json()
+        assert prediction.n_layers == body["n_layers"] == len(body["layers"]) > 0
+        assert np.isfinite(prediction.metrics["ma_ratio"].curves.values).all()
+        assert [s["metric"] for s in body["summary"]] == list(prediction.metrics)
 
 
+@pytest.mark.slow
 def test_real_bentoml_server_answers_on_loopback(models_env):
     port = free_port()
     env = {**os.environ, "ARCHCAST_MODELS": str(models_env), "BENTOML_HOME": str(models_env.parent / "bentoml")}
@@ -254,6 +270,7 @@ def test_real_bentoml_server_answers_on_loopback(models_env):
         server.wait(timeout=30)
 
 
+@pytest.mark.slow
 def test_fuzzed_requests_get_no_server_error_and_match_the_documented_schema(client, asgi_app):
     # Schemathesis' pytest integration (from_fixture) breaks on pytest 9, so each operation's
     # strategy is driven by Hypothesis directly, with valid and invalid inputs alike; every response must
@@ -276,6 +293,7 @@ def test_fuzzed_requests_get_no_server_error_and_match_the_documented_schema(cli
             fuzz()
 
 
+@pytest.mark.slow
 def test_openapi_document_and_docs_page_are_archcasts_own(client):
     spec = client.get("/docs.json").json()
     assert spec["info"]["title"] == "archcast" and "model" in spec["info"]["version"]
@@ -304,7 +322,7 @@ def test_curves_stay_within_what_each_metric_can_be():
     from features.curve import METRIC_RANGE
 
     config = json.loads((REPO / "examples" / "configs" / "pythia-160m.json").read_text())
-    result = Predictor().predict(config)
+    result = Predictor(REPO / "models").predict(config).to_json()  # the committed model, whatever the env says
     for layer in result["layers"]:
         for metric, out in layer["metrics"].items():
             low, high = METRIC_RANGE[metric]
@@ -314,22 +332,25 @@ def test_curves_stay_within_what_each_metric_can_be():
 
 
 def test_one_combined_onnx_session_equals_one_session_per_model_file():
-    # The predictor runs all targets as one graph; each output must equal its own file's session.
+    # The predictor runs its targets as one graph per input kind; each output must equal its own file's session.
     import numpy as np
     import onnxruntime
 
     from features import feature_matrix
+    from features.curve import curve_rows
 
-    predictor = Predictor(threads=1)
+    predictor = Predictor(REPO / "models", threads=1)
     rows = np.concatenate([feature_matrix(json.loads(p.read_text())) for p in sorted(CONFIGS.glob("*.json"))])
-    combined = predictor.session.run(None, {"features": rows})
-    assert len(combined) == len(predictor.manifest["targets"]) > 1
+    inputs = {"layer": rows, "curve": curve_rows(rows, predictor.projection_steps)}
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = 1  # as the predictor's (summation order, hence rounding, depends on threads)
-    for entry, output in zip(predictor.manifest["targets"], combined, strict=True):
-        path = str(predictor.folder / entry["file"])
-        own = onnxruntime.InferenceSession(path, options, providers=["CPUExecutionProvider"])
-        np.testing.assert_array_equal(output, own.run(None, {"features": rows})[0])
+    for kind, session in (("curve", predictor.curve_session), ("layer", predictor.layer_session)):
+        entries = [t for t in predictor.manifest["targets"] if t["kind"] == kind]
+        combined = session.run(None, {"features": inputs[kind]})
+        assert len(combined) == len(entries) >= 3
+        for entry, output in zip(entries, combined, strict=True):
+            own = onnxruntime.InferenceSession(str(predictor.folder / entry["file"]), options)
+            np.testing.assert_array_equal(output, own.run(None, {"features": inputs[kind]})[0])
 
 
 def _listening(port: int) -> bool:
@@ -337,6 +358,7 @@ def _listening(port: int) -> bool:
         return s.connect_ex(("127.0.0.1", port)) == 0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_archcast_serve_stops_its_whole_server_on_a_signal_to_itself(models_env, signum):
     # What `kill PID`, a supervisor or `docker stop` does: the signal reaches the archcast process only.

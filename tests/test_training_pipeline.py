@@ -9,58 +9,69 @@ import pandas as pd
 import pytest
 
 from features import FEATURES, SCHEMA_HASH
+from modelstore import current_version
 from training.dataset import build, load_configs
-from training.export import PARITY_TOLERANCE, current_version, onnx_predict
-from training.pipeline import retrain
+from training.export import PARITY_TOLERANCE, onnx_predict
+from training.pipeline import RetrainConfig, retrain
 from training.tune import grouped_folds
 
 
+@pytest.mark.slow
 def test_retrain_writes_a_complete_promoted_version(smoke_models):
     models, result = smoke_models
     assert result.promoted and current_version(models) == result.version
     folder = models / result.version
     manifest = json.loads((folder / "manifest.json").read_text())
     assert manifest["schema"]["hash"] == SCHEMA_HASH and manifest["schema"]["features"] == list(FEATURES)
-    assert len(manifest["targets"]) == 15  # 3 metrics × 5 parameters
+    curves = [t for t in manifest["targets"] if t["kind"] == "curve"]
+    assert [t["metric"] for t in curves] == ["ma_ratio", "linearity", "linearity_nores"]  # one regressor each
     for target in manifest["targets"]:
         assert (folder / target["file"]).exists()
         assert target["parity_max_rel_error"] <= PARITY_TOLERANCE
-    assert {"lightgbm_optuna", "mean", "ridge", "paper_rf_grouped", "paper_rf_random_split"} <= set(
-        manifest["cv_scores"]["ma_ratio__K"]
-    )
+    assert {"lightgbm_optuna", "median_by_step"} <= set(manifest["cv_scores"]["ma_ratio__curve"])
+    assert all(len(manifest["shapes"][m]) >= 60 for m in manifest["metrics"])  # fitted shapes and the grid
+    for metric, band in manifest["intervals"].items():
+        assert band["steps"] == manifest["default_steps"] and 0 < band["heldout_coverage"] <= 1, metric
+    assert manifest["recipe"]["tokens_per_step"] == 2 * 32  # the smoke recipe: 2 sequences of 32 tokens
+    assert manifest["reference_rows"]
     assert (folder / "MODEL_CARD.md").read_text().startswith("# archcast predictor")
     report = (result.folder.parent.parent / "report.md").read_text()
     assert "published Pythia mean: 0.984" in report and "median |log(pred/measured)|" in report
 
 
+@pytest.mark.slow
 def test_onnx_matches_lightgbm_on_training_rows(smoke_zoo, smoke_models):
     from training.tune import lgbm
 
     models, result = smoke_models
     metrics, configs, _ = smoke_zoo
+    from training.dataset import curve_data, load_measured
+
     table = pd.read_parquet(result.folder.parent.parent / "dataset.parquet")
     manifest = json.loads((models / result.version / "manifest.json").read_text())
-    target = manifest["targets"][0]
-    rows = table[target["name"]].notna()
-    X = table.loc[rows, list(FEATURES)].to_numpy(np.float32)
-    expected = lgbm(target["params"]).fit(X, table.loc[rows, target["name"]]).predict(X)
-    got = onnx_predict(models / result.version / target["file"], X)
+    target = manifest["targets"][0]  # the ma_ratio curve regressor: features and the step in
+    data = curve_data(table, load_measured(metrics).metrics, "ma_ratio")
+    assert target["name"] == "ma_ratio__curve" and data.X.shape[1] == len(FEATURES) + 1
+    expected = lgbm(target["params"]).fit(data.X, data.y).predict(data.X)
+    got = onnx_predict(models / result.version / target["file"], data.X)
     assert np.max(np.abs(got - expected) / np.maximum(1, np.abs(expected))) <= PARITY_TOLERANCE
 
 
+@pytest.mark.slow
 def test_grouped_folds_never_split_a_model(smoke_zoo):
     metrics, configs, _ = smoke_zoo
     from training.fit import fit_table
 
-    table = build(fit_table(pd.read_parquet(metrics)), load_configs(configs))
+    table = build(fit_table(pd.read_parquet(metrics))["model_id"], load_configs(configs))
     for train, test in grouped_folds(table["model_id"].to_numpy()):
         assert not set(table["model_id"].iloc[train]) & set(table["model_id"].iloc[test])
 
 
+@pytest.mark.slow
 def test_same_seed_retrains_give_identical_models_and_champion_is_kept(smoke_zoo, smoke_models, tmp_path):
     metrics, configs, _ = smoke_zoo
     models, first = smoke_models
-    second = retrain(metrics, configs, models, tmp_path / "work", n_trials=3, seed=0)
+    second = retrain(RetrainConfig(metrics, configs, models, tmp_path / "work", n_trials=3, seed=0))
     a = json.loads((models / first.version / "manifest.json").read_text())["targets"]
     b = json.loads((second.folder / "manifest.json").read_text())["targets"]
     assert [t["params"] for t in a] == [t["params"] for t in b]
@@ -74,29 +85,32 @@ def test_same_seed_retrains_give_identical_models_and_champion_is_kept(smoke_zoo
     assert not second.promoted and current_version(models) == first.version
 
 
+@pytest.mark.slow
 def test_retrain_needs_configs_for_every_model(smoke_zoo, tmp_path):
     metrics, configs, _ = smoke_zoo
     partial = tmp_path / "configs"
     partial.mkdir()
     (partial / "llama.json").write_text((configs / "llama.json").read_text())
     with pytest.raises(ValueError, match="no config for models"):
-        retrain(metrics, partial, tmp_path / "models", tmp_path / "work", n_trials=1)
+        retrain(RetrainConfig(metrics, partial, tmp_path / "models", tmp_path / "work", n_trials=1))
 
 
+@pytest.mark.slow
 def test_fits_are_refitted_when_the_metrics_change(smoke_zoo, tmp_path):
     # The retrain resumes from cached fits; the cache key must follow the metrics it was fitted on.
+    from training.dataset import load_measured
     from training.pipeline import fits_key
 
     metrics, _, _ = smoke_zoo
     copy = tmp_path / "metrics.parquet"
     frame = pd.read_parquet(metrics)
     frame.to_parquet(copy, index=False)
-    key = fits_key(copy, ("ma_ratio",))
-    assert fits_key(copy, ("ma_ratio",)) == key
-    assert fits_key(copy, ("ma_ratio", "linearity")) != key
+    key = fits_key(load_measured(copy).digest, ("ma_ratio",))
+    assert fits_key(load_measured(copy).digest, ("ma_ratio",)) == key
+    assert fits_key(load_measured(copy).digest, ("ma_ratio", "linearity")) != key
     frame.loc[0, "ma_ratio"] += 1.0
     frame.to_parquet(copy, index=False)
-    assert fits_key(copy, ("ma_ratio",)) != key
+    assert fits_key(load_measured(copy).digest, ("ma_ratio",)) != key
 
 
 def test_promotion_needs_better_parameters_and_no_worse_curves():
@@ -117,7 +131,6 @@ def test_curve_error_scores_every_held_out_layer_beside_the_median_curve_baselin
     import warnings
     from pathlib import Path
 
-    from training.dataset import target_name
     from training.evaluate import curve_error
     from training.fit import fit_table
 
@@ -126,16 +139,18 @@ def test_curve_error_scores_every_held_out_layer_beside_the_median_curve_baselin
     metrics = metrics[metrics["model_id"].isin(sorted(metrics["model_id"].unique())[::3])]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        table = build(fit_table(metrics, ["ma_ratio"]), load_configs(zoo / "configs"))
-    table.loc[:4, [target_name("ma_ratio", p) for p in ("A", "lam", "gamma", "t0", "K")]] = np.nan
-    params = {target_name("ma_ratio", p): {"n_estimators": 5} for p in ("A", "lam", "gamma", "t0", "K")}
-    result = curve_error(table, metrics, "ma_ratio", params)
+        fits = fit_table(metrics, ["ma_ratio"])
+    fits.loc[:4, "r2"] = 0.0  # layers too poorly fitted to lend their shape are still predicted and scored
+    table = build(metrics["model_id"], load_configs(zoo / "configs"))
+    params = {"n_estimators": 20}
+    result = curve_error(table, metrics, fits, "ma_ratio", params)
     unique = metrics[metrics["duplicate_of"].fillna("") == ""]
     assert result["layers"] == len(table) and result["points"] == int(unique["ma_ratio"].notna().sum())
     assert 0 < result["baseline_median_curve"] < 1 and 0 < result["median_abs_log_ratio"] < np.inf
+    assert 0 < result["direct_median_abs_log_ratio"] < np.inf and 0 < result["interval"]["heldout_coverage"] <= 1
 
     same = unique.assign(ma_ratio=unique["step"].map(lambda s: 2.0 + np.log1p(s)))  # every layer the same curve
-    assert curve_error(table, same, "ma_ratio", params)["baseline_median_curve"] == 0.0
+    assert curve_error(table, same, fits, "ma_ratio", params)["baseline_median_curve"] == 0.0
 
 
 def test_tuning_is_redone_when_its_budget_or_seed_changes():
@@ -146,21 +161,20 @@ def test_tuning_is_redone_when_its_budget_or_seed_changes():
     assert len({key, tuning_key("abd", 40, 0), tuning_key("abc", 41, 0), tuning_key("abc", 40, 1)}) == 4
 
 
-def test_atypical_fits_are_recorded_but_are_not_regression_targets():
-    from pathlib import Path
+def test_curve_shapes_come_from_usable_fits_of_the_given_models_plus_a_grid():
+    from training.fit import MAX_SHAPES, curve_shapes
 
-    from training.dataset import target_name
-
-    zoo = Path(__file__).resolve().parents[1] / "data" / "zoo"
-    configs = load_configs(zoo / "configs")
-    model = sorted(configs)[0]
-    fits = pd.DataFrame(
-        [
-            {"model_id": model, "layer": layer, "metric": "ma_ratio", "A": 1.0, "lam": 0.1, "gamma": 0.01,
-             "t0": 1.0, "K": 5.0, "r2": 0.9, "atypical": layer == 2}
-            for layer in range(1, 5)
-        ]
-    )  # fmt: skip
-    table = build(fits, {model: configs[model]}).set_index("layer")
-    assert np.isnan(table.loc[2, target_name("ma_ratio", "A")])
-    assert table.drop(index=2)[target_name("ma_ratio", "A")].notna().all()
+    rows = [
+        {"model_id": f"m{i % 3}", "layer": i, "metric": "ma_ratio", "lam": 0.1 + i, "gamma": 0.01, "t0": 1.0,
+         "r2": 0.2 if i == 4 else 0.9, "t_peak": float(i)}
+        for i in range(1, 7)
+    ]  # fmt: skip
+    fits = pd.DataFrame(rows)
+    shapes = curve_shapes(fits, "ma_ratio", 1000.0)
+    grid = curve_shapes(fits.iloc[:0], "ma_ratio", 1000.0)
+    assert len(grid) == 60 and len(shapes) == 60 + 5  # the poor fit (R² 0.2) lends no shape
+    assert 4.1 not in shapes[:, 0] and 1.1 in shapes[:, 0]
+    only = curve_shapes(fits, "ma_ratio", 1000.0, models=["m1"])  # layers 1 and 4 (poor) of m1
+    assert len(only) == 61 and 1.1 in only[:, 0]
+    many = pd.concat([fits.assign(lam=fits["lam"] + 10 * k, layer=fits["layer"] + 10 * k) for k in range(100)])
+    assert len(curve_shapes(many, "ma_ratio", 1000.0)) == MAX_SHAPES + 60

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import json
+import math
 
 import numpy as np
 import pytest
 import torch
+from safetensors.torch import load_file
 from transformers import AutoTokenizer
 
 import archmods
+from contracts import STEP_FILE
+from zoo.corpus import SLICE_TRAIN
 from zoo.grid import tier
 from zoo.spec import Recipe
-from zoo.train import tvr_rescale_
+from zoo.train import train_run, tvr_rescale_
 
 from .conftest import tiny_config
 
@@ -44,6 +48,7 @@ def test_checkpoint_schedule_is_log_then_linear():
     assert steps[-1] == 800 and gaps.max() - gaps.min() <= 1
 
 
+@pytest.mark.slow
 def test_smoke_tier_trains_and_reloads_every_run_with_identical_logits(smoke_zoo):
     _, _, runs = smoke_zoo
     names = sorted(p.name for p in runs.iterdir())
@@ -66,23 +71,76 @@ def test_smoke_tier_trains_and_reloads_every_run_with_identical_logits(smoke_zoo
             assert any(isinstance(m, archmods.PlainMLP) for m in first.modules())
 
 
-def test_training_changes_the_weights_and_is_deterministic(smoke_zoo, tmp_path):
-    _, _, runs = smoke_zoo
-    run = runs / "llama"
-    start, end = archmods.load_causal_lm(run / "step0"), archmods.load_causal_lm(run / "step24")
-    assert not torch.equal(start.lm_head.weight, end.lm_head.weight)
-    loss = json.loads((run / "step24" / "archcast_checkpoint.json").read_text())["loss"]
-    assert loss < json.loads((run / "run.json").read_text())["initial_loss"]
+def _train_smoke_llama(tokenizer, folder, seed: int) -> dict:
+    """The smallest smoke run (llama, d=32, 2 layers, batches of 2 × 32 tokens), cut to 8 steps, into `folder`."""
+    [spec] = [r for r in tier("smoke") if r.name == "llama"]
+    text = SLICE_TRAIN.read_text(encoding="utf-8")[:50_000]
+    tokens = np.asarray(tokenizer(text, add_special_tokens=False)["input_ids"], dtype=np.uint16)
+    return train_run(
+        spec.with_recipe(steps=8, n_linear_checkpoints=1, seed=seed),
+        tokens,
+        tokenizer,
+        folder,
+        log=lambda message: None,
+    )
+
+
+def _weights(step_dir):
+    return load_file(str(step_dir / "model.safetensors"))
+
+
+def test_training_changes_the_weights_and_is_deterministic(tokenizer, tmp_path):
+    first = _train_smoke_llama(tokenizer, tmp_path / "a", seed=0)
+    again = _train_smoke_llama(tokenizer, tmp_path / "b", seed=0)
+    other = _train_smoke_llama(tokenizer, tmp_path / "c", seed=1)
+    last = f"step{first['checkpoints'][-1]}"
+    start, end = _weights(tmp_path / "a" / "step0"), _weights(tmp_path / "a" / last)
+    assert not torch.equal(start["lm_head.weight"], end["lm_head.weight"])  # training moved the weights
+    assert first["final_loss"] < first["initial_loss"]
+    # the same seed: bit-identical weights at every checkpoint and identical losses
+    for step in first["checkpoints"]:
+        a, b = _weights(tmp_path / "a" / f"step{step}"), _weights(tmp_path / "b" / f"step{step}")
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), step
+        same = [json.loads((tmp_path / run / f"step{step}" / STEP_FILE).read_text()) for run in ("a", "b")]
+        assert same[0] == same[1]
+    assert (first["initial_loss"], first["final_loss"]) == (again["initial_loss"], again["final_loss"])
+    # another seed: other initial weights, other batches, other losses
+    c0, c_end = _weights(tmp_path / "c" / "step0"), _weights(tmp_path / "c" / last)
+    assert not torch.equal(start["lm_head.weight"], c0["lm_head.weight"])
+    assert not torch.equal(end["lm_head.weight"], c_end["lm_head.weight"])
+    assert first["final_loss"] != other["final_loss"]
 
 
 def test_dyt_computes_scaled_tanh():
     dyt = archmods.DyT(4)
-    assert dyt.alpha.item() == 0.5
+    assert dyt.alpha.shape == (1,) and dyt.alpha.item() == 0.5  # a learnable scalar, 0.5 by default
+    assert archmods.DyT(4, alpha_init=1.25).alpha.item() == 1.25
+    assert torch.equal(dyt.weight, torch.ones(4)) and torch.equal(dyt.bias, torch.zeros(4))
+    assert {name for name, _ in dyt.named_parameters()} == {"alpha", "weight", "bias"}
+    # by default (weight 1, bias 0, alpha 0.5) DyT is tanh(x / 2)
+    x = [-3.0, -0.5, 0.0, 2.0]
+    out = dyt(torch.tensor([x]))
+    assert out.shape == (1, 4)
+    assert out[0].tolist() == pytest.approx([math.tanh(v / 2) for v in x], abs=1e-6)
+    weight, bias, alpha = [1.0, 2.0, -3.0, 0.5], [0.5, -1.0, 0.0, 2.0], 1.5
     with torch.no_grad():
-        dyt.weight.copy_(torch.tensor([1.0, 2.0, 3.0, 4.0]))
-        dyt.bias.fill_(0.5)
-    x = torch.randn(3, 4)
-    assert torch.allclose(dyt(x), dyt.weight * torch.tanh(0.5 * x) + 0.5)
+        dyt.alpha.fill_(alpha)
+        dyt.weight.copy_(torch.tensor(weight))
+        dyt.bias.copy_(torch.tensor(bias))
+    rows = [[0.0, 0.0, 0.0, 0.0], [1.0, -2.0, 0.5, 3.0], [-0.25, 0.75, -1.0, 0.1]]
+    out = dyt(torch.tensor(rows).reshape(3, 1, 4))  # any leading shape; the last axis is the feature
+    assert out.shape == (3, 1, 4)
+    expected = [[w * math.tanh(alpha * v) + b for v, w, b in zip(row, weight, bias, strict=True)] for row in rows]
+    np.testing.assert_allclose(out.reshape(3, 4).detach().numpy(), expected, atol=1e-6)
+    assert out[0, 0].tolist() == pytest.approx(bias)  # tanh(0) = 0 leaves the bias
+    # a large input saturates at ±weight + bias, whatever its size
+    huge = dyt(torch.tensor([[1e4] * 4, [-1e4] * 4]))
+    assert huge[0].tolist() == pytest.approx([w + b for w, b in zip(weight, bias, strict=True)])
+    assert huge[1].tolist() == pytest.approx([-w + b for w, b in zip(weight, bias, strict=True)])
+    # the gradient reaches alpha: d/dalpha of w·tanh(alpha·x) + b is w·x·(1 − tanh²(alpha·x))
+    dyt.zero_grad()
+    dyt(torch.tensor([[1.0, 0.0, 0.0, 0.0]])).sum().backward()
+    assert dyt.alpha.grad.item() == pytest.approx(1.0 * 1.0 * (1 - math.tanh(alpha) ** 2), rel=1e-5)
 
 
 def test_kv_bias_slot_is_attended_and_keeps_causality(tokenizer):

@@ -80,6 +80,7 @@ def test_mechanism_needs_bos_and_a_margin_over_the_rest():
     assert none.onset_layer is None and "No BOS massive-activation mechanism" in none.summary()
 
 
+@pytest.mark.slow
 def test_a_measured_run_is_committed_with_provenance_and_read_back(smoke_zoo, tmp_path):
     metrics, _, runs = smoke_zoo
     run = runs / "llama"
@@ -142,6 +143,7 @@ def test_tier_card_numbers_equal_hand_computed_values():
     assert effect["mechanism_layers"] == "0/1" and effect["base_mechanism_layers"] == "1/1"
 
 
+@pytest.mark.slow
 def test_tier_card_is_written_from_committed_runs(smoke_zoo, tmp_path):
     from training.tier_card import main as tier_card
 

@@ -16,9 +16,18 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from features import FEATURES
-from features.curve import PARAMS, PUBLISHED_LAYERS, PUBLISHED_MEAN_R2, TRANSFORMS, evaluate, from_target
-from training.dataset import feature_array, target_name
-from training.fit import without_duplicates
+from features.curve import (
+    PUBLISHED_LAYERS,
+    PUBLISHED_MEAN_R2,
+    Projector,
+    curve_params,
+    curve_rows,
+    evaluate,
+    projection_steps,
+)
+from features.mechanism import HAS_MECHANISM_CUT, MECHANISM, onset_layer
+from training.dataset import curve_data, feature_array, target_name
+from training.fit import curve_shapes, without_duplicates
 from training.tune import cv_predictions, grouped_folds, lgbm, r2
 
 # The models every target is scored with: ours, the baselines under the same grouped CV, and the published
@@ -26,6 +35,8 @@ from training.tune import cv_predictions, grouped_folds, lgbm, r2
 OURS = "lightgbm_optuna"
 GROUPED_BASELINES = ("mean", "ridge", "paper_rf_grouped")
 RANDOM_SPLIT = ("paper_rf_random_split", "lightgbm_random_split")
+
+INTERVAL_LEVEL = 0.8  # central intervals: 10th to 90th percentile
 
 # The published baseline's inputs: depth, width, heads and the per-layer position terms.
 PAPER_FEATURES: tuple[str, ...] = (
@@ -80,55 +91,114 @@ def _median(parts: list[np.ndarray]) -> float:
     return float(np.median(flat)) if len(flat) else float("nan")
 
 
-def curve_error(table: pd.DataFrame, metrics: pd.DataFrame, metric: str, best: dict[str, dict], seed: int = 0) -> dict:
+def evaluate_curve_target(X, y, groups, params: dict, seed: int = 0) -> dict:
+    """Grouped-CV scores of a curve regressor (log metric at every checkpoint) beside the model-free baseline,
+    the training models' median at the same step."""
+    folds = grouped_folds(groups)
+    pred = cv_predictions(lambda: lgbm(params, seed), X, y, folds)
+    baseline = np.full(len(y), np.nan)
+    step = X[:, -1]
+    for train, test in folds:
+        medians = pd.Series(y[train]).groupby(step[train]).median()
+        baseline[test] = medians.reindex(step[test]).to_numpy()
+    known = np.isfinite(baseline)
+    return {OURS: _scores(y, pred), "median_by_step": _scores(y[known], baseline[known])}
+
+
+def curve_error(
+    table: pd.DataFrame, metrics: pd.DataFrame, fits: pd.DataFrame, metric: str, params: dict, seed: int = 0
+) -> dict:
     """Median |log(predicted / measured)| over held-out models' checkpoints (grouped CV), beside a model-free
     baseline: the median measured curve of the training models' layers, step by step.
 
-    Every layer of a held-out model is scored, whether or not its own fit was good enough to be a training
-    target (which layers count must not depend on the fitter being compared). Each fold's LightGBM models
-    learn from the training models' usable layers and predict the five parameters of the held-out layers;
-    the curve is evaluated at the measured steps and clipped to the metric's range, as the service serves
-    it. Every checkpoint counts: a prediction of 0 where the measurement is not is an infinite error.
+    Each fold's curve regressor learns from the training models' checkpoints; its predictions for the held-out
+    layers at the measured steps are projected onto the emergence curve over shapes from the training models'
+    fits alone (features.curve.project), evaluated and clipped as the service serves them. Every checkpoint of
+    every held-out layer counts. `direct_median_abs_log_ratio` is the regressor's own error before projection.
     """
-    targets = [target_name(metric, p) for p in PARAMS]
+    data = curve_data(table, metrics, metric)
     rows = table.reset_index(drop=True)
-    X = feature_array(rows)
-    usable = rows[targets].notna().all(axis=1).to_numpy()
-    folds = grouped_folds(rows["model_id"].to_numpy())
     by_step = without_duplicates(metrics).pivot_table(
         index=["model_id", "layer"], columns="step", values=metric, aggfunc="first"
     )
     by_step = by_step.reindex(pd.MultiIndex.from_frame(rows[["model_id", "layer"]]))
     steps = by_step.columns.to_numpy(float)
     truth = by_step.to_numpy(float)
-    model_errors, baseline_errors = [], []
-    for train, test in folds:
+    X_layers = feature_array(rows)
+    model_ids = rows["model_id"].to_numpy()
+    read_at = projection_steps(steps)
+    model_errors, direct_errors, baseline_errors = [], [], []
+    residuals = np.full(truth.shape, np.nan)  # log(measured / predicted) of held-out layers
+    fold_of = np.full(len(rows), -1)
+    for k, (train, test) in enumerate(grouped_folds(model_ids)):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # a step no training layer measured
             baseline = np.nanmedian(truth[train], axis=0)
-        train = train[usable[train]]
-        if len(train) == 0:
-            continue
-        params = []
-        for param, target in zip(PARAMS, targets, strict=True):
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                raw = lgbm(best[target], seed).fit(X[train], rows[target].to_numpy()[train]).predict(X[test])
-            params.append(from_target(TRANSFORMS[param], raw))
-        predicted = evaluate(np.stack(params, axis=1), steps, metric).values
+        train_models = set(model_ids[train])
+        learn = np.isin(data.groups, list(train_models))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            regressor = lgbm(params, seed).fit(data.X[learn], data.y[learn])
+            log_values = regressor.predict(curve_rows(X_layers[test], read_at))
+            direct = np.exp(regressor.predict(curve_rows(X_layers[test], steps)).reshape(len(test), len(steps)))
+        projector = Projector(read_at, curve_shapes(fits, metric, float(steps.max()), train_models))
+        predicted = evaluate(curve_params(log_values, projector), steps, metric).values
+        with np.errstate(all="ignore"):
+            residuals[test] = np.log(truth[test] / predicted)
+        fold_of[test] = k
         for i, row in enumerate(test):
             model_errors.append(_abs_log_ratio(predicted[i], truth[row]))
+            direct_errors.append(_abs_log_ratio(direct[i], truth[row]))
             baseline_errors.append(_abs_log_ratio(baseline, truth[row]))
     return {
         "metric": metric,
         "median_abs_log_ratio": _median(model_errors),
+        "direct_median_abs_log_ratio": _median(direct_errors),
         "baseline_median_curve": _median(baseline_errors),
         "layers": len(model_errors),
         "points": int(sum(len(e) for e in model_errors)),
+        "interval": conformal_band(steps, residuals, fold_of),
     }
 
 
-def write_report(folder: Path, evaluation: dict, fit_summary: dict, curve_errors: list[dict]) -> None:
+def _band_at_each_step(residuals: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per step (column): split-conformal bounds of a central INTERVAL_LEVEL band of the residuals, i.e. the
+    ⌊(n+1)·α/2⌋-th and ⌈(n+1)·(1−α/2)⌉-th smallest of the n residuals there (α = 1 − INTERVAL_LEVEL)."""
+    tail = (1 - INTERVAL_LEVEL) / 2
+    low, high = np.full(residuals.shape[1], np.nan), np.full(residuals.shape[1], np.nan)
+    for j in range(residuals.shape[1]):
+        r = np.sort(residuals[np.isfinite(residuals[:, j]), j])
+        if len(r):
+            low[j] = r[max(0, int(np.floor((len(r) + 1) * tail)) - 1)]
+            high[j] = r[min(len(r) - 1, int(np.ceil((len(r) + 1) * (1 - tail))) - 1)]
+    return low, high
+
+
+def conformal_band(steps: np.ndarray, residuals: np.ndarray, fold_of: np.ndarray) -> dict:
+    """The central INTERVAL_LEVEL band of log(measured / predicted) at each step, from the held-out layers of
+    grouped CV (whole architectures left out), and its coverage measured the same way one level further out:
+    each fold's points against the band calibrated on the other folds alone."""
+    covered, counted = 0, 0
+    for k in np.unique(fold_of[fold_of >= 0]):
+        low, high = _band_at_each_step(residuals[fold_of != k])
+        r = residuals[fold_of == k]
+        known = np.isfinite(r) & np.isfinite(low) & np.isfinite(high)
+        covered += int(((r >= low) & (r <= high) & known).sum())
+        counted += int(known.sum())
+    low, high = _band_at_each_step(residuals)
+    return {
+        "level": INTERVAL_LEVEL,
+        "steps": steps.tolist(),
+        "log_low": low.tolist(),
+        "log_high": high.tolist(),
+        "heldout_coverage": covered / counted if counted else float("nan"),
+        "points": counted,
+    }
+
+
+def write_report(
+    folder: Path, evaluation: dict, fit_summary: dict, curve_errors: list[dict], mechanism: dict | None = None
+) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "report.json").write_text(
         json.dumps(
@@ -141,7 +211,7 @@ def write_report(folder: Path, evaluation: dict, fit_summary: dict, curve_errors
             f"- `{metric}`: mean R² {s['mean_r2']:.3f} over {s['n']} layers "
             f"({s['fitted']} fitted; published Pythia mean: {PUBLISHED_MEAN_R2} over {PUBLISHED_LAYERS} layers)"
         )
-    models = [OURS, *GROUPED_BASELINES, *RANDOM_SPLIT]
+    models = [OURS, *GROUPED_BASELINES, "median_by_step", *RANDOM_SPLIT]
     lines += [
         "",
         "## Targets: R² (MAE), grouped CV by model unless marked random split",
@@ -150,13 +220,87 @@ def write_report(folder: Path, evaluation: dict, fit_summary: dict, curve_errors
         "|" + "---|" * (len(models) + 2),
     ]
     for target, ev in evaluation.items():
-        cells = [f"{ev['scores'][m]['r2']:.3f} ({ev['scores'][m]['mae']:.3f})" for m in models]
+        cells = [
+            f"{ev['scores'][m]['r2']:.3f} ({ev['scores'][m]['mae']:.3f})" if m in ev["scores"] else "—" for m in models
+        ]
         lines.append(f"| {target} | {ev['n']} | " + " | ".join(cells) + " |")
     lines += ["", "## Curve-level error on held-out models", ""]
     for c in curve_errors:
         lines.append(
             f"- `{c['metric']}`: median |log(pred/measured)| = {c['median_abs_log_ratio']:.3f} "
             f"over {c['points']} checkpoints of {c['layers']} layers "
-            f"(model-free baseline, the training models' median measured curve: {c['baseline_median_curve']:.3f})"
+            f"(model-free baseline, the training models' median measured curve: {c['baseline_median_curve']:.3f}; "
+            f"the curve regressor before projection onto the emergence curve: {c['direct_median_abs_log_ratio']:.3f})"
         )
+        if "interval" in c:
+            lines.append(
+                f"  - central {c['interval']['level']:.0%} band (split-conformal by step on held-out residuals): "
+                f"covers {c['interval']['heldout_coverage']:.1%} of {c['interval']['points']} held-out checkpoints "
+                "when calibrated without their own fold"
+            )
+    if mechanism:
+        lines += [
+            "",
+            "## Where the BOS mechanism forms, on held-out models",
+            "",
+            f"- onset layer exact in {mechanism['onset_layer_exact']:.0%} of {mechanism['models']} models "
+            f"(model-free baseline, the training models' most common onset layer: "
+            f"{mechanism['baseline_most_common_onset_layer']:.0%}); {mechanism['models_with_mechanism']} of them "
+            "show the mechanism somewhere",
+            f"- mechanism or not, per layer: {mechanism['layer_accuracy']:.0%} right",
+            f"- onset step: median |log(pred/measured)| {mechanism['onset_step_median_abs_log_ratio']:.3f} over "
+            f"{mechanism['layers_with_onset']} layers",
+        ]
     (folder / "report.md").write_text("\n".join(lines) + "\n")
+
+
+def mechanism_error(table: pd.DataFrame, best: dict[str, dict], seed: int = 0) -> dict:
+    """Where the BOS mechanism forms, on held-out models (grouped CV): the share of models whose onset layer
+    (the first layer that shows it at the end; none counts as a value) is predicted exactly, beside a
+    model-free baseline (the training models' most common onset layer), the per-layer accuracy of
+    mechanism-or-not, and the median |log(pred/measured)| of the onset step where it is measured."""
+    flag, step = target_name(MECHANISM, "has_mechanism"), target_name(MECHANISM, "onset_step")
+    rows = table.reset_index(drop=True)
+    if flag not in best:
+        return {}
+    X = feature_array(rows)
+    measured = rows[flag].to_numpy() >= HAS_MECHANISM_CUT
+    models = rows["model_id"].to_numpy()
+    predicted = {}
+    for target in (flag, step):
+        predicted[target] = np.full(len(rows), np.nan)
+        if target not in best:
+            continue
+        known = rows[target].notna().to_numpy()
+        for train, test in grouped_folds(models):
+            train = train[known[train]]
+            if len(train) == 0:
+                continue
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                model = lgbm(best[target], seed).fit(X[train], rows[target].to_numpy()[train])
+            predicted[target][test] = model.predict(X[test])
+    has = predicted[flag] >= HAS_MECHANISM_CUT
+
+    def onsets(flags):
+        return {m: onset_layer(flags[models == m]) for m in dict.fromkeys(models)}
+
+    truth, guess = onsets(measured), onsets(has)
+    baseline_hits = 0
+    for train, test in grouped_folds(models):
+        train_onsets = pd.Series([truth[m] for m in dict.fromkeys(models[train])], dtype=object)
+        common = train_onsets.fillna(0).mode().iloc[0] or None
+        baseline_hits += sum(truth[m] == common for m in dict.fromkeys(models[test]))
+    with_onset = rows[step].notna().to_numpy() & np.isfinite(predicted[step])
+    step_error = np.abs(
+        np.log(np.expm1(predicted[step][with_onset]).clip(1) / np.expm1(rows[step].to_numpy()[with_onset]).clip(1))
+    )
+    return {
+        "models": len(truth),
+        "onset_layer_exact": float(np.mean([truth[m] == guess[m] for m in truth])),
+        "baseline_most_common_onset_layer": baseline_hits / len(truth),
+        "layer_accuracy": float(np.mean(measured == has)),
+        "models_with_mechanism": int(sum(v is not None for v in truth.values())),
+        "onset_step_median_abs_log_ratio": float(np.median(step_error)) if len(step_error) else float("nan"),
+        "layers_with_onset": int(with_onset.sum()),
+    }

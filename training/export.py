@@ -18,20 +18,19 @@ import sklearn
 from onnxmltools.convert.common.data_types import FloatTensorType
 
 from features import FEATURES, SCHEMA_HASH
-from features.curve import PARAMS, TRANSFORMS
 from modelstore import CARD, Manifest, TargetEntry, reference_rows, schema_block, sha256_file
-from training.dataset import target_data, target_name
+from training.dataset import CURVE, TargetData, target_parts
 from training.model_card import model_card
 from training.tune import lgbm
 
 PARITY_TOLERANCE = 1e-4  # relative to max(1, |LightGBM prediction|)
 
 
-def to_onnx(model: lightgbm.LGBMRegressor, path: Path) -> None:
+def to_onnx(model: lightgbm.LGBMRegressor, path: Path, n_inputs: int = len(FEATURES)) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         proto = onnxmltools.convert_lightgbm(
-            model, initial_types=[("features", FloatTensorType([None, len(FEATURES)]))], target_opset=15
+            model, initial_types=[("features", FloatTensorType([None, n_inputs]))], target_opset=15
         )
     proto.doc_string = f"archcast {path.stem}; feature schema {SCHEMA_HASH}"
     onnx.save_model(proto, str(path))
@@ -74,27 +73,28 @@ def reference_configs(table: pd.DataFrame, configs: dict[str, dict]) -> dict[str
 def write_version(
     folder: Path,
     table: pd.DataFrame,
+    target_rows: dict[str, TargetData],
     best: dict[str, dict],
     metrics: list[str],
     info: dict,
     seed: int = 0,
     references: dict[str, dict] | None = None,
 ) -> Manifest:
-    """Train each target on all its rows, export, check parity, write manifest and card."""
+    """Train each target on all its rows, export, check parity, write manifest and card. A curve regressor reads
+    the features plus the step (features.curve.curve_rows); the others read the features."""
     folder.mkdir(parents=True, exist_ok=True)
     targets = []
-    for metric in metrics:
-        for param in PARAMS:
-            name = target_name(metric, param)
-            data = target_data(table, name)
-            model = lgbm(best[name], seed).fit(data.X, data.y)
-            path = folder / f"{name}.onnx"
-            to_onnx(model, path)
-            worst = check_parity(model, path, data.X)
-            targets.append(TargetEntry(
-                name=name, metric=metric, param=param, transform=TRANSFORMS[param], file=path.name,
-                sha256=sha256_file(path), rows=len(data.y), params=best[name], parity_max_rel_error=worst,
-            ))  # fmt: skip
+    for name, data in target_rows.items():
+        metric, param, transform = target_parts(name)
+        model = lgbm(best[name], seed).fit(data.X, data.y)
+        path = folder / f"{name}.onnx"
+        to_onnx(model, path, data.X.shape[1])
+        worst = check_parity(model, path, data.X)
+        targets.append(TargetEntry(
+            name=name, metric=metric, param=param, transform=transform, file=path.name,
+            sha256=sha256_file(path), rows=len(data.y), params=best[name], parity_max_rel_error=worst,
+            kind="curve" if param == CURVE else "layer",
+        ))  # fmt: skip
     info = dict(info)
     manifest = Manifest(
         version=folder.name,
@@ -108,6 +108,9 @@ def write_version(
             "layers": len(table),
         },
         default_steps=list(info.pop("default_steps", [])),
+        recipe=info.pop("recipe", {}),
+        shapes=info.pop("shapes", {}),
+        intervals=info.pop("intervals", {}),
         reference_rows=reference_rows(references or {}),
         info={"libraries": library_versions(), "seed": seed, **info},
     )

@@ -35,6 +35,7 @@ from features import ArchcastError
 from features.curve import PARAMS, evaluate
 from training.solvers import (
     PRIOR_STRENGTH,
+    USABLE_R2,
     Fit,
     _clean,
     _degenerate,
@@ -188,3 +189,26 @@ def fit_table(
                 }
             )
     return pd.DataFrame(rows, columns=list(FIT_COLUMNS))
+
+
+MAX_SHAPES = 256  # curve shapes a metric's predictions are projected onto (features.curve.project)
+
+
+def curve_shapes(fits: pd.DataFrame, metric: str, last_step: float, models=None) -> np.ndarray:
+    """(S, 3) shapes (λ, γ, t0) in steps: those of the usable fits of `metric` (of `models` only, where given),
+    at most MAX_SHAPES of them evenly over their peak steps, plus a fixed coarse grid (decay none to fast, time
+    scales from a tenth to a thousand per run), so that a curve unlike any fitted one still finds a shape."""
+    sub = fits[(fits["metric"] == metric) & (fits["r2"] >= USABLE_R2)]
+    if models is not None:
+        sub = sub[sub["model_id"].isin(set(models))]
+    fitted = sub[["lam", "gamma", "t0"]].to_numpy(np.float64)
+    ok = np.isfinite(fitted).all(1) & (fitted[:, 1] > 0) & (fitted[:, 2] > 0)
+    fitted, peaks = fitted[ok], sub["t_peak"].to_numpy(np.float64)[ok]
+    if len(fitted) > MAX_SHAPES:
+        order = np.argsort(np.nan_to_num(peaks, nan=np.inf), kind="stable")
+        fitted = fitted[order[np.linspace(0, len(order) - 1, MAX_SHAPES).astype(int)]]
+    grid = np.array(
+        [(lam, scale / max(last_step, 1.0), t0) for lam in (0.0, 0.03, 0.3, 3.0)
+         for scale in (0.1, 1.0, 10.0, 100.0, 1000.0) for t0 in (0.1, 1.0, 3.0)]
+    )  # fmt: skip
+    return np.unique(np.round(np.vstack([fitted, grid]), 10), axis=0)

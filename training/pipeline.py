@@ -11,7 +11,7 @@ import hashlib
 import json
 import time
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -22,28 +22,47 @@ import features.curve
 import training.fit
 import training.solvers
 import training.tune
-from features.curve import PARAMS
-from modelstore import current_version, promote, read_manifest
-from training.dataset import build, data_hash, load_configs, target_data, target_name
-from training.evaluate import curve_error, evaluate_target, write_report
+from modelstore import CARD, current_version, promote, read_manifest
+from training.dataset import (
+    CURVE,
+    MeasuredData,
+    TargetData,
+    build,
+    curve_data,
+    curve_target,
+    data_hash,
+    layer_targets,
+    load_configs,
+    load_measured,
+    target_data,
+    target_parts,
+)
+from training.evaluate import curve_error, evaluate_curve_target, evaluate_target, mechanism_error, write_report
 from training.export import reference_configs, write_version
-from training.fit import DEFAULT_METRICS, FitWarning, fit_table
+from training.fit import DEFAULT_METRICS, FitWarning, curve_shapes, fit_table
+from training.mechanism import mechanism_targets
+from training.model_card import model_card
+from training.real_check import real_model_check
 from training.tune import cv_predictions, grouped_folds, lgbm, r2, tune
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULTS = {
-    "metrics": REPO / "data" / "zoo" / "metrics.parquet",
-    "configs": REPO / "data" / "zoo" / "configs",
+    "metrics": REPO / "data" / "zoo" / "cpu2",  # the tier where the BOS mechanism forms
     "models": REPO / "models",
 }
+
+
+# A curve regressor is evaluated at every projection step of every layer of a request, so its size is its
+# latency: capped at 120 trees (on cpu2, 60 trees scored the held-out ma_ratio curves like 277: 0.199 / 0.199).
+CURVE_MAX_TREES = 120
 
 
 @dataclass(frozen=True)
 class RetrainConfig:
     """Everything a retrain depends on besides the code."""
 
-    metrics: Path = DEFAULTS["metrics"]  # metrics.parquet of measured checkpoint series
-    configs: Path = DEFAULTS["configs"]  # <model_id>.json for every model in it
+    metrics: Path = DEFAULTS["metrics"]  # metrics.parquet, or a zoo tier folder committed run by run
+    configs: Path | None = None  # <model_id>.json for every model (default: configs/ beside the metrics)
     models: Path = DEFAULTS["models"]  # the model store the challenger is compared with and promoted into
     work: Path = Path("runs/retrain")
     n_trials: int = 40  # Optuna trials per target
@@ -59,15 +78,19 @@ class DataSet:
     metrics: pd.DataFrame  # the measured series (for curve-level scores)
     fits: pd.DataFrame
     configs: dict[str, dict]
-    table: pd.DataFrame  # one row per (model, layer): features and transformed targets
-    digest: str  # of the table
+    table: pd.DataFrame  # one row per (model, layer): features and the mechanism targets
+    targets: dict[str, TargetData]  # every target's rows: curve regressors' per checkpoint, the rest per layer
+    digest: str  # of the data every target learns from
+    provenance: Path  # how the series were measured
+    recipe: dict  # the training recipe behind every series (what a step means)
 
 
 @dataclass(frozen=True)
 class Evaluation:
     scores: dict  # target → {"n", "scores": {model: {"r2", "mae"}}}
-    curves: list[dict]  # per metric: held-out curve error beside the model-free baseline
+    curves: list[dict]  # per metric: held-out curve error beside the model-free baseline, and its 80 % band
     cv_mean_r2: float
+    mechanism: dict = field(default_factory=dict)  # where the BOS mechanism forms, on held-out models
 
     @property
     def curve_errors(self) -> dict[str, float]:
@@ -99,10 +122,10 @@ def _digest(*parts: bytes | str) -> str:
     return h.hexdigest()[:12]
 
 
-def fits_key(metrics_path: Path, metric_names) -> str:
-    """Resume key of the fits: the metrics file, the metrics fitted and the fitting code."""
+def fits_key(metrics_digest: str, metric_names) -> str:
+    """Resume key of the fits: the measured series, the metrics fitted and the fitting code."""
     code = [Path(m.__file__).read_bytes() for m in (training.fit, training.solvers, features.curve)]
-    return _digest(Path(metrics_path).read_bytes(), *code, ",".join(metric_names))
+    return _digest(metrics_digest, *code, ",".join(metric_names))
 
 
 def tuning_key(data_digest: str, n_trials: int, seed: int) -> str:
@@ -111,23 +134,26 @@ def tuning_key(data_digest: str, n_trials: int, seed: int) -> str:
     return _digest(f"{data_digest}:{n_trials}:{seed}", Path(training.tune.__file__).read_bytes())
 
 
-def fit_stage(config: RetrainConfig, console: Console) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(metrics, fits): every (model, layer, metric) series fitted to the emergence curve."""
-    metrics = pd.read_parquet(config.metrics)
-    path = config.work / f"fits-{fits_key(config.metrics, config.metric_names)}.parquet"
+def fit_stage(config: RetrainConfig, console: Console) -> tuple[MeasuredData, pd.DataFrame]:
+    """(measured, fits): every (model, layer, metric) series fitted to the emergence curve."""
+    measured = load_measured(config.metrics, config.configs)
+    path = config.work / f"fits-{fits_key(measured.digest, config.metric_names)}.parquet"
     if not path.exists():
         console.print(f"[bold]fit[/] {config.metrics}")
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FitWarning)
-            fit_table(metrics, config.metric_names).to_parquet(path, index=False)
-    return metrics, pd.read_parquet(path)
+            fit_table(measured.metrics, config.metric_names).to_parquet(path, index=False)
+    return measured, pd.read_parquet(path)
 
 
-def dataset_stage(config: RetrainConfig, metrics: pd.DataFrame, fits: pd.DataFrame) -> DataSet:
-    configs = load_configs(config.configs)
-    table = build(fits, configs, config.metric_names)
+def dataset_stage(config: RetrainConfig, measured: MeasuredData, fits: pd.DataFrame) -> DataSet:
+    configs = load_configs(measured.configs_dir)
+    table = build(measured.metrics["model_id"], configs, mechanism_targets(measured.metrics))
     table.to_parquet(config.work / "dataset.parquet", index=False)
-    return DataSet(metrics, fits, configs, table, data_hash(table))
+    targets = {curve_target(m): curve_data(table, measured.metrics, m) for m in config.metric_names}
+    targets |= {name: target_data(table, name) for name in layer_targets(table)}
+    digest = _digest(data_hash(table), measured.digest)
+    return DataSet(measured.metrics, fits, configs, table, targets, digest, measured.provenance, measured.recipe)
 
 
 def tune_stage(config: RetrainConfig, data: DataSet, console: Console) -> dict[str, dict]:
@@ -135,17 +161,16 @@ def tune_stage(config: RetrainConfig, data: DataSet, console: Console) -> dict[s
     storage = config.storage or f"sqlite:///{(config.work / 'optuna.db').resolve()}"
     key = tuning_key(data.digest, config.n_trials, config.seed)
     best = {}
-    for metric in config.metric_names:
-        for param in PARAMS:
-            name = target_name(metric, param)
-            target = target_data(data.table, name)
-            console.print(f"[bold]tune[/] {name}: {len(target.y)} layers of {len(set(target.groups))} models")
-            cache = config.work / f"tuned-{key}-{name}.json"
-            if not cache.exists():
-                tuned = tune(name, target.X, target.y, target.groups, config.n_trials, storage, config.seed,
-                             study_prefix=key, worker=config.worker)  # fmt: skip
-                cache.write_text(json.dumps(tuned.__dict__, indent=2))
-            best[name] = json.loads(cache.read_text())["params"]
+    for name, target in data.targets.items():
+        console.print(f"[bold]tune[/] {name}: {len(target.y)} rows of {len(set(target.groups))} models")
+        cache = config.work / f"tuned-{key}-{name}.json"
+        if not cache.exists():
+            curve = target_parts(name)[1] == CURVE
+            tuned = tune(name, target.X, target.y, target.groups, config.n_trials, storage, config.seed,
+                         study_prefix=key, worker=config.worker, loss="median_abs" if curve else "mse",
+                         max_trees=CURVE_MAX_TREES if curve else 400)  # fmt: skip
+            cache.write_text(json.dumps(tuned.__dict__, indent=2))
+        best[name] = json.loads(cache.read_text())["params"]
     return best
 
 
@@ -159,11 +184,11 @@ def version_name(data: DataSet, best: dict[str, dict], seed: int) -> str:
     return time.strftime("%Y%m%d") + f"-{data.digest[:8]}-{hyper_hash(best)}-s{seed}"
 
 
-def grouped_r2(table: pd.DataFrame, best: dict[str, dict], seed: int) -> float:
+def grouped_r2(targets: dict[str, TargetData], best: dict[str, dict], seed: int) -> float:
     """Mean grouped-CV R² over all targets for a set of per-target hyperparameters."""
     scores = []
     for target, params in best.items():
-        data = target_data(table, target)
+        data = targets[target]
         pred = cv_predictions(lambda p=params: lgbm(p, seed), data.X, data.y, grouped_folds(data.groups))
         scores.append(r2(data.y, pred))
     return float(np.nanmean(scores))
@@ -177,14 +202,16 @@ def evaluate_stage(config: RetrainConfig, data: DataSet, best: dict[str, dict], 
     else:
         scores = {}
         for name, params in best.items():
-            target = target_data(data.table, name)
-            scores[name] = {
-                "n": len(target.y),
-                "scores": evaluate_target(target.X, target.y, target.groups, params, config.seed),
-            }
+            target = data.targets[name]
+            score = evaluate_curve_target if target_parts(name)[1] == CURVE else evaluate_target
+            scores[name] = {"n": len(target.y), "scores": score(target.X, target.y, target.groups, params, config.seed)}
         cache.write_text(json.dumps(scores, indent=2, default=float))
-    curves = [curve_error(data.table, data.metrics, m, best, config.seed) for m in config.metric_names]
-    return Evaluation(scores, curves, grouped_r2(data.table, best, config.seed))
+    curves = [
+        curve_error(data.table, data.metrics, data.fits, m, best[curve_target(m)], config.seed)
+        for m in config.metric_names
+    ]
+    mechanism = mechanism_error(data.table, best, config.seed)
+    return Evaluation(scores, curves, grouped_r2(data.targets, best, config.seed), mechanism)
 
 
 def fit_summary(fits: pd.DataFrame) -> dict:
@@ -204,21 +231,33 @@ def fit_summary(fits: pd.DataFrame) -> dict:
 def export_stage(config: RetrainConfig, data: DataSet, best: dict[str, dict], evaluation: Evaluation) -> Path:
     """The challenger as a version folder under work/candidate/, with its manifest, card and report."""
     summary = fit_summary(data.fits)
-    write_report(config.work, evaluation.scores, summary, evaluation.curves)
+    write_report(config.work, evaluation.scores, summary, evaluation.curves, evaluation.mechanism)
     candidate = config.work / "candidate" / version_name(data, best, config.seed)
-    provenance = Path(config.metrics).parent / "PROVENANCE.json"
+    last_step = float(data.metrics["step"].max())
+    provenance = data.provenance
     info = {
         "cv_scores": {k: v["scores"] for k, v in evaluation.scores.items()},
         "cv_mean_r2": evaluation.cv_mean_r2,
         "fit_summary": summary,
-        "curve_error": evaluation.curves,
+        "curve_error": [{k: v for k, v in c.items() if k != "interval"} for c in evaluation.curves],
+        "intervals": {c["metric"]: c["interval"] for c in evaluation.curves},
+        "mechanism_error": evaluation.mechanism,
+        "recipe": data.recipe,
+        "shapes": {m: curve_shapes(data.fits, m, last_step).tolist() for m in config.metric_names},
         "data_hash": data.digest,
         "data_provenance": str(provenance.relative_to(REPO)) if provenance.is_relative_to(REPO) else str(provenance),
         "default_steps": sorted(int(s) for s in data.metrics["step"].unique()),
         "n_trials": config.n_trials,
     }
     references = reference_configs(data.table, data.configs)
-    write_version(candidate, data.table, best, list(config.metric_names), info, config.seed, references)
+    manifest = write_version(
+        candidate, data.table, data.targets, best, list(config.metric_names), info, config.seed, references
+    )
+    real = real_model_check(candidate, manifest)
+    if real:  # the exported files themselves are checked against the real models, then the card says how
+        manifest = replace(manifest, info={**manifest.info, "real_model_check": real})
+        manifest.write(candidate)
+        (candidate / CARD).write_text(model_card(manifest.to_json()))
     (candidate / "report.md").write_text((config.work / "report.md").read_text())
     return candidate
 
@@ -256,10 +295,12 @@ def decide_stage(config: RetrainConfig, data: DataSet, evaluation: Evaluation) -
     if version and (config.models / version / "manifest.json").exists():
         targets = read_manifest(config.models / version).targets
         params = {t.name: t.params for t in targets}
-        if set(params) == {target_name(m, p) for m in config.metric_names for p in PARAMS}:
-            champion = grouped_r2(data.table, params, config.seed)
+        if set(params) == set(data.targets):
+            champion = grouped_r2(data.targets, params, config.seed)
             champion_curves = {
-                m: curve_error(data.table, data.metrics, m, params, config.seed)["median_abs_log_ratio"]
+                m: curve_error(data.table, data.metrics, data.fits, m, params[curve_target(m)], config.seed)[
+                    "median_abs_log_ratio"
+                ]
                 for m in config.metric_names
             }
     promote_it, reason = should_promote(
@@ -271,8 +312,8 @@ def decide_stage(config: RetrainConfig, data: DataSet, evaluation: Evaluation) -
 def retrain(config: RetrainConfig, console: Console | None = None) -> RetrainResult:
     console = console or Console(stderr=True)
     config.work.mkdir(parents=True, exist_ok=True)
-    metrics, fits = fit_stage(config, console)
-    data = dataset_stage(config, metrics, fits)
+    measured, fits = fit_stage(config, console)
+    data = dataset_stage(config, measured, fits)
     best = tune_stage(config, data, console)
     evaluation = evaluate_stage(config, data, best, console)
     candidate = export_stage(config, data, best, evaluation)

@@ -42,6 +42,7 @@ function error(id, text) {
 function render() {
   view.render(state.result, state.pinned?.result);
   report.warnings(state.result, state.pinned?.result);
+  report.mechanism(state.result, state.pinned?.result);
   report.differences(state.pinned ? differences(state.pinned.config, state.config) : []);
   $("link").value = share.write({ name: state.name, b: state.config, a: state.pinned?.config });
   window.whatif.renders += 1;

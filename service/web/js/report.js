@@ -13,6 +13,18 @@ function items(list, texts) {
   );
 }
 
+// Where the BOS massive-activation mechanism is predicted to form (the response's "mechanism" sentence).
+export function mechanism(b, a) {
+  const line = (result, tag) => {
+    const found = (result?.summary || []).find((s) => s.metric === "mechanism");
+    return found ? `${tag}: ${found.text.replace(/^mechanism: /, "")}` : "";
+  };
+  const text = [line(b, "B"), a ? line(a, "A") : ""].filter(Boolean).join(" · ");
+  const node = document.getElementById("mechanism");
+  node.textContent = text ? `Where the BOS mechanism forms — ${text}` : "";
+  node.hidden = !text;
+}
+
 export function warnings(b, a) {
   const outside = b.warnings.filter((w) => DOMAIN.has(w.code));
   const other = b.warnings.filter((w) => !DOMAIN.has(w.code));

@@ -1,0 +1,56 @@
+"""Predictor v2's building blocks: mechanism targets from measured series, split-conformal bands by step."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from features.mechanism import onset_layer
+from training.evaluate import INTERVAL_LEVEL, conformal_band
+from training.mechanism import mechanism_targets, onset_step
+
+
+def test_onset_is_the_start_of_the_last_unbroken_run_of_the_mechanism():
+    steps = np.array([0, 100, 200, 300, 400, 500])
+    assert onset_step(steps, [0, 1, 0, 1, 1, 1]) == 300  # a flicker at 100 is not the onset
+    assert onset_step(steps, [1, 1, 1, 1, 1, 1]) == 0
+    assert np.isnan(onset_step(steps, [0, 0, 1, 1, 1, 0]))  # lost by the end: no mechanism
+    assert onset_step(steps[::-1], [1, 1, 1, 0, 1, 0]) == 300  # order of the rows does not matter
+
+
+def test_mechanism_targets_read_share_margin_and_onset_per_layer():
+    steps = [0, 10, 20, 30]
+    rows = []
+    for layer, (shares, ratio, nonbos) in enumerate(
+        [([0.0, 0.2, 1.0, 1.0], 40.0, 10.0), ([0.0, 1.0, 1.0, 1.0], 12.0, 10.0)], start=1
+    ):
+        for s, share in zip(steps, shares, strict=True):
+            rows.append({"model_id": "m", "layer": layer, "step": s, "top1_bos_share": share,
+                         "ma_ratio": ratio, "ma_ratio_nonbos": nonbos})  # fmt: skip
+    got = mechanism_targets(pd.DataFrame(rows)).set_index("layer")
+    assert got.loc[1, "bos_share"] == 1.0 and got.loc[1, "bos_margin"] == pytest.approx(np.log(4.0))
+    assert got.loc[1, "onset_step"] == 20
+    # on BOS in every window from step 10, but only 1.2× above the rest: a generic outlier, no onset
+    assert np.isnan(got.loc[2, "onset_step"])
+    assert got["has_mechanism"].tolist() == [1.0, 0.0]
+    assert onset_layer(got["has_mechanism"] >= 0.5) == 1 and onset_layer([False, False]) is None
+
+
+def test_a_table_without_the_bos_columns_has_no_mechanism_targets():
+    frame = pd.DataFrame({"model_id": ["m"], "layer": [1], "step": [0], "ma_ratio": [5.0]})
+    assert mechanism_targets(frame).empty
+
+
+def test_conformal_bands_cover_their_level_on_data_they_were_not_calibrated_on():
+    rng = np.random.default_rng(0)
+    n_layers, steps = 400, np.array([0.0, 10.0, 100.0])
+    # residuals whose spread grows with the step, as held-out curves do
+    residuals = rng.normal(0.0, [0.01, 0.2, 0.5], size=(n_layers, len(steps)))
+    residuals[::17, 1] = np.nan  # a step some layers lack
+    band = conformal_band(steps, residuals, np.arange(n_layers) % 5)
+    assert band["level"] == INTERVAL_LEVEL
+    assert abs(band["heldout_coverage"] - INTERVAL_LEVEL) < 0.04
+    width = np.array(band["log_high"]) - np.array(band["log_low"])
+    assert width[0] < width[1] < width[2]  # per step: a wide late band does not swell the early one
+    assert band["log_low"][2] == pytest.approx(-1.2816 * 0.5, rel=0.15)
