@@ -82,7 +82,23 @@ class Manifest:
         return {**{k: v for k, v in out.items() if k != "info"}, **self.info}
 
     def write(self, folder: Path) -> None:
-        (Path(folder) / MANIFEST).write_text(json.dumps(self.to_json(), indent=2, default=float) + "\n")
+        # strict JSON (NaN and ±inf as null): /metadata serves it as is, and JSON has neither
+        text = json.dumps(_json_safe(self.to_json()), indent=2, default=float, allow_nan=False)
+        (Path(folder) / MANIFEST).write_text(text + "\n")
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, (float, np.floating)):
+        return float(value) if np.isfinite(value) else None
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.bool_):
+        return bool(value)
+    return value
 
 
 def schema_block() -> dict[str, Any]:

@@ -104,7 +104,9 @@ class Predictor:
         blobs = verify(self.folder, manifest)  # schema, reference feature rows, file hashes
         self.manifest: dict[str, Any] = manifest.to_json()
         options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = threads or cpu_threads()
+        # one thread unless asked: a tree ensemble's sums depend on how its work is split, and the CLI and each
+        # server worker must give the same numbers for the same request
+        options.intra_op_num_threads = threads or 1
         options.inter_op_num_threads = 1
         self.metrics: list[str] = list(manifest.metrics)
         curves = {t.metric: t for t in manifest.targets if t.kind == "curve"}

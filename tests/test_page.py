@@ -32,12 +32,8 @@ from .conftest import REPO
 
 PRESETS = {p.stem: json.loads(p.read_text()) for p in (REPO / "examples" / "configs").glob("*.json")}
 # a design like the zoo's small llamas: inside the committed model's training domain
-IN_DOMAIN = {
-    "model_type": "llama", "hidden_size": 64, "num_hidden_layers": 4, "num_attention_heads": 2,
-    "num_key_value_heads": 2, "head_dim": 32, "intermediate_size": 256, "hidden_act": "silu",
-    "max_position_embeddings": 1024, "vocab_size": 4096, "tie_word_embeddings": False,
-    "attention_bias": False, "mlp_bias": False, "archcast": {"kv_bias": False, "tvr": False},
-}  # fmt: skip
+# The base Llama of the zoo tier the served model learns from: inside its training domain by construction.
+IN_DOMAIN = json.loads((REPO / "data" / "zoo" / "cpu2" / "configs" / "llama.json").read_text())
 DOMAIN_CODES = {"family_unseen", "feature_out_of_range"}
 FIRST_LOAD_BUDGET = 300_000  # bytes transferred
 
@@ -285,7 +281,12 @@ def test_edits_redraw_the_curves_as_predict_answers_them(server, browser, tmp_pa
         curves = expected(answer, metric)
         assert rows == [curves[f"B layer {i}"] for i in range(1, 9)]
     summaries = [e.text for e in browser.find_elements(By.CSS_SELECTOR, ".metric .summary.b") if e.is_displayed()]
-    assert summaries == [f"B: {s['text']}" for s in answer.get("summary", [])]  # none where the service gives none
+    sentences = {s["metric"]: s["text"] for s in answer.get("summary", [])}  # none where the service gives none
+    metrics = list(answer["layers"][0]["metrics"])
+    assert summaries == [f"B: {sentences[m]}" for m in metrics if m in sentences]
+    mechanism = browser.find_element(By.ID, "mechanism")  # where the BOS mechanism forms: a line of its own
+    if "mechanism" in sentences:
+        assert mechanism.is_displayed() and sentences["mechanism"].removeprefix("mechanism: ") in mechanism.text
     browser.save_screenshot(str(tmp_path / "edited.png"))
     after_render(browser, lambda: browser.find_element(By.ID, "reset").click())  # back to the preset as it was
     assert knob(browser, "layers").get_attribute("value") == "32" and knob(browser, "glu").is_selected()

@@ -246,7 +246,8 @@ def test_committed_default_model_serves_the_example_configs():
         body = prediction.to_json()
         assert prediction.n_layers == body["n_layers"] == len(body["layers"]) > 0
         assert np.isfinite(prediction.metrics["ma_ratio"].curves.values).all()
-        assert [s["metric"] for s in body["summary"]] == list(prediction.metrics)
+        extra = ["mechanism"] if prediction.mechanism is not None else []
+        assert [s["metric"] for s in body["summary"]] == list(prediction.metrics) + extra
 
 
 @pytest.mark.slow

@@ -75,8 +75,9 @@ def test_same_seed_retrains_give_identical_models_and_champion_is_kept(smoke_zoo
     a = json.loads((models / first.version / "manifest.json").read_text())["targets"]
     b = json.loads((second.folder / "manifest.json").read_text())["targets"]
     assert [t["params"] for t in a] == [t["params"] for t in b]
-    X = np.random.default_rng(0).normal(size=(7, len(FEATURES))).astype(np.float32)
     for ta, tb in zip(a, b, strict=True):
+        width = len(FEATURES) + (ta["kind"] == "curve")  # a curve regressor also reads the step
+        X = np.random.default_rng(0).normal(size=(7, width)).astype(np.float32)
         np.testing.assert_array_equal(
             onnx_predict(models / first.version / ta["file"], X), onnx_predict(second.folder / tb["file"], X)
         )
@@ -178,3 +179,26 @@ def test_curve_shapes_come_from_usable_fits_of_the_given_models_plus_a_grid():
     assert len(only) == 61 and 1.1 in only[:, 0]
     many = pd.concat([fits.assign(lam=fits["lam"] + 10 * k, layer=fits["layer"] + 10 * k) for k in range(100)])
     assert len(curve_shapes(many, "ma_ratio", 1000.0)) == MAX_SHAPES + 60
+
+
+@pytest.mark.slow
+def test_a_champion_that_keeps_its_place_is_retrained_on_the_new_data(smoke_zoo, smoke_models, tmp_path, monkeypatch):
+    import shutil
+
+    import training.pipeline as pipeline
+
+    metrics, configs, _ = smoke_zoo
+    models, first = smoke_models
+    store = tmp_path / "models"
+    shutil.copytree(models, store)
+    fewer = tmp_path / "metrics.parquet"  # new data: one run less
+    frame = pd.read_parquet(metrics)
+    frame[frame["model_id"] != sorted(frame["model_id"].unique())[0]].to_parquet(fewer, index=False)
+    (tmp_path / "PROVENANCE.json").write_text((metrics.parent / "PROVENANCE.json").read_text())
+    monkeypatch.setattr(pipeline, "should_promote", lambda *a, **k: (False, "the champion wins"))
+    result = retrain(RetrainConfig(fewer, configs, store, tmp_path / "work", n_trials=2, seed=0))
+    assert result.promoted and "retrained on the new data" in result.reason
+    served = json.loads((store / current_version(store) / "manifest.json").read_text())
+    champion = json.loads((models / first.version / "manifest.json").read_text())
+    assert current_version(store) != first.version and served["data_hash"] != champion["data_hash"]
+    assert [t["params"] for t in served["targets"]] == [t["params"] for t in champion["targets"]]

@@ -102,6 +102,8 @@ class Decision:
     promote: bool
     reason: str
     champion_score: float | None = None
+    champion_params: dict[str, dict] | None = None  # its hyperparameters, where comparable
+    champion_data: str | None = None  # the data hash it was trained on
 
 
 @dataclass(frozen=True)
@@ -290,12 +292,15 @@ def should_promote(
 
 def decide_stage(config: RetrainConfig, data: DataSet, evaluation: Evaluation) -> Decision:
     """The champion's hyperparameters scored on the challenger's data, then should_promote."""
-    champion, champion_curves = None, None
+    champion, champion_curves, params, trained_on = None, None, None, None
     version = current_version(config.models)
     if version and (config.models / version / "manifest.json").exists():
-        targets = read_manifest(config.models / version).targets
-        params = {t.name: t.params for t in targets}
-        if set(params) == set(data.targets):
+        manifest = read_manifest(config.models / version)
+        params = {t.name: t.params for t in manifest.targets}
+        trained_on = manifest.info.get("data_hash")
+        if set(params) != set(data.targets):
+            params = None
+        else:
             champion = grouped_r2(data.targets, params, config.seed)
             champion_curves = {
                 m: curve_error(data.table, data.metrics, data.fits, m, params[curve_target(m)], config.seed)[
@@ -306,7 +311,7 @@ def decide_stage(config: RetrainConfig, data: DataSet, evaluation: Evaluation) -
     promote_it, reason = should_promote(
         evaluation.cv_mean_r2, champion, evaluation.curve_errors, champion_curves, config.force
     )
-    return Decision(promote_it, reason, champion)
+    return Decision(promote_it, reason, champion, params, trained_on)
 
 
 def retrain(config: RetrainConfig, console: Console | None = None) -> RetrainResult:
@@ -323,10 +328,19 @@ def retrain(config: RetrainConfig, console: Console | None = None) -> RetrainRes
         f"challenger grouped-CV mean R² {evaluation.cv_mean_r2:.4f}; champion {champion} → "
         f"{'promote' if decision.promote else 'keep champion'} ({decision.reason})"
     )
+    reason = decision.reason
+    if not decision.promote and decision.champion_params and decision.champion_data != data.digest:
+        # The champion's hyperparameters won on the new data, but the served files learnt from the old: serve
+        # those hyperparameters trained on what is measured now, or new runs would never reach the service.
+        console.print("[bold]refresh[/] the champion's hyperparameters, trained on the new data")
+        evaluation = evaluate_stage(config, data, decision.champion_params, console)
+        candidate = export_stage(config, data, decision.champion_params, evaluation)
+        decision = replace(decision, promote=True)
+        reason += "; the champion's hyperparameters retrained on the new data are served instead"
     if decision.promote:
         promote(candidate, config.models)
         console.print(f"[green]promoted[/] {candidate.name} → {config.models / candidate.name}")
     return RetrainResult(
-        candidate.name, decision.promote, evaluation.cv_mean_r2, decision.champion_score, candidate,
-        decision.reason, evaluation,
+        candidate.name, decision.promote, evaluation.cv_mean_r2, decision.champion_score, candidate, reason,
+        evaluation,
     )  # fmt: skip
