@@ -159,7 +159,9 @@ def to_log_value(values) -> np.ndarray:
     return np.log(np.maximum(np.asarray(values, dtype=np.float64), LOG_FLOOR))
 
 
-PROJECTION_POINTS = 17  # steps a curve regressor is read at before projection: its cost per request
+# Steps a curve regressor is read at before projection: its cost per request. On cpu2 (35 runs) the held-out
+# ma_ratio curve error was 0.202 at 17 points, 0.206 at 11 and 0.223 at 9.
+PROJECTION_POINTS = 11
 
 
 def projection_steps(steps, count: int = PROJECTION_POINTS) -> np.ndarray:

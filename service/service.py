@@ -8,6 +8,7 @@ import os
 from typing import Any
 
 import bentoml
+import orjson
 from pydantic import Field
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -21,6 +22,16 @@ from service.predictor import Predictor, cpu_threads
 from service.problems import ClientErrorLogFilter, ProblemMiddleware, problem
 
 MAX_BODY_BYTES = 1_000_000
+
+
+class FastJSON(JSONResponse):
+    """JSON rendered by orjson: the standard library's encoder took 1.0 ms for a 26 KB prediction body, a third
+    of the prediction itself. NaN and ±inf render as null, as JSON needs."""
+
+    def render(self, content) -> bytes:
+        return orjson.dumps(content)
+
+
 MAX_BATCH = 64
 WORKERS = cpu_threads()  # one worker process per usable core
 # BentoML's per-request access log costs ~2 ms a request (about half of one); on when ARCHCAST_ACCESS_LOG=1
@@ -44,7 +55,7 @@ def shared_predictor() -> Predictor:
 async def metadata(request: Request) -> JSONResponse:
     predictor = shared_predictor()
     card = predictor.folder / "MODEL_CARD.md"
-    return JSONResponse({"manifest": predictor.manifest, "model_card": card.read_text() if card.exists() else ""})
+    return FastJSON({"manifest": predictor.manifest, "model_card": card.read_text() if card.exists() else ""})
 
 
 class BodyLimit:
@@ -131,7 +142,7 @@ class Archcast:
     ) -> dict[str, Any]:
         """Per-layer emergence-curve parameters, derived quantities and curves for one config."""
         try:
-            return JSONResponse(_predict(config, steps, metrics))
+            return FastJSON(_predict(config, steps, metrics))
         except ArchcastError as exc:  # answered here: raising would log a client's mistake as a server error
             return problem(400, str(exc), exc.field, "/predict")
 
@@ -147,7 +158,7 @@ class Archcast:
             detail = f"configs: expected 1 to {MAX_BATCH} configs, got {len(configs)}"
             return problem(400, detail, "configs", "/predict_batch")
         try:
-            return JSONResponse([_predict(c, steps, metrics, where=f"configs[{i}]") for i, c in enumerate(configs)])
+            return FastJSON([_predict(c, steps, metrics, where=f"configs[{i}]") for i, c in enumerate(configs)])
         except ArchcastError as exc:
             return problem(400, str(exc), exc.field, "/predict_batch")
 

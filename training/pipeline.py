@@ -53,8 +53,8 @@ DEFAULTS = {
 
 
 # A curve regressor is evaluated at every projection step of every layer of a request, so its size is its
-# latency: capped at 120 trees (on cpu2, 60 trees scored the held-out ma_ratio curves like 277: 0.199 / 0.199).
-CURVE_MAX_TREES = 120
+# latency: capped at 60 trees (on cpu2, 60 trees scored the held-out ma_ratio curves like 277: 0.199 / 0.199).
+CURVE_MAX_TREES = 60
 
 
 @dataclass(frozen=True)
@@ -133,7 +133,7 @@ def fits_key(metrics_digest: str, metric_names) -> str:
 def tuning_key(data_digest: str, n_trials: int, seed: int) -> str:
     """Names the Optuna studies and the tuned cache: the data, the budget, the seed and the tuning code. The
     same inputs give the same study names, so a rerun or a second worker on shared storage joins the study."""
-    return _digest(f"{data_digest}:{n_trials}:{seed}", Path(training.tune.__file__).read_bytes())
+    return _digest(f"{data_digest}:{n_trials}:{seed}:{CURVE_MAX_TREES}", Path(training.tune.__file__).read_bytes())
 
 
 def fit_stage(config: RetrainConfig, console: Console) -> tuple[MeasuredData, pd.DataFrame]:
