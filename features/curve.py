@@ -138,8 +138,8 @@ def from_target(transform: str, values):
 # ---- Predicting a curve directly -------------------------------------------------------------------------
 # The served curves come from one regressor per metric that reads a layer's features plus the step and predicts
 # log(metric) there (learned over every measured checkpoint of every layer). Its values at the reference steps
-# are then projected onto the emergence curve: for each of a set of curve shapes (λ, γ, t0) A and K are solved
-# in closed form, and the shape with the least squared error is kept. The five parameters, the curve at any
+# are then projected onto the emergence curve (Projector): for each of a set of curve shapes (λ, γ, t0) A and K
+# are solved in closed form, and the shape with the least squared error is kept. The five parameters, the curve at any
 # step and its derived values (evaluate) all come from that projection, so they always agree.
 STEP_FEATURE = "log1p_step"  # the one input a curve regressor has beyond the feature schema
 LOG_FLOOR = 1e-4  # a linearity score of 0 is learned as log(1e-4)
@@ -211,12 +211,6 @@ class Projector:
         K = mean[:, 0] - A * self.phi_mean[best]
         s = self.shapes[best]
         return np.stack([A, s[:, 0], s[:, 1], s[:, 2], K], axis=1)
-
-
-def project(values: np.ndarray, steps, shapes: np.ndarray) -> np.ndarray:
-    """values (L, T) at steps (T,) → parameters (L, 5) of the emergence curve closest in least squares, over
-    the shapes (S, 3) of (λ, γ, t0) given, with A and K solved exactly for each."""
-    return Projector(steps, shapes)(values)
 
 
 def curve_params(log_values: np.ndarray, projector: Projector) -> np.ndarray:

@@ -134,14 +134,19 @@ def layer_targets(table: pd.DataFrame) -> list[str]:
     return [c for c in table.columns if "__" in c and table.loc[table[c].notna(), "model_id"].nunique() >= MIN_MODELS]
 
 
-def curve_data(table: pd.DataFrame, metrics: pd.DataFrame, metric: str) -> TargetData:
-    """Every measured checkpoint of every layer in `table`: (features, log1p step) → log(metric)."""
+def measured_by_step(table: pd.DataFrame, metrics: pd.DataFrame, metric: str) -> tuple[np.ndarray, np.ndarray]:
+    """(steps (T,), values (len(table), T)): each layer of `table`'s measured series, NaN where unmeasured
+    (units flagged as duplicates left out)."""
     by_step = without_duplicates(metrics).pivot_table(
         index=["model_id", "layer"], columns="step", values=metric, aggfunc="first"
     )
     by_step = by_step.reindex(pd.MultiIndex.from_frame(table[["model_id", "layer"]]))
-    steps = by_step.columns.to_numpy(np.float64)
-    values = by_step.to_numpy(np.float64)  # (L_all, T)
+    return by_step.columns.to_numpy(np.float64), by_step.to_numpy(np.float64)
+
+
+def curve_data(table: pd.DataFrame, metrics: pd.DataFrame, metric: str) -> TargetData:
+    """Every measured checkpoint of every layer in `table`: (features, log1p step) → log(metric)."""
+    steps, values = measured_by_step(table, metrics, metric)  # (T,), (L_all, T)
     X = curve_rows(feature_array(table), steps)
     known = np.isfinite(values).reshape(-1)
     groups = np.repeat(table["model_id"].to_numpy(), len(steps))

@@ -26,8 +26,8 @@ from features.curve import (
     projection_steps,
 )
 from features.mechanism import HAS_MECHANISM_CUT, MECHANISM, onset_layer
-from training.dataset import curve_data, feature_array, target_name
-from training.fit import curve_shapes, without_duplicates
+from training.dataset import curve_data, feature_array, measured_by_step, target_name
+from training.fit import curve_shapes
 from training.tune import cv_predictions, grouped_folds, lgbm, r2
 
 # The models every target is scored with: ours, the baselines under the same grouped CV, and the published
@@ -113,17 +113,12 @@ def curve_error(
 
     Each fold's curve regressor learns from the training models' checkpoints; its predictions for the held-out
     layers at the measured steps are projected onto the emergence curve over shapes from the training models'
-    fits alone (features.curve.project), evaluated and clipped as the service serves them. Every checkpoint of
+    fits alone (features.curve.Projector), evaluated and clipped as the service serves them. Every checkpoint of
     every held-out layer counts. `direct_median_abs_log_ratio` is the regressor's own error before projection.
     """
     data = curve_data(table, metrics, metric)
     rows = table.reset_index(drop=True)
-    by_step = without_duplicates(metrics).pivot_table(
-        index=["model_id", "layer"], columns="step", values=metric, aggfunc="first"
-    )
-    by_step = by_step.reindex(pd.MultiIndex.from_frame(rows[["model_id", "layer"]]))
-    steps = by_step.columns.to_numpy(float)
-    truth = by_step.to_numpy(float)
+    steps, truth = measured_by_step(rows, metrics, metric)
     X_layers = feature_array(rows)
     model_ids = rows["model_id"].to_numpy()
     read_at = projection_steps(steps)

@@ -191,7 +191,7 @@ def fit_table(
     return pd.DataFrame(rows, columns=list(FIT_COLUMNS))
 
 
-MAX_SHAPES = 256  # curve shapes a metric's predictions are projected onto (features.curve.project)
+MAX_SHAPES = 256  # curve shapes a metric's predictions are projected onto (features.curve.Projector)
 
 
 def curve_shapes(fits: pd.DataFrame, metric: str, last_step: float, models=None) -> np.ndarray:

@@ -30,10 +30,10 @@ def predicted_end_state(folder: Path, manifest: Manifest, config: dict) -> pd.Da
     for metric in manifest.metrics:
         params = curve_params(raw[f"{metric}__curve"], Projector(read_at, manifest.shapes[metric]))
         out[metric] = evaluate(params, [read_at.max()], metric).values[:, 0]
-    raw = {t.name: from_target(t.transform, v) for t, v in zip(manifest.targets, raw.values(), strict=True)}
-    if f"{MECHANISM}__has_mechanism" in raw:
-        out["bos_share"] = np.clip(raw[f"{MECHANISM}__bos_share"], 0, 1)
-        out["has_mechanism"] = raw[f"{MECHANISM}__has_mechanism"] >= HAS_MECHANISM_CUT
+    mechanism = {t.param: from_target(t.transform, raw[t.name]) for t in manifest.targets if t.metric == MECHANISM}
+    if "has_mechanism" in mechanism:
+        out["bos_share"] = np.clip(mechanism["bos_share"], 0, 1)
+        out["has_mechanism"] = mechanism["has_mechanism"] >= HAS_MECHANISM_CUT
     return out
 
 

@@ -21,6 +21,7 @@ import pandas as pd  # noqa: E402
 
 from features.mechanism import BOS_SHARE, shows_mechanism  # noqa: E402
 from training.datacard import design_columns, markdown_table, save_figure  # noqa: E402
+from training.mechanism import onset_step  # noqa: E402
 from training.zoo_tier import load_provenance, load_tier  # noqa: E402
 
 FLOOR_METRICS = ("ma_ratio", "ma_ratio_nonbos", "linearity", "linearity_nores")
@@ -36,11 +37,8 @@ def design_key(spec: dict) -> str:
 
 def bos_onset(run: pd.DataFrame) -> float:
     """First step from which at least half of the layers keep the top-1 on BOS (share ≥ 0.9) to the end."""
-    by_step = run.groupby("step")["top1_bos_share"].apply(lambda s: (s >= BOS_SHARE).mean() >= 0.5).sort_index()
-    if not by_step.iloc[-1]:
-        return float("nan")
-    failing = by_step[~by_step]
-    return float(by_step.index[0] if failing.empty else by_step.index[by_step.index > failing.index[-1]][0])
+    by_step = run.groupby("step")["top1_bos_share"].apply(lambda s: (s >= BOS_SHARE).mean() >= 0.5)
+    return onset_step(by_step.index.to_numpy(), by_step.to_numpy())
 
 
 def run_table(metrics: pd.DataFrame, provenance: dict[str, dict]) -> pd.DataFrame:
