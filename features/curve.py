@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 from scipy.special import lambertw
@@ -81,9 +81,30 @@ def evaluate(params, steps, metric: str | None = None, last_step=None) -> Curves
     clipped to `metric`'s range. `last_step` (scalar or (L,)) is where `final_value` is read; default: the
     largest step asked for (0 when none is)."""
     p = np.atleast_2d(np.asarray(params, dtype=np.float64))
+    low, high = METRIC_RANGE.get(metric, (-np.inf, np.inf))
+    return _evaluate(p, steps, np.full(len(p), low), np.full(len(p), high), last_step)
+
+
+def evaluate_metrics(params: dict[str, np.ndarray], steps) -> dict[str, Curves]:
+    """evaluate() for several metrics' (L, 5) parameters in one pass (the service asks for all of them at
+    once, and numpy's per-call cost is most of the work for a few dozen layers): metric → its Curves."""
+    names = list(params)
+    stacked = np.concatenate([np.atleast_2d(np.asarray(params[m], dtype=np.float64)) for m in names])
+    sizes = [len(np.atleast_2d(params[m])) for m in names]
+    low = np.repeat([METRIC_RANGE.get(m, (-np.inf, np.inf))[0] for m in names], sizes)
+    high = np.repeat([METRIC_RANGE.get(m, (-np.inf, np.inf))[1] for m in names], sizes)
+    both = _evaluate(stacked, steps, low, high, None)
+    edges = np.cumsum([0, *sizes])
+    return {
+        m: Curves(*(getattr(both, f.name)[a:b] for f in fields(Curves)))
+        for m, a, b in zip(names, edges[:-1], edges[1:], strict=True)
+    }
+
+
+def _evaluate(p: np.ndarray, steps, low: np.ndarray, high: np.ndarray, last_step) -> Curves:
+    """evaluate() with each row's range given: (L,) lower and upper bounds."""
     A, lam, gamma, t0, K = (p[:, i] for i in range(len(PARAMS)))
     t = np.asarray(steps, dtype=np.float64).reshape(-1)
-    low, high = METRIC_RANGE.get(metric, (-np.inf, np.inf))
     with np.errstate(all="ignore"):
         raw = curve(t[None, :], *(c[:, None] for c in (A, lam, gamma, t0, K)))
         t_peak = peak_step(lam, gamma, t0)
@@ -92,9 +113,10 @@ def evaluate(params, steps, metric: str | None = None, last_step=None) -> Curves
         if last_step is None:
             last_step = float(t.max()) if len(t) else 0.0
         final = curve(np.asarray(last_step, dtype=np.float64), A, lam, gamma, t0, K)
+    low_t, high_t = low[:, None], high[:, None]
     return Curves(
-        values=np.clip(raw, low, high),
-        clipped=(raw < low) | (raw > high),
+        values=np.clip(raw, low_t, high_t),
+        clipped=(raw < low_t) | (raw > high_t),
         steady_state=np.clip(K, low, high),
         extremum_kind=np.where(A > 0, "peak", np.where(A < 0, "dip", "none")),
         peak_step=t_peak,
@@ -179,38 +201,55 @@ def projection_steps(steps, count: int = PROJECTION_POINTS) -> np.ndarray:
 
 class Projector:
     """Projection onto the emergence curve over a fixed set of shapes and steps, the shapes' basis computed
-    once: a request then costs one (L, T) × (T, S) product."""
+    once: a request then costs one (N, T) × (T, S) product. Shapes may come in groups (one per metric): a row
+    then takes the best shape of its own group, and several metrics are projected in one pass."""
 
-    def __init__(self, steps, shapes):
+    def __init__(self, steps, shapes, groups=None):
         self.steps = np.asarray(steps, dtype=np.float64)
         self.shapes = np.asarray(shapes, dtype=np.float64)
+        groups = np.zeros(len(self.shapes), dtype=np.int64) if groups is None else np.asarray(groups)
         lam, gamma, t0 = (self.shapes[:, i : i + 1] for i in range(3))  # (S, 1) each
         with np.errstate(all="ignore"):
             phi = curve(self.steps[None, :], 1.0, lam, gamma, t0, 0.0)  # (S, T): the shape with A = 1, K = 0
         usable = np.isfinite(phi).all(1)
-        self.shapes, phi = self.shapes[usable], phi[usable]
+        self.shapes, phi, groups = self.shapes[usable], phi[usable], groups[usable]
         self.phi_mean = phi.mean(1)  # (S,)
-        self.phi_c = phi - self.phi_mean[:, None]
-        var = (self.phi_c**2).sum(1)
+        self.phi_c_t = np.ascontiguousarray((phi - self.phi_mean[:, None]).T)  # (T, S), centred
+        var = (self.phi_c_t**2).sum(0)
         self.inv_var = np.where(var > 0, 1.0 / np.where(var > 0, var, 1.0), 0.0)
-        self.var = var
+        # (G, S): 0 on a group's own shapes, −inf elsewhere, added to the scores of that group's rows
+        self.outside = np.where(np.arange(groups.max(initial=0) + 1)[:, None] == groups[None, :], 0.0, -np.inf)
 
-    def __call__(self, values: np.ndarray) -> np.ndarray:
-        """values (L, T) at self.steps → (L, 5) parameters of the closest emergence curves (least squares)."""
+    @classmethod
+    def grouped(cls, steps, shapes: dict[str, np.ndarray]) -> Projector:
+        """One projector over several metrics' shapes; group i is the i-th metric of `shapes`."""
+        stacked = [np.asarray(s, dtype=np.float64).reshape(-1, 3) for s in shapes.values()]
+        labels = np.repeat(np.arange(len(stacked)), [len(s) for s in stacked])
+        return cls(steps, np.concatenate(stacked), labels)
+
+    def __call__(self, values: np.ndarray, groups=None) -> np.ndarray:
+        """values (N, T) at self.steps → (N, 5) parameters of the closest emergence curves (least squares);
+        `groups` (N,) says which group's shapes each row may take (default: group 0)."""
         v = np.atleast_2d(np.asarray(values, dtype=np.float64))
-        mean = v.mean(1, keepdims=True)
-        v_c = v - mean
-        # einsum, not a BLAS product: a few thousand multiply-adds, and BLAS's thread pool in each of the
-        # server's worker processes cost milliseconds a request on a 2-core machine
-        A = np.einsum("lt,st->ls", v_c, self.phi_c) * self.inv_var  # (L, S)
-        # SSE = |v_c|² − A²·var for the least-squares A: no (L, S, T) array is needed
-        sse = (v_c**2).sum(1, keepdims=True) - A**2 * self.var
-        best = np.argmin(np.where(np.isfinite(sse), sse, np.inf), axis=1)
-        rows = np.arange(len(v))
-        A = A[rows, best]
-        K = mean[:, 0] - A * self.phi_mean[best]
-        s = self.shapes[best]
-        return np.stack([A, s[:, 0], s[:, 1], s[:, 2], K], axis=1)
+        mean = np.add.reduce(v, 1) / v.shape[1]
+        # φ_c is centred, so v·φ_c = v_c·φ_c. The least-squares A is dot/var and its SSE |v_c|² − dot²/var:
+        # the best shape maximises dot²/var. (Numpy's Python-level helpers, mean, clip, stack, are avoided
+        # here: a request is small, and their call overhead was most of its cost.)
+        broken = ~np.isfinite(mean)  # a row with a non-finite value: its group's first shape, A and K NaN
+        if broken.any():
+            v = np.where(broken[:, None], 0.0, v)
+        dot = np.dot(v, self.phi_c_t)  # (N, S)
+        score = dot * dot * self.inv_var
+        score += self.outside[0 if groups is None else groups]
+        best = np.argmax(score, axis=1)
+        A = dot[np.arange(len(v)), best] * self.inv_var[best]
+        if broken.any():
+            A[broken] = np.nan
+        out = np.empty((len(v), 5))
+        out[:, 0] = A
+        out[:, 1:4] = self.shapes[best]
+        out[:, 4] = mean - A * self.phi_mean[best]
+        return out
 
 
 def curve_params(log_values: np.ndarray, projector: Projector) -> np.ndarray:

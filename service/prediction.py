@@ -113,27 +113,30 @@ class Prediction:
 
     def to_json(self) -> dict[str, Any]:
         layers = [{"layer": i + 1, "metrics": {}} for i in range(self.n_layers)]
+        T = len(self.steps)
         for metric, p in self.metrics.items():
             c = p.curves
-            columns = {name: _nums(p.params[:, j]) for j, name in enumerate(PARAMS)}
-            derived = {
-                "steady_state": _nums(c.steady_state),
-                "extremum_kind": c.extremum_kind.tolist(),
-                "peak_step": _nums(c.peak_step),
-                "peak_observable": c.peak_observable.tolist(),
-                "peak_value": _nums(c.peak_value),
-                "final_value": _nums(c.final_value),
-            }
-            values = _nums(c.values)
-            band = None if p.interval is None else (_nums(p.interval[0]), _nums(p.interval[1]))
-            for i, layer in enumerate(layers):
+            # every number of a metric in one (L, ·) table, made JSON-safe in one pass: the per-array
+            # conversions were most of the cost of a response
+            parts = [p.params, c.steady_state[:, None], c.peak_step[:, None], c.peak_value[:, None]]
+            parts += [c.final_value[:, None], c.values, *(() if p.interval is None else p.interval)]
+            table = _nums(np.concatenate(parts, axis=1))
+            kinds, observable = c.extremum_kind.tolist(), c.peak_observable.tolist()
+            for layer, row, kind, seen in zip(layers, table, kinds, observable, strict=True):
                 entry = {
-                    "params": {name: column[i] for name, column in columns.items()},
-                    "derived": {name: column[i] for name, column in derived.items()},
-                    "curve": values[i],
+                    "params": dict(zip(PARAMS, row[:5], strict=True)),
+                    "derived": {
+                        "steady_state": row[5],
+                        "extremum_kind": kind,
+                        "peak_step": row[6],
+                        "peak_observable": seen,
+                        "peak_value": row[7],
+                        "final_value": row[8],
+                    },
+                    "curve": row[9 : 9 + T],
                 }
-                if band is not None:
-                    entry["interval"] = {"low": band[0][i], "high": band[1][i]}
+                if p.interval is not None:
+                    entry["interval"] = {"low": row[9 + T : 9 + 2 * T], "high": row[9 + 2 * T :]}
                 layer["metrics"][metric] = entry
         return {
             "model_version": self.model_version,
@@ -179,25 +182,34 @@ class Prediction:
 
 def describe(metric: str, curves: Curves, steps: np.ndarray) -> str:
     """A sentence an architect reads: which layers end highest and lowest, when the largest moves, where it
-    settles, and which layers peak or dip on the way."""
-    final, layers = curves.final_value, np.arange(1, len(curves.final_value) + 1)
-    if not np.isfinite(final).any():
+    settles, and which layers peak or dip on the way. (Plain Python over a few dozen layers: cheaper per request
+    than numpy's nan-aware helpers.)"""
+    final = [(v, i + 1) for i, v in enumerate(curves.final_value.tolist()) if math.isfinite(v)]
+    if not final:
         return f"{metric}: no finite prediction"
-    top, bottom = int(np.nanargmax(final)), int(np.nanargmin(final))
-    text = f"{metric}: ends highest in layer {layers[top]} ({_fmt(final[top])})"
-    text += f", lowest in {layers[bottom]} ({_fmt(final[bottom])})"
-    when = _half_way_step(curves.values[top], steps)
+    (high, top), (low, bottom) = max(final, key=_first), min(final, key=_first)  # the first layer on a tie
+    text = f"{metric}: ends highest in layer {top} ({_fmt(high)}), lowest in {bottom} ({_fmt(low)})"
+    when = _half_way_step(curves.values[top - 1].tolist(), steps.tolist())
     if when is not None:
-        text += f"; layer {layers[top]} half-way by step {when:g}"
-    settle = curves.steady_state[np.isfinite(curves.steady_state)]
-    if len(settle):
-        low, high = _fmt(settle.min()), _fmt(settle.max())
+        text += f"; layer {top} half-way by step {when:g}"
+    settle = [v for v in curves.steady_state.tolist() if math.isfinite(v)]
+    if settle:
+        low, high = _fmt(min(settle)), _fmt(max(settle))
         text += f"; settles at {low}" if low == high else f"; settles at {low}–{high}"
+    last = max(steps.tolist(), default=0)
+    extrema = zip(
+        curves.peak_observable.tolist(), curves.extremum_kind.tolist(), curves.peak_step.tolist(), strict=True
+    )
+    where = [(kind, i + 1) for i, (seen, kind, step) in enumerate(extrema) if seen and step <= last]
     for kind in ("peak", "dip"):
-        inside = curves.peak_observable & (curves.extremum_kind == kind) & (curves.peak_step <= steps.max(initial=0))
-        if inside.any():
-            text += f"; {kind} in layers {_ranges(layers[inside])}"
+        layers = [layer for k, layer in where if k == kind]
+        if layers:
+            text += f"; {kind} in layers {_ranges(layers)}"
     return text
+
+
+def _first(pair: tuple[float, int]) -> float:
+    return pair[0]
 
 
 def warning_text(warnings: list[PredictionWarning]) -> str:
@@ -205,20 +217,18 @@ def warning_text(warnings: list[PredictionWarning]) -> str:
     return " | ".join(w.message for w in warnings)
 
 
-def _half_way_step(values: np.ndarray, steps: np.ndarray) -> float | None:
+def _half_way_step(values: list[float], steps: list[float]) -> float | None:
     """The first step (in step order) at which the curve has covered half of its change from the first step."""
     if len(steps) < 2:
         return None
-    order = np.argsort(steps, kind="stable")
-    v, t = values[order], steps[order]
-    change = v[-1] - v[0]
-    if not np.isfinite(change) or abs(change) < 1e-12:
+    pairs = sorted(zip(steps, values, strict=True), key=_first)  # stable: equal steps keep their order
+    first, change = pairs[0][1], pairs[-1][1] - pairs[0][1]
+    if not math.isfinite(change) or abs(change) < 1e-12:
         return None
-    reached = np.nonzero((v - v[0]) / change >= 0.5)[0]
-    return float(t[reached[0]]) if len(reached) else None
+    return next((float(t) for t, v in pairs if (v - first) / change >= 0.5), None)
 
 
-def _ranges(layers: np.ndarray) -> str:
+def _ranges(layers) -> str:
     """1, 2, 3, 5 → "1–3, 5"."""
     out, start = [], None
     for i, n in enumerate(layers):

@@ -23,9 +23,8 @@ from features import FEATURES, ArchcastError, read_spec, spec_matrix
 from features.curve import (
     METRIC_RANGE,
     Projector,
-    curve_params,
     curve_rows,
-    evaluate,
+    evaluate_metrics,
     from_target,
     projection_steps,
 )
@@ -73,20 +72,26 @@ class Target:
     transform: str
 
 
-def combined_model(models: list[onnx.ModelProto]) -> onnx.ModelProto:
-    """The per-target models side by side in one graph: the shared input `features` feeds each
-    (renamed apart by a prefix), and output i is target i's prediction."""
-    nodes, initializers, outputs = [], [], []
-    for i, model in enumerate(models):
+CURVE_INPUT = "curve_features"  # the combined graph's input for the curve regressors' (features, log1p step) rows
+LAYER_INPUT = "features"  # ... and for the per-layer targets' feature rows
+
+
+def combined_model(models: list[tuple[onnx.ModelProto, str]]) -> onnx.ModelProto:
+    """The per-target models side by side in one graph, so that a request costs one onnxruntime call: each
+    model (renamed apart by a prefix) reads the graph input named beside it, and output i is target i's."""
+    nodes, initializers, outputs, inputs = [], [], [], {}
+    for i, (model, input_name) in enumerate(models):
         graph = onnx.compose.add_prefix(model, f"t{i}_").graph
         (source,) = graph.input
-        nodes.append(onnx.helper.make_node("Identity", ["features"], [source.name]))
+        if input_name not in inputs:
+            inputs[input_name] = onnx.helper.make_value_info(input_name, model.graph.input[0].type)
+        nodes.append(onnx.helper.make_node("Identity", [input_name], [source.name]))
         nodes.extend(graph.node)
         initializers.extend(graph.initializer)
         outputs.append(graph.output[0])
-    graph = onnx.helper.make_graph(nodes, "archcast", [models[0].graph.input[0]], outputs, initializers)
-    combined = onnx.helper.make_model(graph, opset_imports=models[0].opset_import)
-    combined.ir_version = models[0].ir_version
+    graph = onnx.helper.make_graph(nodes, "archcast", list(inputs.values()), outputs, initializers)
+    combined = onnx.helper.make_model(graph, opset_imports=models[0][0].opset_import)
+    combined.ir_version = models[0][0].ir_version
     return combined
 
 
@@ -118,27 +123,25 @@ class Predictor:
         self.curve_targets = [curves[m] for m in self.metrics]
         # each curve regressor is read at a few of the reference steps and projected (features.curve)
         self.projection_steps = projection_steps(manifest.default_steps)
-        self.projectors = {m: Projector(self.projection_steps, manifest.shapes[m]) for m in self.metrics}
+        # one projector over every metric's shapes (group i: metric i), so a request projects in one pass
+        self.projector = Projector.grouped(self.projection_steps, {m: manifest.shapes[m] for m in self.metrics})
+
+        # One session over every target: a request costs one onnxruntime call, not one per target. Curve
+        # regressors read (features, log1p step) rows, the per-layer targets a layer's features.
         self.layer_targets = [Target(t.metric, t.param, t.transform) for t in manifest.targets if t.kind == "layer"]
-
-        # One session per input kind over all its targets: a request costs two onnxruntime calls, not one per
-        # target. Curve regressors read (features, log1p step) rows; the rest read a layer's features.
-        def session(names: list[str]):
-            if not names:
-                return None
-            graphs = [onnx.load_from_string(blobs[name]) for name in names]
-            return onnxruntime.InferenceSession(
-                combined_model(graphs).SerializeToString(), options, providers=["CPUExecutionProvider"]
-            )
-
-        self.curve_session = session([t.name for t in self.curve_targets])
-        self.layer_session = session([t.name for t in manifest.targets if t.kind == "layer"])
+        graphs = [(onnx.load_from_string(blobs[t.name]), CURVE_INPUT) for t in self.curve_targets]
+        graphs += [(onnx.load_from_string(blobs[t.name]), LAYER_INPUT) for t in manifest.targets if t.kind == "layer"]
+        self.session = onnxruntime.InferenceSession(
+            combined_model(graphs).SerializeToString(), options, providers=["CPUExecutionProvider"]
+        )
+        self._inputs = {i.name for i in self.session.get_inputs()}
         self.default_steps: list[int] = list(manifest.default_steps)
         ranges = manifest.domain["feature_ranges"]
         self._low = np.array([ranges[f][0] for f in FEATURES], dtype=np.float64)
         self._high = np.array([ranges[f][1] for f in FEATURES], dtype=np.float64)
         self._families = set(manifest.domain["model_types"])
         self.manifest_intervals = manifest.intervals
+        self._band_nodes = {m: n for m, i in manifest.intervals.items() if i and (n := band_nodes(i)) is not None}
         self.recipe = manifest.recipe
 
     @property
@@ -204,22 +207,28 @@ class Predictor:
             feature="steps", value=float(t.max()), range=(0.0, float(trained)),
         )]  # fmt: skip
 
-    def parameters(self, rows: np.ndarray, metrics: list[str]) -> dict[str, np.ndarray]:
-        """metric → (L, 5) emergence-curve parameters: each curve regressor's log values at the projection
-        steps, projected onto the emergence curve (features.curve.curve_params)."""
-        outputs = self.curve_session.run(None, {"features": curve_rows(rows, self.projection_steps)})
-        return {
-            t.metric: curve_params(out, self.projectors[t.metric])
-            for t, out in zip(self.curve_targets, outputs, strict=True)
-            if t.metric in metrics
-        }
+    def run(self, rows: np.ndarray) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """Every regressor on a design's (L, F) feature rows in one onnxruntime call: the curve regressors'
+        (L·T,) log values at the projection steps, and the per-layer targets' (L,) raw outputs."""
+        feeds = {CURVE_INPUT: curve_rows(rows, self.projection_steps)}
+        if LAYER_INPUT in self._inputs:
+            feeds[LAYER_INPUT] = rows
+        outputs = self.session.run(None, feeds)
+        return outputs[: len(self.curve_targets)], outputs[len(self.curve_targets) :]
 
-    def layer_values(self, rows: np.ndarray) -> dict[str, dict[str, np.ndarray]]:
+    def parameters(self, curve_outputs: list[np.ndarray], metrics: list[str]) -> dict[str, np.ndarray]:
+        """metric → (L, 5) emergence-curve parameters: each curve regressor's log values at the projection
+        steps, projected onto the emergence curve (features.curve.Projector), all metrics in one pass."""
+        T = len(self.projection_steps)
+        values = np.exp(np.concatenate(curve_outputs, axis=None).astype(np.float64).reshape(-1, T))  # (M·L, T)
+        L = len(values) // len(curve_outputs)
+        params = self.projector(values, np.repeat(np.arange(len(curve_outputs)), L))
+        return {t.metric: params[i * L : (i + 1) * L] for i, t in enumerate(self.curve_targets) if t.metric in metrics}
+
+    def layer_values(self, layer_outputs: list[np.ndarray]) -> dict[str, dict[str, np.ndarray]]:
         """metric → name → (L,) for the per-layer targets (the mechanism's), in original units."""
         out: dict[str, dict[str, np.ndarray]] = {}
-        if self.layer_session is None:
-            return out
-        for target, raw in zip(self.layer_targets, self.layer_session.run(None, {"features": rows}), strict=True):
+        for target, raw in zip(self.layer_targets, layer_outputs, strict=True):
             out.setdefault(target.metric, {})[target.param] = from_target(target.transform, raw.reshape(-1))
         return out
 
@@ -232,13 +241,13 @@ class Predictor:
         metrics = self.check_metrics(metrics)
         spec = read_spec(config)
         rows = spec_matrix(spec)  # (L, F) float32
-        params = self.parameters(rows, metrics)
+        curve_outputs, layer_outputs = self.run(rows)
+        params = self.parameters(curve_outputs, metrics)
         widen = self.widening(rows.astype(np.float64))
         out: dict[str, MetricPrediction] = {}
         clipped: list[PredictionWarning] = []
-        for metric in metrics:
+        for metric, curves in evaluate_metrics(params, t).items():
             stacked = params[metric]
-            curves = evaluate(stacked, t, metric)
             if curves.clipped.any():
                 low, high = METRIC_RANGE[metric]
                 layers_out = sorted({int(i) + 1 for i in np.nonzero(curves.clipped)[0]})
@@ -257,7 +266,7 @@ class Predictor:
                 "by distance from the training range (a rule, not calibrated there)",
                 feature="interval", value=float(widen.max()), range=(1.0, 1.0 + MAX_WIDENING),
             ))  # fmt: skip
-        layer = self.layer_values(rows)
+        layer = self.layer_values(layer_outputs)
         mechanism = mechanism_prediction(layer.get(MECHANISM, {}))
         tokens = self.recipe.get("tokens_per_step")
         return Prediction(self.version, spec.model_type, t, out, warnings, mechanism, self.recipe,
@@ -273,18 +282,24 @@ class Predictor:
     def band(self, metric: str, t: np.ndarray, values: np.ndarray, widen: np.ndarray):
         """The central 80 % band around the curves: the held-out residual quantiles of this step (interpolated
         over log steps), widened by distance from the training domain, clipped to the metric's range."""
-        interval = self.manifest_intervals.get(metric)
-        if not interval:
+        nodes = self._band_nodes.get(metric)
+        if nodes is None:
             return None
-        x = np.log1p(np.asarray(interval["steps"], dtype=np.float64))
-        low = np.asarray(interval["log_low"], dtype=np.float64)
-        high = np.asarray(interval["log_high"], dtype=np.float64)
-        known = np.isfinite(low) & np.isfinite(high)
+        x, low, high = nodes
         at = np.log1p(t)
-        q_low, q_high = np.interp(at, x[known], low[known]), np.interp(at, x[known], high[known])  # (T,)
+        q_low, q_high = np.interp(at, x, low), np.interp(at, x, high)  # (T,)
         lo, hi = METRIC_RANGE.get(metric, (-np.inf, np.inf))
         with np.errstate(over="ignore"):
             return (
                 np.clip(values * np.exp(q_low[None, :] * widen[:, None]), lo, hi),
                 np.clip(values * np.exp(q_high[None, :] * widen[:, None]), lo, hi),
             )
+
+
+def band_nodes(interval: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """A manifest interval's (log1p step, log low, log high) nodes where both quantiles are known."""
+    x = np.log1p(np.asarray(interval["steps"], dtype=np.float64))
+    low = np.asarray(interval["log_low"], dtype=np.float64)
+    high = np.asarray(interval["log_high"], dtype=np.float64)
+    known = np.isfinite(low) & np.isfinite(high)
+    return (x[known], low[known], high[known]) if known.any() else None
