@@ -322,6 +322,30 @@ def test_the_80_percent_bands_are_drawn_where_an_answer_has_them(server, browser
 
 
 @pytest.mark.slow
+def test_one_layers_band_is_drawn_at_a_time_and_follows_the_cursor_without_moving_the_axis(server, browser):
+    # A band per layer, widened outside the training domain, buries the curves: the page draws the band of the
+    # layer that ends highest, and the band of a layer the cursor focuses instead, on the same y axis.
+    open_page(browser, server + "/")
+    choose_preset(browser, "pythia-160m")
+    answer = predict(server, PRESETS["pythia-160m"])
+    finals = [layer["metrics"]["ma_ratio"]["curve"][-1] for layer in answer["layers"]]
+    top = finals.index(max(finals))
+    assert top != 2  # layer 3's band is the one the cursor asks for below
+    read = (
+        "const u = whatif.charts.ma_ratio;"
+        "return {bands: u.series.filter((s) => s.band !== undefined && s.show).map((s) => s.band),"
+        " y: [u.scales.y.min, u.scales.y.max], layer: u.series.findIndex((s) => s.label === arguments[0])};"
+    )
+    first = browser.execute_script(read, "B layer 3")
+    assert first["bands"] == [top, top]  # its high and low series
+    browser.execute_script("whatif.charts.ma_ratio.setSeries(arguments[0], {focus: true})", first["layer"])
+    focused = browser.execute_script(read, "B layer 3")
+    assert focused["bands"] == [2, 2] and focused["y"] == first["y"]
+    browser.execute_script("whatif.charts.ma_ratio.setSeries(null, {focus: true})")
+    assert browser.execute_script(read, "B layer 3")["bands"] == [top, top]
+
+
+@pytest.mark.slow
 def test_an_invalid_design_shows_the_services_message_beside_its_knob(server, browser):
     open_page(browser, server + "/")
     choose_preset(browser, "llama-2-7b")
@@ -471,17 +495,19 @@ def test_every_edit_is_timed_from_the_input_to_the_redrawn_curves(server, browse
     durations = browser.execute_script("return performance.getEntriesByName('edit-to-redraw').map((m) => m.duration)")
     median = statistics.median(durations)
     parts = browser.execute_script(
-        "return ['predict-request', 'render'].map((n) => performance.getEntriesByName(n).map((m) => m.duration))"
+        "return ['predict-request', 'render', 'frame']"
+        ".map((n) => performance.getEntriesByName(n).map((m) => m.duration))"
     )
-    request, render = (statistics.median(p[-20:]) for p in parts)
+    request, render, frame = (statistics.median(p[-20:]) for p in parts)
     print(
         f"\nedit → redraw: median {median:.1f} ms over {len(durations)} edits (max {max(durations):.1f} ms); "
-        f"of which the median /predict round trip {request:.1f} ms and drawing {render:.1f} ms"
+        f"of which the median /predict round trip {request:.1f} ms, drawing {render:.1f} ms, "
+        f"to the frame {frame:.1f} ms"
     )
     assert len(durations) == 20 and all(0 < d < 60_000 for d in durations)
     assert len(parts[0]) >= 20 and len(parts[1]) >= 20  # every redraw asked /predict once and drew once
     (tmp_path / "redraw.json").write_text(json.dumps({"durations_ms": durations, "request_ms": request,
-                                                      "render_ms": render}))  # fmt: skip
+                                                      "render_ms": render, "frame_ms": frame}))  # fmt: skip
 
 
 @pytest.mark.slow

@@ -1,6 +1,8 @@
 /* global uPlot */
 // One metric's curves per layer over steps (uPlot, log step axis, colour by layer): design B solid with its
-// 80 % bands where the model gives them, pinned design A dashed.
+// 80 % bands where the model gives them, pinned design A dashed. One layer's band is drawn at a time (the layer
+// under the cursor; at first the one that ends highest): a band per layer, widened outside the training domain,
+// would bury every curve under one blot, and the y axis spans the curves and that first band only.
 
 import { layerColour } from "./colors.js";
 import { stepLabel } from "./heatmap.js";
@@ -29,16 +31,23 @@ export function plotData(metric, b, a) {
   const series = [{ label: "step" }];
   const bands = [];
   const L = b.layers.length;
+  const last = (values) => values[values.length - 1];
+  let top = 0; // the layer whose band is drawn at first: the one that ends highest
+  b.layers.forEach((layer, l) => {
+    const end = last(layer.metrics[metric].curve);
+    if (end != null && !(last(b.layers[top].metrics[metric].curve) >= end)) top = l;
+  });
   b.layers.forEach((layer, l) => {
     const entry = layer.metrics[metric];
     data.push(pick(entry.curve));
-    series.push({ label: `B layer ${l + 1}`, stroke: layerColour(l + 1, L), width: 1.5 });
+    series.push({ label: `B layer ${l + 1}`, stroke: layerColour(l + 1, L), width: 1.5, layer: l });
     if (entry.interval) {
+      const show = l === top;
       const high = data.push(pick(entry.interval.high)) - 1;
-      series.push({ label: `B layer ${l + 1} 80% high`, stroke: "transparent", band: true });
+      series.push({ label: `B layer ${l + 1} 80% high`, stroke: "transparent", band: l, show });
       const low = data.push(pick(entry.interval.low)) - 1;
-      series.push({ label: `B layer ${l + 1} 80% low`, stroke: "transparent", band: true });
-      bands.push({ series: [high, low], fill: layerColour(l + 1, L, 0.12) });
+      series.push({ label: `B layer ${l + 1} 80% low`, stroke: "transparent", band: l, show });
+      bands.push({ series: [high, low], fill: layerColour(l + 1, L, 0.18) });
     }
   });
   const sameSteps = a && JSON.stringify(a.steps) === JSON.stringify(b.steps);
@@ -48,12 +57,26 @@ export function plotData(metric, b, a) {
       series.push({ label: `A layer ${l + 1}`, stroke: layerColour(l + 1, a.layers.length), width: 1, dash: [5, 4] });
     });
   }
+  // the y extent: every curve and the first band (another layer's band, when shown, is clipped to it)
+  const shown = data.slice(1).filter((_, i) => series[i + 1].band === undefined || series[i + 1].show);
+  const values = shown.flat().filter((v) => v != null && Number.isFinite(v) && (!LOG_Y.has(metric) || v > 0));
+  const extent = values.length ? [Math.min(...values), Math.max(...values)] : null;
   const shape = `${series.map((s) => s.label).join("|")}`;
-  return { data, series, bands, shape, overlaid: Boolean(sameSteps) };
+  return { data, series, bands, shape, overlaid: Boolean(sameSteps), extent, top };
 }
 
-function options(metric, plot, width, readout) {
+// Shows layer l's band (its two series) and hides the one shown before; redraws without firing the hooks.
+function showBand(u, l) {
+  if (l === u.bandLayer) return;
+  u.series.forEach((s, i) => {
+    if (s.band !== undefined && (s.band === l || s.band === u.bandLayer)) u.setSeries(i, { show: s.band === l }, false);
+  });
+  u.bandLayer = l;
+}
+
+function options(metric, plot, width, readout, holder) {
   let focused = null;
+  const extent = (min, max) => holder.extent || [min, max];
   const describe = (u) => {
     const i = u.cursor.idx;
     if (i == null || focused == null) return "";
@@ -65,8 +88,11 @@ function options(metric, plot, width, readout) {
     // x: exactly the steps predicted (a log axis would otherwise round out to whole decades)
     scales: {
       x: { time: false, distr: 3, range: (u, min, max) => [min, max] },
-      // a log y axis would round out to whole decades too, leaving most of the plot empty
-      y: LOG_Y.has(metric) ? { distr: 3, range: (u, min, max) => [nice(min, Math.floor), nice(max, Math.ceil)] } : {},
+      // a log y axis would round out to whole decades too, leaving most of the plot empty; the extent is the
+      // chart's own (draw() refreshes it), so that showing another layer's band does not move the axis
+      y: LOG_Y.has(metric)
+        ? { distr: 3, range: (u, min, max) => extent(min, max).map((v, i) => nice(v, i ? Math.ceil : Math.floor)) }
+        : { range: (u, min, max) => uPlot.rangeNum(...extent(min, max), 0.1, true) },
     },
     axes: [
       // a log axis labels only some of its ticks: the others arrive as null
@@ -74,14 +100,18 @@ function options(metric, plot, width, readout) {
       { label: LOG_Y.has(metric) ? `${metric} (log)` : metric, size: 64 },
     ],
     series: plot.series.map((s, i) =>
-      i === 0 ? s : { ...s, points: { show: false }, ...(s.band ? { width: 0 } : {}) },
+      i === 0 ? s : { ...s, points: { show: false }, ...(s.band !== undefined ? { width: 0 } : {}) },
     ),
     bands: plot.bands,
     legend: { show: false },
     cursor: { focus: { prox: 24 }, points: { show: false } },
     focus: { alpha: 0.35 },
     hooks: {
-      setSeries: [(u, i) => { focused = i; readout.textContent = describe(u); }],
+      setSeries: [(u, i) => {
+        focused = i;
+        readout.textContent = describe(u);
+        showBand(u, i == null || u.series[i].layer === undefined ? holder.top : u.series[i].layer);
+      }],
       setCursor: [(u) => { readout.textContent = describe(u); }],
     },
   };
@@ -90,12 +120,15 @@ function options(metric, plot, width, readout) {
 // Draws into `target`, reusing the chart when only the numbers changed; returns the chart.
 export function draw(chart, target, metric, plot, width, readout) {
   if (chart && chart.shape === plot.shape) {
+    Object.assign(chart.holder, { extent: plot.extent, top: plot.top });
+    showBand(chart, plot.top);
     chart.setData(plot.data);
     if (chart.width !== width) chart.setSize({ width, height: HEIGHT });
     return chart;
   }
   chart?.destroy();
-  const created = new uPlot(options(metric, plot, width, readout), plot.data, target);
-  created.shape = plot.shape;
+  const holder = { extent: plot.extent, top: plot.top }; // what the chart's scale and hooks read of its data
+  const created = new uPlot(options(metric, plot, width, readout, holder), plot.data, target);
+  Object.assign(created, { shape: plot.shape, holder, bandLayer: plot.top });
   return created;
 }

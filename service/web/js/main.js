@@ -1,7 +1,7 @@
 // The what-if explorer: a design B edited knob by knob, one debounced /predict per change, and an optional
 // pinned design A to compare with. Performance marks: "edit" at each change, "edit-to-redraw" from the last
 // edit to the animation frame after the redraw (the browser test reads them), and its parts "predict-request"
-// (the /predict round trip) and "render" (drawing the answer).
+// (the /predict round trip), "render" (drawing the answer) and "frame" (from there to the next frame).
 
 import * as api from "./api.js";
 import { clone, differences, setKey } from "./config.js";
@@ -48,7 +48,8 @@ function render() {
   window.whatif.renders += 1;
 }
 
-function measureRedraw() {
+function measureRedraw(rendered) {
+  performance.measure("frame", { start: rendered }); // what the browser did between our drawing and the frame
   if (performance.getEntriesByName("edit", "mark").length === 0) return;
   performance.measure("edit-to-redraw", "edit");
   performance.clearMarks("edit");
@@ -82,8 +83,9 @@ async function predictNow() {
   error("general-error", "");
   $("results").classList.remove("stale");
   render();
-  performance.measure("render", { start: answered });
-  requestAnimationFrame(measureRedraw);
+  const rendered = performance.now();
+  performance.measure("render", { start: answered, end: rendered });
+  requestAnimationFrame(() => measureRedraw(rendered));
   const ms = Math.round(performance.now() - started);
   status(`B: ${result.model_type}, ${result.n_layers} layers · model ${result.model_version} · answered in ${ms} ms`);
 }

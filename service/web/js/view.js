@@ -55,7 +55,9 @@ function create(metric) {
   const first = make("span", "", "layer 1");
   const last = make("span");
   const readout = make("p", "readout");
-  const legend = "colour: layer; B solid, A dashed; shaded: 80 % interval where the model gives one";
+  const legend =
+    "colour: layer; B solid, A dashed; shaded: the 80 % interval of the layer under the cursor (at first, of the " +
+    "layer that ends highest), where the model gives one";
   figure.append(chart, colourBarRow(layerBar, first, last, legend), readout);
   const heats = make("div", "heats");
   const b = heatFigure("B: layer × training step (log)", "heat");
