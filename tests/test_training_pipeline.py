@@ -126,6 +126,29 @@ def test_promotion_needs_better_parameters_and_no_worse_curves():
     assert should_promote(0.10, None, {"ma_ratio": 0.9}, None)[0]
 
 
+def test_seed_replicates_share_a_design_and_never_straddle_a_fold():
+    # Leave-architecture-out: a seed replicate (the same config under another run name) has the same feature
+    # rows, so holding one out while training on the other would score the predictor on a design it has seen.
+    from pathlib import Path
+
+    from training.dataset import DESIGN, target_data
+
+    tier = Path(__file__).resolve().parents[1] / "data" / "zoo" / "cpu2" / "configs"
+    configs = load_configs(tier)
+    names = ["llama", "llama-s1", "llama-s2", "llama-kvbias", "gpt2", "gpt2-s1", "neox", "neox-L2", "qwen2"]
+    table = build(names, {n: configs[n] for n in names})
+    design = table.groupby("model_id")[DESIGN].first()
+    assert design["llama"] == design["llama-s1"] == design["llama-s2"] and design["gpt2"] == design["gpt2-s1"]
+    assert design[["llama", "llama-kvbias", "gpt2", "neox", "neox-L2", "qwen2"]].nunique() == 6
+    table["target"] = np.arange(len(table), dtype=float)
+    data = target_data(table, "target")
+    seeds = {"llama", "llama-s1", "llama-s2"}
+    for train, test in grouped_folds(data.groups):
+        held_out = set(table["model_id"].iloc[test])
+        assert not held_out & set(table["model_id"].iloc[train])
+        assert not seeds & held_out or seeds <= held_out
+
+
 def test_curve_error_scores_every_held_out_layer_beside_the_median_curve_baseline():
     # Which layers count must not depend on the fitter: a layer whose fit was too poor to be a training
     # target is still predicted and scored. The baseline is the training models' median measured curve.

@@ -89,10 +89,26 @@ def load_configs(folder: Path) -> dict[str, dict]:
     return configs
 
 
+DESIGN = "design"  # the regression table's column that leave-architecture-out CV groups by
+
+
+def design_keys(table: pd.DataFrame) -> pd.Series:
+    """Per row, its model's architecture as the predictor sees it: a digest of the model's feature rows. Seed
+    replicates (and any models the features cannot tell apart) share one, so that grouped CV never has one on
+    each side: a held-out architecture whose replicate was trained on is not held out."""
+    digests = {
+        model_id: hashlib.sha256(
+            pd.util.hash_pandas_object(rows[["model_type", *FEATURES]], index=False).values.tobytes()
+        ).hexdigest()[:12]
+        for model_id, rows in table.groupby("model_id", sort=False)
+    }
+    return table["model_id"].map(digests)
+
+
 def build(model_ids, configs: dict[str, dict], mechanism: pd.DataFrame | None = None) -> pd.DataFrame:
-    """One row per (model, layer): model_id, layer, model_type, FEATURES…, then the mechanism targets
-    (training.mechanism, transformed) where `mechanism` gives them (NaN where undefined: no onset without a
-    mechanism)."""
+    """One row per (model, layer): model_id, layer, model_type, design (design_keys), FEATURES…, then the
+    mechanism targets (training.mechanism, transformed) where `mechanism` gives them (NaN where undefined: no
+    onset without a mechanism)."""
     model_ids = sorted(set(model_ids))
     unknown = sorted(set(model_ids) - set(configs))
     if unknown:
@@ -105,6 +121,7 @@ def build(model_ids, configs: dict[str, dict], mechanism: pd.DataFrame | None = 
         rows.insert(0, "model_id", model_id)
         frames.append(rows)
     table = pd.concat(frames, ignore_index=True)
+    table.insert(3, DESIGN, design_keys(table))
     if mechanism is not None and len(mechanism):
         keyed = mechanism.set_index(["model_id", "layer"])
         index = table.set_index(["model_id", "layer"]).index
@@ -149,7 +166,7 @@ def curve_data(table: pd.DataFrame, metrics: pd.DataFrame, metric: str) -> Targe
     steps, values = measured_by_step(table, metrics, metric)  # (T,), (L_all, T)
     X = curve_rows(feature_array(table), steps)
     known = np.isfinite(values).reshape(-1)
-    groups = np.repeat(table["model_id"].to_numpy(), len(steps))
+    groups = np.repeat(table[DESIGN].to_numpy(), len(steps))
     return TargetData(X[known], to_log_value(values.reshape(-1)[known]), groups[known])
 
 
@@ -167,10 +184,10 @@ class TargetData:
 
     X: np.ndarray  # (n, len(FEATURES)) float32
     y: np.ndarray  # (n,)
-    groups: np.ndarray  # (n,) model ids: the grouping of leave-architecture-out CV
+    groups: np.ndarray  # (n,) design keys (design_keys): the grouping of leave-architecture-out CV
 
 
 def target_data(table: pd.DataFrame, target: str) -> TargetData:
     rows = table[target].notna().to_numpy()
     known = table.loc[rows]
-    return TargetData(feature_array(known), known[target].to_numpy(), known["model_id"].to_numpy())
+    return TargetData(feature_array(known), known[target].to_numpy(), known[DESIGN].to_numpy())

@@ -26,7 +26,7 @@ from features.curve import (
     projection_steps,
 )
 from features.mechanism import HAS_MECHANISM_CUT, MECHANISM, onset_layer
-from training.dataset import curve_data, feature_array, measured_by_step, target_name
+from training.dataset import DESIGN, curve_data, feature_array, measured_by_step, target_name
 from training.fit import curve_shapes
 from training.tune import cv_predictions, grouped_folds, lgbm, r2
 
@@ -120,17 +120,17 @@ def curve_error(
     rows = table.reset_index(drop=True)
     steps, truth = measured_by_step(rows, metrics, metric)
     X_layers = feature_array(rows)
-    model_ids = rows["model_id"].to_numpy()
+    model_ids, designs = rows["model_id"].to_numpy(), rows[DESIGN].to_numpy()
     read_at = projection_steps(steps)
     model_errors, direct_errors, baseline_errors = [], [], []
     residuals = np.full(truth.shape, np.nan)  # log(measured / predicted) of held-out layers
     fold_of = np.full(len(rows), -1)
-    for k, (train, test) in enumerate(grouped_folds(model_ids)):
+    for k, (train, test) in enumerate(grouped_folds(designs)):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # a step no training layer measured
             baseline = np.nanmedian(truth[train], axis=0)
         train_models = set(model_ids[train])
-        learn = np.isin(data.groups, list(train_models))
+        learn = np.isin(data.groups, list(set(designs[train])))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             regressor = lgbm(params, seed).fit(data.X[learn], data.y[learn])
@@ -242,11 +242,24 @@ def write_report(
             f"(model-free baseline, the training models' most common onset layer: "
             f"{mechanism['baseline_most_common_onset_layer']:.0%}); {mechanism['models_with_mechanism']} of them "
             "show the mechanism somewhere",
+            *seed_ceiling_lines(mechanism),
             f"- mechanism or not, per layer: {mechanism['layer_accuracy']:.0%} right",
             f"- onset step: median |log(pred/measured)| {mechanism['onset_step_median_abs_log_ratio']:.3f} over "
             f"{mechanism['layers_with_onset']} layers",
         ]
     (folder / "report.md").write_text("\n".join(lines) + "\n")
+
+
+def seed_ceiling_lines(mechanism: dict) -> list[str]:
+    """The line that says how often two seeds of one design agree on the onset layer, where there are seeds."""
+    if not mechanism.get("seed_pairs"):
+        return []
+    return [
+        f"- seed noise: of the {mechanism['replicated_runs']} runs of designs trained with several seeds, "
+        f"{mechanism['replicated_runs_at_design_mode']:.0%} have their design's most common onset layer (the most "
+        f"any prediction from the architecture alone gets right on them); two seeds of one design agree in "
+        f"{mechanism['seed_pairs_same_onset_layer']:.0%} of {mechanism['seed_pairs']} pairs"
+    ]
 
 
 def mechanism_error(table: pd.DataFrame, best: dict[str, dict], seed: int = 0) -> dict:
@@ -260,14 +273,14 @@ def mechanism_error(table: pd.DataFrame, best: dict[str, dict], seed: int = 0) -
         return {}
     X = feature_array(rows)
     measured = rows[flag].to_numpy() >= HAS_MECHANISM_CUT
-    models = rows["model_id"].to_numpy()
+    models, designs = rows["model_id"].to_numpy(), rows[DESIGN].to_numpy()
     predicted = {}
     for target in (flag, step):
         predicted[target] = np.full(len(rows), np.nan)
         if target not in best:
             continue
         known = rows[target].notna().to_numpy()
-        for train, test in grouped_folds(models):
+        for train, test in grouped_folds(designs):
             train = train[known[train]]
             if len(train) == 0:
                 continue
@@ -282,10 +295,19 @@ def mechanism_error(table: pd.DataFrame, best: dict[str, dict], seed: int = 0) -
 
     truth, guess = onsets(measured), onsets(has)
     baseline_hits = 0
-    for train, test in grouped_folds(models):
+    for train, test in grouped_folds(designs):
         train_onsets = pd.Series([truth[m] for m in dict.fromkeys(models[train])], dtype=object)
         common = train_onsets.fillna(0).mode().iloc[0] or None
         baseline_hits += sum(truth[m] == common for m in dict.fromkeys(models[test]))
+    # what seed noise leaves to any prediction from the architecture alone: over the designs trained with several
+    # seeds, the share of runs whose onset layer is their design's most common one (the best such a prediction
+    # can do on them), and how often two seeds agree
+    by_design: dict[str, list] = {}
+    for m, d in dict(zip(models, designs, strict=True)).items():
+        by_design.setdefault(d, []).append(truth[m])
+    replicated = [onsets for onsets in by_design.values() if len(onsets) > 1]
+    at_mode = sum(max(onsets.count(v) for v in onsets) for onsets in replicated)
+    pairs = [(a, b) for onsets in replicated for i, a in enumerate(onsets) for b in onsets[i + 1 :]]
     with_onset = rows[step].notna().to_numpy() & np.isfinite(predicted[step])
     step_error = np.abs(
         np.log(np.expm1(predicted[step][with_onset]).clip(1) / np.expm1(rows[step].to_numpy()[with_onset]).clip(1))
@@ -294,6 +316,11 @@ def mechanism_error(table: pd.DataFrame, best: dict[str, dict], seed: int = 0) -
         "models": len(truth),
         "onset_layer_exact": float(np.mean([truth[m] == guess[m] for m in truth])),
         "baseline_most_common_onset_layer": baseline_hits / len(truth),
+        "designs": len(set(designs)),
+        "replicated_runs": sum(len(o) for o in replicated),
+        "replicated_runs_at_design_mode": at_mode / sum(len(o) for o in replicated) if replicated else None,
+        "seed_pairs": len(pairs),
+        "seed_pairs_same_onset_layer": float(np.mean([a == b for a, b in pairs])) if pairs else None,
         "layer_accuracy": float(np.mean(measured == has)),
         "models_with_mechanism": int(sum(v is not None for v in truth.values())),
         "onset_step_median_abs_log_ratio": float(np.median(step_error)) if len(step_error) else float("nan"),

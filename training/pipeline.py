@@ -171,7 +171,7 @@ def tune_stage(config: RetrainConfig, data: DataSet, console: Console) -> dict[s
     key = tuning_key(data.digest, config.n_trials, config.seed)
     best = {}
     for name, target in data.targets.items():
-        console.print(f"[bold]tune[/] {name}: {len(target.y)} rows of {len(set(target.groups))} models")
+        console.print(f"[bold]tune[/] {name}: {len(target.y)} rows of {len(set(target.groups))} architectures")
         cache = config.work / f"tuned-{key}-{name}.json"
         if not cache.exists():
             curve = target_parts(name)[1] == CURVE
