@@ -38,3 +38,50 @@ def test_curves_steady_states_extrema_and_final_values_are_clipped_to_the_metric
     # what clipping leaves alone: where the extremum is, and what kind it is
     np.testing.assert_array_equal(read.peak_step, raw.peak_step)
     assert read.extremum_kind.tolist() == raw.extremum_kind.tolist()
+
+
+def test_several_metrics_evaluated_in_one_pass_equal_each_evaluated_alone():
+    from dataclasses import fields
+
+    from features.curve import evaluate_metrics
+
+    rng = np.random.default_rng(0)
+    steps = [0, 3, 50, 400, 5000]
+    params = {
+        m: np.column_stack(
+            [
+                rng.normal(0, 3, n),
+                rng.uniform(0, 0.01, n),
+                rng.uniform(0.01, 2, n),
+                rng.uniform(0.5, 5, n),
+                rng.normal(1, 2, n),
+            ]
+        )  # fmt: skip
+        for m, n in (("ma_ratio", 4), ("linearity", 7), ("linearity_nores", 1))
+    }
+    together = evaluate_metrics(params, steps)
+    assert list(together) == list(params)
+    for metric, p in params.items():
+        alone = evaluate(p, steps, metric)
+        for f in fields(alone):
+            np.testing.assert_array_equal(getattr(together[metric], f.name), getattr(alone, f.name), err_msg=f.name)
+
+
+def test_a_grouped_projection_equals_each_groups_own_projection():
+    # The service projects every metric in one pass; each row must take the best shape of its own metric only.
+    from features.curve import Projector, curve
+
+    rng = np.random.default_rng(1)
+    steps = np.array([0, 1, 4, 16, 64, 256, 1000], dtype=float)
+    shapes = {m: np.column_stack([rng.uniform(0, 0.01, s), rng.uniform(0.01, 1, s), rng.uniform(1, 5, s)])
+              for m, s in (("a", 30), ("b", 12), ("c", 50))}  # fmt: skip
+    values = {m: np.exp(rng.normal(0, 0.3, (5, len(steps)))) * (2 + curve(steps, 1, *shapes[m][0], 0))
+              for m in shapes}  # fmt: skip
+    values["b"][2, 3] = np.inf  # a broken row stays broken in its own group
+    together = Projector.grouped(steps, shapes)(
+        np.concatenate(list(values.values())), np.repeat(np.arange(3), 5)
+    ).reshape(3, 5, 5)
+    for i, m in enumerate(shapes):
+        alone = Projector(steps, shapes[m])(values[m])
+        np.testing.assert_allclose(together[i], alone, rtol=1e-9, equal_nan=True)
+        assert {tuple(s) for s in together[i][:, 1:4]} <= {tuple(s) for s in shapes[m]}
