@@ -201,24 +201,31 @@ def projection_steps(steps, count: int = PROJECTION_POINTS) -> np.ndarray:
 
 class Projector:
     """Projection onto the emergence curve over a fixed set of shapes and steps, the shapes' basis computed
-    once: a request then costs one (N, T) × (T, S) product. Shapes may come in groups (one per metric): a row
-    then takes the best shape of its own group, and several metrics are projected in one pass."""
+    once: a request then costs one (L, T) × (T, S) product. Shapes may come in groups (one per metric): values
+    (G, L, T) then take the best shape of their own group, all groups in one pass.
+
+    Shapes that draw the same curve at these steps up to A and K (λ = 0 with γ and t0 scaled alike, say) are
+    kept once, the first of them: which one wins an exact tie must not depend on rounding."""
 
     def __init__(self, steps, shapes, groups=None):
         self.steps = np.asarray(steps, dtype=np.float64)
-        self.shapes = np.asarray(shapes, dtype=np.float64)
-        groups = np.zeros(len(self.shapes), dtype=np.int64) if groups is None else np.asarray(groups)
-        lam, gamma, t0 = (self.shapes[:, i : i + 1] for i in range(3))  # (S, 1) each
-        with np.errstate(all="ignore"):
-            phi = curve(self.steps[None, :], 1.0, lam, gamma, t0, 0.0)  # (S, T): the shape with A = 1, K = 0
-        usable = np.isfinite(phi).all(1)
-        self.shapes, phi, groups = self.shapes[usable], phi[usable], groups[usable]
-        self.phi_mean = phi.mean(1)  # (S,)
-        self.phi_c_t = np.ascontiguousarray((phi - self.phi_mean[:, None]).T)  # (T, S), centred
-        var = (self.phi_c_t**2).sum(0)
-        self.inv_var = np.where(var > 0, 1.0 / np.where(var > 0, var, 1.0), 0.0)
-        # (G, S): 0 on a group's own shapes, −inf elsewhere, added to the scores of that group's rows
-        self.outside = np.where(np.arange(groups.max(initial=0) + 1)[:, None] == groups[None, :], 0.0, -np.inf)
+        shapes = np.asarray(shapes, dtype=np.float64).reshape(-1, 3)
+        groups = np.zeros(len(shapes), dtype=np.int64) if groups is None else np.asarray(groups)
+        kept = [_distinct_shapes(self.steps, shapes[groups == g]) for g in range(int(groups.max(initial=0)) + 1)]
+        for g, (s, _) in enumerate(kept):
+            if not len(s):
+                raise ValueError(f"no usable curve shape in group {g} at steps {self.steps.tolist()}")
+        G, S, T = len(kept), max(len(s) for s, _ in kept), len(self.steps)
+        # padded to the largest group: a padding column has φ = 0 and can never win (score −inf)
+        self.shapes, self.phi_mean = np.zeros((G, S, 3)), np.zeros((G, S))
+        self.phi_c, self.inv_var, self.outside = np.zeros((G, S, T)), np.zeros((G, S)), np.full((G, S), -np.inf)
+        for g, (s, phi) in enumerate(kept):
+            n = len(s)
+            self.shapes[g, :n], self.phi_mean[g, :n] = s, phi.mean(1)
+            self.phi_c[g, :n] = phi - self.phi_mean[g, :n, None]
+            var = (self.phi_c[g, :n] ** 2).sum(1)
+            self.inv_var[g, :n] = np.where(var > 0, 1.0 / np.where(var > 0, var, 1.0), 0.0)
+            self.outside[g, :n] = 0.0
 
     @classmethod
     def grouped(cls, steps, shapes: dict[str, np.ndarray]) -> Projector:
@@ -227,29 +234,50 @@ class Projector:
         labels = np.repeat(np.arange(len(stacked)), [len(s) for s in stacked])
         return cls(steps, np.concatenate(stacked), labels)
 
-    def __call__(self, values: np.ndarray, groups=None) -> np.ndarray:
-        """values (N, T) at self.steps → (N, 5) parameters of the closest emergence curves (least squares);
-        `groups` (N,) says which group's shapes each row may take (default: group 0)."""
-        v = np.atleast_2d(np.asarray(values, dtype=np.float64))
-        mean = np.add.reduce(v, 1) / v.shape[1]
-        # φ_c is centred, so v·φ_c = v_c·φ_c. The least-squares A is dot/var and its SSE |v_c|² − dot²/var:
-        # the best shape maximises dot²/var. (Numpy's Python-level helpers, mean, clip, stack, are avoided
-        # here: a request is small, and their call overhead was most of its cost.)
+    def __call__(self, values: np.ndarray) -> np.ndarray:
+        """values (L, T) at self.steps → (L, 5) parameters of the closest emergence curves (least squares);
+        values (G, L, T), one block per group, → (G, L, 5)."""
+        v = np.asarray(values, dtype=np.float64)
+        single = v.ndim < 3
+        v = np.atleast_2d(v)[None] if single else v
+        if len(v) != len(self.shapes):
+            raise ValueError(f"values for {len(v)} groups, this projector has {len(self.shapes)}")
+        mean = np.add.reduce(v, 2) / v.shape[2]  # (G, L)
         broken = ~np.isfinite(mean)  # a row with a non-finite value: its group's first shape, A and K NaN
         if broken.any():
-            v = np.where(broken[:, None], 0.0, v)
-        dot = np.dot(v, self.phi_c_t)  # (N, S)
-        score = dot * dot * self.inv_var
-        score += self.outside[0 if groups is None else groups]
-        best = np.argmax(score, axis=1)
-        A = dot[np.arange(len(v)), best] * self.inv_var[best]
-        if broken.any():
-            A[broken] = np.nan
-        out = np.empty((len(v), 5))
-        out[:, 0] = A
-        out[:, 1:4] = self.shapes[best]
-        out[:, 4] = mean - A * self.phi_mean[best]
-        return out
+            v, mean = np.where(broken[..., None], 0.0, v), np.where(broken, 0.0, mean)
+        v_c = v - mean[..., None]
+        # einsum, not a BLAS product: BLAS would thread it (from ~13 layers on), and its thread pool in each of
+        # the server's worker processes cost milliseconds a request. The least-squares A is dot/var and its SSE
+        # |v_c|² − dot²/var, so the best shape maximises dot²/var. (Numpy's Python-level helpers, mean, clip,
+        # stack, are avoided: a request is small, and their call overhead was most of its cost.)
+        dot = np.einsum("glt,gst->gls", v_c, self.phi_c)  # (G, L, S)
+        best = np.argmax(dot * dot * self.inv_var[:, None, :] + self.outside[:, None, :], axis=2)  # (G, L)
+        g, rows = np.arange(len(v))[:, None], np.arange(v.shape[1])[None, :]
+        A = dot[g, rows, best] * self.inv_var[g, best]
+        A[broken] = np.nan
+        out = np.empty((*best.shape, 5))
+        out[..., 0] = A
+        out[..., 1:4] = self.shapes[g, best]
+        out[..., 4] = mean - A * self.phi_mean[g, best]
+        return out[0] if single else out
+
+
+def _distinct_shapes(steps: np.ndarray, shapes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The shapes whose curve is finite at `steps`, each curve (up to A and K) once, and their φ (S, T)."""
+    lam, gamma, t0 = (shapes[:, i : i + 1] for i in range(3))  # (S, 1) each
+    with np.errstate(all="ignore"):
+        phi = curve(steps[None, :], 1.0, lam, gamma, t0, 0.0)  # (S, T): the shape with A = 1, K = 0
+    usable = np.isfinite(phi).all(1)
+    shapes, phi = shapes[usable], phi[usable]
+    centred = phi - phi.mean(1, keepdims=True)
+    norm = np.sqrt((centred**2).sum(1, keepdims=True))
+    unit = np.where(norm > 0, centred / np.where(norm > 0, norm, 1.0), 0.0)
+    lead = np.argmax(np.abs(unit) > 1e-6, axis=1)  # φ and −φ fit alike (A takes the sign): one direction each
+    unit *= np.where(unit[np.arange(len(unit)), lead] < 0, -1.0, 1.0)[:, None]
+    _, first = np.unique(np.round(unit, 9), axis=0, return_index=True)
+    keep = np.sort(first)
+    return shapes[keep], phi[keep]
 
 
 def curve_params(log_values: np.ndarray, projector: Projector) -> np.ndarray:

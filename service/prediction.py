@@ -113,30 +113,31 @@ class Prediction:
 
     def to_json(self) -> dict[str, Any]:
         layers = [{"layer": i + 1, "metrics": {}} for i in range(self.n_layers)]
-        T = len(self.steps)
         for metric, p in self.metrics.items():
             c = p.curves
-            # every number of a metric in one (L, ·) table, made JSON-safe in one pass: the per-array
-            # conversions were most of the cost of a response
-            parts = [p.params, c.steady_state[:, None], c.peak_step[:, None], c.peak_value[:, None]]
-            parts += [c.final_value[:, None], c.values, *(() if p.interval is None else p.interval)]
-            table = _nums(np.concatenate(parts, axis=1))
+            # a metric's per-layer numbers in one (L, 9) table, made JSON-safe in one pass (the per-array
+            # conversions were most of the cost of a small response); the curves and bands apart, since a NaN
+            # (an unobservable peak, say) sends a whole table down numpy's slow object path
+            small = [p.params, c.steady_state[:, None], c.peak_step[:, None], c.peak_value[:, None]]
+            table = _nums(np.concatenate([*small, c.final_value[:, None]], axis=1))
+            curves = _nums(c.values)
+            band = (_nums(p.interval[0]), _nums(p.interval[1])) if p.interval is not None else None
             kinds, observable = c.extremum_kind.tolist(), c.peak_observable.tolist()
-            for layer, row, kind, seen in zip(layers, table, kinds, observable, strict=True):
+            for i, (layer, row) in enumerate(zip(layers, table, strict=True)):
                 entry = {
                     "params": dict(zip(PARAMS, row[:5], strict=True)),
                     "derived": {
                         "steady_state": row[5],
-                        "extremum_kind": kind,
+                        "extremum_kind": kinds[i],
                         "peak_step": row[6],
-                        "peak_observable": seen,
+                        "peak_observable": observable[i],
                         "peak_value": row[7],
                         "final_value": row[8],
                     },
-                    "curve": row[9 : 9 + T],
+                    "curve": curves[i],
                 }
-                if p.interval is not None:
-                    entry["interval"] = {"low": row[9 + T : 9 + 2 * T], "high": row[9 + 2 * T :]}
+                if band is not None:
+                    entry["interval"] = {"low": band[0][i], "high": band[1][i]}
                 layer["metrics"][metric] = entry
         return {
             "model_version": self.model_version,

@@ -219,11 +219,11 @@ class Predictor:
     def parameters(self, curve_outputs: list[np.ndarray], metrics: list[str]) -> dict[str, np.ndarray]:
         """metric → (L, 5) emergence-curve parameters: each curve regressor's log values at the projection
         steps, projected onto the emergence curve (features.curve.Projector), all metrics in one pass."""
-        T = len(self.projection_steps)
-        values = np.exp(np.concatenate(curve_outputs, axis=None).astype(np.float64).reshape(-1, T))  # (M·L, T)
-        L = len(values) // len(curve_outputs)
-        params = self.projector(values, np.repeat(np.arange(len(curve_outputs)), L))
-        return {t.metric: params[i * L : (i + 1) * L] for i, t in enumerate(self.curve_targets) if t.metric in metrics}
+        M, T = len(curve_outputs), len(self.projection_steps)
+        values = np.exp(np.concatenate(curve_outputs, axis=None).astype(np.float64).reshape(M, -1, T))  # (M, L, T)
+        params = self.projector(values)  # (M, L, 5)
+        by_metric = {t.metric: params[i] for i, t in enumerate(self.curve_targets)}
+        return {m: by_metric[m] for m in metrics}  # in the order asked for
 
     def layer_values(self, layer_outputs: list[np.ndarray]) -> dict[str, dict[str, np.ndarray]]:
         """metric → name → (L,) for the per-layer targets (the mechanism's), in original units."""
@@ -246,7 +246,7 @@ class Predictor:
         widen = self.widening(rows.astype(np.float64))
         out: dict[str, MetricPrediction] = {}
         clipped: list[PredictionWarning] = []
-        for metric, curves in evaluate_metrics(params, t).items():
+        for metric, curves in evaluate_metrics(params, t).items():  # in `metrics` order, as params is
             stacked = params[metric]
             if curves.clipped.any():
                 low, high = METRIC_RANGE[metric]
@@ -259,7 +259,7 @@ class Predictor:
                 ))  # fmt: skip
             out[metric] = MetricPrediction(stacked, curves, self.band(metric, t, curves.values, widen))
         warnings = self.domain_warnings(rows.astype(np.float64), spec.model_type) + self.step_warnings(t) + clipped
-        if self.manifest_intervals and widen.max() > 1:
+        if self._band_nodes and widen.max() > 1:
             warnings.append(PredictionWarning(
                 "interval_widened",
                 f"outside the training domain the 80 % bands are widened up to {widen.max():.1f}× in log space, "

@@ -58,6 +58,7 @@ def shared_predictor() -> Predictor:
         _predictor = Predictor(threads=1)
         # what the worker has built so far (BentoML, pydantic, onnx: ~140k objects) lives as long as the
         # worker: taken out of the collector's view, each collection a response's garbage triggers is cheap
+        gc.collect()  # what loading left as cyclic garbage goes first: frozen objects are never collected
         gc.freeze()
     return _predictor
 

@@ -78,10 +78,26 @@ def test_a_grouped_projection_equals_each_groups_own_projection():
     values = {m: np.exp(rng.normal(0, 0.3, (5, len(steps)))) * (2 + curve(steps, 1, *shapes[m][0], 0))
               for m in shapes}  # fmt: skip
     values["b"][2, 3] = np.inf  # a broken row stays broken in its own group
-    together = Projector.grouped(steps, shapes)(
-        np.concatenate(list(values.values())), np.repeat(np.arange(3), 5)
-    ).reshape(3, 5, 5)
+    together = Projector.grouped(steps, shapes)(np.stack(list(values.values())))
     for i, m in enumerate(shapes):
         alone = Projector(steps, shapes[m])(values[m])
         np.testing.assert_allclose(together[i], alone, rtol=1e-9, equal_nan=True)
         assert {tuple(s) for s in together[i][:, 1:4]} <= {tuple(s) for s in shapes[m]}
+    assert np.isnan(together[1, 2, [0, 4]]).all() and np.isfinite(together[1, [0, 1, 3, 4]]).all()
+
+
+def test_shapes_that_draw_one_curve_are_kept_once_so_ties_do_not_depend_on_rounding():
+    # λ = 0 with γ and t0 scaled alike draws ln(c·x) = ln c + ln x: the same curve up to K. The projection
+    # keeps the first; a flat row stays flat (A = 0 to rounding, not a spurious dip).
+    from features.curve import Projector, curve
+
+    steps = np.array([0, 2, 8, 32, 128, 512, 1000], dtype=float)
+    shapes = np.array([[0.0, 1.0, 1.0], [0.0, 0.1, 0.1], [0.0, 0.01, 0.01], [0.002, 0.5, 2.0], [0.0, 0.05, 1.0]])
+    projector = Projector(steps, shapes)
+    assert projector.shapes[0].tolist() == [[0.0, 1.0, 1.0], [0.002, 0.5, 2.0], [0.0, 0.05, 1.0]]
+    target = 3 + 2 * curve(steps, 1.0, 0.0, 0.1, 0.1, 0.0)  # one of the dropped twins
+    (A, lam, gamma, t0, K) = projector(target[None, :])[0]
+    assert (lam, gamma, t0) == (0.0, 1.0, 1.0) and A == pytest.approx(2.0)
+    np.testing.assert_allclose(curve(steps, A, lam, gamma, t0, K), target, rtol=1e-12)
+    flat = projector(np.full((1, len(steps)), 0.7))[0]
+    assert abs(flat[0]) < 1e-20 and flat[4] == pytest.approx(0.7)

@@ -343,6 +343,10 @@ def test_one_layers_band_is_drawn_at_a_time_and_follows_the_cursor_without_movin
     assert focused["bands"] == [2, 2] and focused["y"] == first["y"]
     browser.execute_script("whatif.charts.ma_ratio.setSeries(null, {focus: true})")
     assert browser.execute_script(read, "B layer 3")["bands"] == [top, top]
+    # the cursor near a band's edge focuses the band's own series: it stands for its layer
+    band_series = browser.execute_script(read, "B layer 3 80% high")["layer"]
+    browser.execute_script("whatif.charts.ma_ratio.setSeries(arguments[0], {focus: true})", band_series)
+    assert browser.execute_script(read, "B layer 3")["bands"] == [2, 2]
 
 
 @pytest.mark.slow

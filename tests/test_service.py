@@ -332,6 +332,17 @@ def test_curves_stay_within_what_each_metric_can_be():
     assert all(isinstance(w["message"], str) and w["code"] for w in result["warnings"])
 
 
+def test_the_metrics_asked_for_come_back_in_the_order_asked_for():
+    predictor = Predictor(REPO / "models", threads=1)
+    both = predictor.predict(GPT2, [0, 100], ["linearity", "ma_ratio"])
+    body = both.to_json()
+    assert list(body["layers"][0]["metrics"]) == ["linearity", "ma_ratio"]
+    assert [s["metric"] for s in body["summary"]][:2] == ["linearity", "ma_ratio"]
+    assert both.to_frame("gpt2")["metric"].iloc[:2].tolist() == ["linearity", "ma_ratio"]
+    alone = predictor.predict(GPT2, [0, 100], ["ma_ratio"]).to_json()["layers"][3]["metrics"]["ma_ratio"]
+    assert body["layers"][3]["metrics"]["ma_ratio"] == alone  # asking for more metrics changes none of them
+
+
 def test_one_combined_onnx_session_equals_one_session_per_model_file():
     # The predictor runs every target in one graph; each output must equal its own file's session.
     import numpy as np

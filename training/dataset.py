@@ -1,4 +1,5 @@
-"""Fits + architecture features → the regression table: one row per (model, layer), grouped by model."""
+"""Fits + architecture features → the regression table: one row per (model, layer), grouped by design (the
+architecture as the features see it, shared by seed replicates)."""
 
 from __future__ import annotations
 

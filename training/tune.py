@@ -25,10 +25,11 @@ def lgbm(params: dict, seed: int = 0) -> lgb.LGBMRegressor:
 
 
 def grouped_folds(groups: np.ndarray, n_splits: int = 5) -> list[tuple[np.ndarray, np.ndarray]]:
-    """GroupKFold with groups = model: no model's layers on both sides (leave-architecture-out)."""
+    """GroupKFold with groups = design (training.dataset.design_keys): no architecture's layers on both sides,
+    seed replicates included (leave-architecture-out)."""
     n_groups = len(np.unique(groups))
     if n_groups < 2:
-        raise ValueError(f"grouped cross-validation needs at least 2 models, got {n_groups}")
+        raise ValueError(f"grouped cross-validation needs at least 2 architectures, got {n_groups}")
     return list(GroupKFold(n_splits=min(n_splits, n_groups)).split(np.zeros(len(groups)), groups=groups))
 
 

@@ -32,10 +32,11 @@ export function plotData(metric, b, a) {
   const bands = [];
   const L = b.layers.length;
   const last = (values) => values[values.length - 1];
-  let top = 0; // the layer whose band is drawn at first: the one that ends highest
+  let top = 0; // the layer whose band is drawn at first: the one that ends highest (at the last step shown)
+  let highest = -Infinity;
   b.layers.forEach((layer, l) => {
-    const end = last(layer.metrics[metric].curve);
-    if (end != null && !(last(b.layers[top].metrics[metric].curve) >= end)) top = l;
+    const end = last(pick(layer.metrics[metric].curve));
+    if (end != null && end > highest) [top, highest] = [l, end];
   });
   b.layers.forEach((layer, l) => {
     const entry = layer.metrics[metric];
@@ -110,7 +111,8 @@ function options(metric, plot, width, readout, holder) {
       setSeries: [(u, i) => {
         focused = i;
         readout.textContent = describe(u);
-        showBand(u, i == null || u.series[i].layer === undefined ? holder.top : u.series[i].layer);
+        // a band's own (transparent) series can take the focus too: it stands for its layer
+        showBand(u, i == null ? holder.top : (u.series[i].layer ?? u.series[i].band ?? holder.top));
       }],
       setCursor: [(u) => { readout.textContent = describe(u); }],
     },
