@@ -68,7 +68,8 @@ class Curves:
 
     values: np.ndarray  # (L, T): the curve at the steps
     clipped: np.ndarray  # (L, T) bool: the raw curve left the metric's range there
-    steady_state: np.ndarray  # (L,): K, the value the curve settles to
+    steady_state: np.ndarray  # (L,): the value the curve settles to: K where it decays (λ > 0); without decay
+    # (λ = 0) it grows as A·ln(x) without bound, to the top (A > 0) or bottom (A < 0) of the metric's range
     extremum_kind: np.ndarray  # (L,) "peak" (A > 0: rises then decays), "dip" (A < 0) or "none"
     peak_step: np.ndarray  # (L,): the extremum's step; inf without decay (λ = 0)
     peak_observable: np.ndarray  # (L,) bool: the extremum lies after step 0
@@ -117,7 +118,7 @@ def _evaluate(p: np.ndarray, steps, low: np.ndarray, high: np.ndarray, last_step
     return Curves(
         values=np.clip(raw, low_t, high_t),
         clipped=(raw < low_t) | (raw > high_t),
-        steady_state=np.clip(K, low, high),
+        steady_state=np.clip(np.where((lam > 0) | (A == 0), K, np.where(A > 0, np.inf, -np.inf)), low, high),
         extremum_kind=np.where(A > 0, "peak", np.where(A < 0, "dip", "none")),
         peak_step=t_peak,
         peak_observable=observable,

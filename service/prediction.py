@@ -193,10 +193,15 @@ def describe(metric: str, curves: Curves, steps: np.ndarray) -> str:
     when = _half_way_step(curves.values[top - 1].tolist(), steps.tolist())
     if when is not None:
         text += f"; layer {top} half-way by step {when:g}"
-    settle = [v for v in curves.steady_state.tolist() if math.isfinite(v)]
+    # without decay (λ = 0) a curve grows as log(step) and has no plateau: its layers are said apart
+    kinds = zip(curves.peak_step.tolist(), curves.extremum_kind.tolist(), strict=True)
+    endless = [i + 1 for i, (step, kind) in enumerate(kinds) if kind != "none" and math.isinf(step)]
+    settle = [v for i, v in enumerate(curves.steady_state.tolist()) if math.isfinite(v) and i + 1 not in endless]
     if settle:
         low, high = _fmt(min(settle)), _fmt(max(settle))
         text += f"; settles at {low}" if low == high else f"; settles at {low}–{high}"
+    if endless:
+        text += f"; no plateau in layer{'s' if len(endless) > 1 else ''} {_ranges(endless)} (still moving as log step)"
     last = max(steps.tolist(), default=0)
     extrema = zip(
         curves.peak_observable.tolist(), curves.extremum_kind.tolist(), curves.peak_step.tolist(), strict=True

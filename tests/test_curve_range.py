@@ -101,3 +101,14 @@ def test_shapes_that_draw_one_curve_are_kept_once_so_ties_do_not_depend_on_round
     np.testing.assert_allclose(curve(steps, A, lam, gamma, t0, K), target, rtol=1e-12)
     flat = projector(np.full((1, len(steps)), 0.7))[0]
     assert abs(flat[0]) < 1e-20 and flat[4] == pytest.approx(0.7)
+
+
+def test_the_summary_says_which_layers_settle_and_which_keep_growing():
+    from service.prediction import describe
+
+    steps = np.array([0.0, 10.0, 100.0, 1000.0])
+    params = [[3.0, 0.01, 1.0, 2.0, 5.0], [2.0, 0.0, 0.1, 1.0, 4.0], [2.0, 0.0, 0.1, 1.0, 6.0]]
+    text = describe("ma_ratio", evaluate(params, steps, "ma_ratio"), steps)
+    assert "settles at 5" in text and "no plateau in layers 2–3" in text
+    one = describe("ma_ratio", evaluate(params[:2], steps, "ma_ratio"), steps)
+    assert "no plateau in layer 2 " in one

@@ -263,6 +263,11 @@ def test_curves_are_read_clipped_to_what_the_metric_can_be():
     assert ratio.steady_state.tolist() == [1.0, 3.0] and ratio.final_value[0] == 1.0
     assert ratio.extremum_kind.tolist() == ["dip", "none"] and np.isinf(ratio.peak_step[1])
     assert evaluate(params, steps, "linearity").steady_state.tolist() == [0.5, 1.0]
+    # without decay (λ = 0) the curve grows as A·ln(x): no plateau at K, but the edge of the metric's range
+    growing = [[2.0, 0.0, 0.1, 1.0, 4.0], [-0.1, 0.0, 0.1, 1.0, 0.9]]
+    assert evaluate(growing, steps).steady_state.tolist() == [np.inf, -np.inf]
+    assert evaluate(growing, steps, "ma_ratio").steady_state.tolist() == [np.inf, 1.0]
+    assert evaluate(growing, steps, "linearity").steady_state.tolist() == [1.0, 0.0]
 
 
 def test_a_metrics_table_without_steps_is_refused_by_name():
