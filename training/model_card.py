@@ -24,7 +24,8 @@ def model_card(m: dict) -> str:
         "massive-activation mechanism forms. One LightGBM regressor per metric reads a layer's features and the "
         "step and predicts log(metric) there; its values at the training steps are projected onto the emergence "
         "curve (A and K exact, (λ, γ, t0) from the shapes the training series took), which gives the five "
-        "parameters, the curve at any step and its derived values (steady state K, peak or dip, final value). "
+        "parameters, the curve at any step and its derived values (steady state: K where the curve decays; "
+        "peak or dip; final value). "
         "Chosen by measurement over regressing each of the five parameters separately (docs/architecture.md, "
         '"Predicting a curve").',
         "",
