@@ -90,8 +90,8 @@ def evaluate_metrics(params: dict[str, np.ndarray], steps) -> dict[str, Curves]:
     """evaluate() for several metrics' (L, 5) parameters in one pass (the service asks for all of them at
     once, and numpy's per-call cost is most of the work for a few dozen layers): metric → its Curves."""
     names = list(params)
-    stacked = np.concatenate([np.atleast_2d(np.asarray(params[m], dtype=np.float64)) for m in names])
-    sizes = [len(np.atleast_2d(params[m])) for m in names]
+    arrays = [np.atleast_2d(np.asarray(params[m], dtype=np.float64)) for m in names]
+    stacked, sizes = np.concatenate(arrays), [len(a) for a in arrays]
     low = np.repeat([METRIC_RANGE.get(m, (-np.inf, np.inf))[0] for m in names], sizes)
     high = np.repeat([METRIC_RANGE.get(m, (-np.inf, np.inf))[1] for m in names], sizes)
     both = _evaluate(stacked, steps, low, high, None)

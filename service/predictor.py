@@ -134,13 +134,11 @@ class Predictor:
         self.session = onnxruntime.InferenceSession(
             combined_model(graphs).SerializeToString(), options, providers=["CPUExecutionProvider"]
         )
-        self._inputs = {i.name for i in self.session.get_inputs()}
         self.default_steps: list[int] = list(manifest.default_steps)
         ranges = manifest.domain["feature_ranges"]
         self._low = np.array([ranges[f][0] for f in FEATURES], dtype=np.float64)
         self._high = np.array([ranges[f][1] for f in FEATURES], dtype=np.float64)
         self._families = set(manifest.domain["model_types"])
-        self.manifest_intervals = manifest.intervals
         self._band_nodes = {m: n for m, i in manifest.intervals.items() if i and (n := band_nodes(i)) is not None}
         self.recipe = manifest.recipe
 
@@ -211,7 +209,7 @@ class Predictor:
         """Every regressor on a design's (L, F) feature rows in one onnxruntime call: the curve regressors'
         (L·T,) log values at the projection steps, and the per-layer targets' (L,) raw outputs."""
         feeds = {CURVE_INPUT: curve_rows(rows, self.projection_steps)}
-        if LAYER_INPUT in self._inputs:
+        if self.layer_targets:  # the graph has the layer input only where there are layer targets
             feeds[LAYER_INPUT] = rows
         outputs = self.session.run(None, feeds)
         return outputs[: len(self.curve_targets)], outputs[len(self.curve_targets) :]

@@ -306,6 +306,7 @@ def mechanism_error(table: pd.DataFrame, best: dict[str, dict], seed: int = 0) -
     for m, d in dict(zip(models, designs, strict=True)).items():
         by_design.setdefault(d, []).append(truth[m])
     replicated = [onsets for onsets in by_design.values() if len(onsets) > 1]
+    n_replicated = sum(len(onsets) for onsets in replicated)
     at_mode = sum(max(onsets.count(v) for v in onsets) for onsets in replicated)
     pairs = [(a, b) for onsets in replicated for i, a in enumerate(onsets) for b in onsets[i + 1 :]]
     with_onset = rows[step].notna().to_numpy() & np.isfinite(predicted[step])
@@ -317,8 +318,8 @@ def mechanism_error(table: pd.DataFrame, best: dict[str, dict], seed: int = 0) -
         "onset_layer_exact": float(np.mean([truth[m] == guess[m] for m in truth])),
         "baseline_most_common_onset_layer": baseline_hits / len(truth),
         "designs": len(set(designs)),
-        "replicated_runs": sum(len(o) for o in replicated),
-        "replicated_runs_at_design_mode": at_mode / sum(len(o) for o in replicated) if replicated else None,
+        "replicated_runs": n_replicated,
+        "replicated_runs_at_design_mode": at_mode / n_replicated if replicated else None,
         "seed_pairs": len(pairs),
         "seed_pairs_same_onset_layer": float(np.mean([a == b for a, b in pairs])) if pairs else None,
         "layer_accuracy": float(np.mean(measured == has)),

@@ -31,26 +31,24 @@ export function plotData(metric, b, a) {
   const series = [{ label: "step" }];
   const bands = [];
   const L = b.layers.length;
-  const last = (values) => values[values.length - 1];
   let top = 0; // the layer whose band is drawn at first: the one that ends highest (at the last step shown)
   let highest = -Infinity;
   b.layers.forEach((layer, l) => {
-    const end = last(pick(layer.metrics[metric].curve));
-    if (end != null && end > highest) [top, highest] = [l, end];
-  });
-  b.layers.forEach((layer, l) => {
     const entry = layer.metrics[metric];
-    data.push(pick(entry.curve));
+    const curve = pick(entry.curve);
+    const end = curve[curve.length - 1];
+    if (end != null && end > highest) [top, highest] = [l, end];
+    data.push(curve);
     series.push({ label: `B layer ${l + 1}`, stroke: layerColour(l + 1, L), width: 1.5, layer: l });
     if (entry.interval) {
-      const show = l === top;
       const high = data.push(pick(entry.interval.high)) - 1;
-      series.push({ label: `B layer ${l + 1} 80% high`, stroke: "transparent", band: l, show });
+      series.push({ label: `B layer ${l + 1} 80% high`, stroke: "transparent", band: l });
       const low = data.push(pick(entry.interval.low)) - 1;
-      series.push({ label: `B layer ${l + 1} 80% low`, stroke: "transparent", band: l, show });
+      series.push({ label: `B layer ${l + 1} 80% low`, stroke: "transparent", band: l });
       bands.push({ series: [high, low], fill: layerColour(l + 1, L, 0.18) });
     }
   });
+  for (const s of series) if (s.band !== undefined) s.show = s.band === top;
   const sameSteps = a && JSON.stringify(a.steps) === JSON.stringify(b.steps);
   if (sameSteps) {
     a.layers.forEach((layer, l) => {
