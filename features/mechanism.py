@@ -10,8 +10,10 @@ value at positions ≥ 1. A large ratio that fails either test is a generic outl
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 
 BOS_SHARE = 0.9  # share of windows whose top-1 is at position 0
@@ -70,12 +72,21 @@ def read_mechanism(rows: pd.DataFrame) -> Mechanism:
 # margin log(ratio / non-BOS ratio), and the step from which the layer shows the mechanism to the end.
 MECHANISM = "mechanism"  # the "metric" these targets go under in a model's manifest
 MECHANISM_TARGETS: dict[str, str] = {
-    "has_mechanism": "identity",  # 1 where the layer shows the mechanism at the end, else 0: predicted ≥ 0.5 is yes
     "bos_share": "identity",
     "bos_margin": "identity",
     "onset_step": "log1p",
 }
-HAS_MECHANISM_CUT = 0.5  # a predicted has_mechanism at or above this is a yes
+# Whether a layer carries the mechanism is read off its predicted margin: margin ≥ log ABOVE_REST. Measured on
+# the cpu2 zoo: every layer whose measured margin passes also has its top-1 on BOS in ≥ BOS_SHARE of windows (64
+# of 64), and on held-out designs the margin regressor's call puts the onset layer right in 73 % of runs against
+# 67 % for a regressor of the 0/1 flag (the continuous margin carries more than its sign; docs/architecture.md).
+MARGIN_CUT = math.log(ABOVE_REST)
+
+
+def carries_mechanism(bos_margin) -> np.ndarray:
+    """Per layer, from its (predicted or measured) margin log(ratio / non-BOS ratio): the mechanism or not."""
+    with np.errstate(invalid="ignore"):
+        return np.asarray(bos_margin, dtype=np.float64) >= MARGIN_CUT
 
 
 def onset_layer(has_mechanism) -> int | None:

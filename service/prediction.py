@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from features.curve import PARAMS, Curves
-from features.mechanism import ABOVE_REST, BOS_SHARE, HAS_MECHANISM_CUT, onset_layer
+from features.mechanism import ABOVE_REST, BOS_SHARE, carries_mechanism, onset_layer
 
 
 @dataclass(frozen=True)
@@ -44,7 +44,7 @@ class MechanismPrediction:
 
     bos_share: np.ndarray  # (L,) share of probe windows whose top-1 |h| is on the first token, in [0, 1]
     bos_margin: np.ndarray  # (L,) log(top-1 ratio / largest ratio away from the first token)
-    has_mechanism: np.ndarray  # (L,) bool: whether the layer shows the mechanism (its own regressor)
+    has_mechanism: np.ndarray  # (L,) bool: whether the layer shows the mechanism (its predicted margin passes)
     onset_step: np.ndarray  # (L,) the step from which the layer shows it (NaN where it does not)
     onset_layer: int | None  # the first layer that shows it
 
@@ -79,12 +79,12 @@ class MechanismPrediction:
 def mechanism_prediction(targets: dict[str, np.ndarray]) -> MechanismPrediction | None:
     """From the mechanism regressors' outputs; None where the model has none (a zoo without the BOS columns).
     A target the model could not learn (too few models measured it, e.g. no onset anywhere) reads as NaN."""
-    if "has_mechanism" not in targets:
+    if "bos_margin" not in targets:
         return None
-    nan = np.full(len(targets["has_mechanism"]), np.nan)
+    nan = np.full(len(targets["bos_margin"]), np.nan)
     share = np.clip(targets.get("bos_share", nan), 0.0, 1.0)
-    margin = np.maximum(targets.get("bos_margin", nan), 0.0)  # the BOS value is the top-1 or below: never negative
-    has = targets["has_mechanism"] >= HAS_MECHANISM_CUT
+    margin = np.maximum(targets["bos_margin"], 0.0)  # the BOS value is the top-1 or below: never negative
+    has = carries_mechanism(margin)
     onset = np.where(has, np.maximum(targets.get("onset_step", nan), 0.0), np.nan)
     return MechanismPrediction(share, margin, has, onset, onset_layer(has))
 

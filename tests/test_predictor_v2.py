@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
 
-from features.mechanism import onset_layer
+from features.mechanism import BOS_SHARE, carries_mechanism, onset_layer
+from training.dataset import load_measured
 from training.evaluate import INTERVAL_LEVEL, conformal_band
 from training.mechanism import mechanism_targets, onset_step
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def test_onset_is_the_start_of_the_last_unbroken_run_of_the_mechanism():
@@ -35,6 +40,18 @@ def test_mechanism_targets_read_share_margin_and_onset_per_layer():
     assert np.isnan(got.loc[2, "onset_step"])
     assert got["has_mechanism"].tolist() == [1.0, 0.0]
     assert onset_layer(got["has_mechanism"] >= 0.5) == 1 and onset_layer([False, False]) is None
+    # the call the predictor makes from a margin agrees with the measured flag here
+    assert carries_mechanism(got["bos_margin"]).tolist() == [True, False]
+
+
+def test_in_the_zoo_a_margin_that_passes_comes_with_the_top1_on_bos():
+    """Why the predictor reads mechanism-or-not off its predicted margin alone: in the committed cpu2 zoo the
+    share test never binds where the margin passes (features.mechanism)."""
+    measured = mechanism_targets(load_measured(REPO / "data" / "zoo" / "cpu2").metrics)
+    passes = carries_mechanism(measured["bos_margin"])
+    assert passes.sum() >= 20
+    assert (measured.loc[passes, "bos_share"] >= BOS_SHARE).all()
+    assert (passes == (measured["has_mechanism"] == 1)).all()
 
 
 def test_a_table_without_the_bos_columns_has_no_mechanism_targets():

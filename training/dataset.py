@@ -106,10 +106,13 @@ def design_keys(table: pd.DataFrame) -> pd.Series:
     return table["model_id"].map(digests)
 
 
+MEASURED_FLAG = "has_mechanism"  # a column of the regression table (no "__": not a target)
+
+
 def build(model_ids, configs: dict[str, dict], mechanism: pd.DataFrame | None = None) -> pd.DataFrame:
     """One row per (model, layer): model_id, layer, model_type, design (design_keys), FEATURES…, then the
-    mechanism targets (training.mechanism, transformed) where `mechanism` gives them (NaN where undefined: no
-    onset without a mechanism)."""
+    mechanism targets (training.mechanism, transformed) and the measured flag MEASURED_FLAG where `mechanism` gives
+    them (NaN where undefined: no onset without a mechanism)."""
     model_ids = sorted(set(model_ids))
     unknown = sorted(set(model_ids) - set(configs))
     if unknown:
@@ -129,6 +132,8 @@ def build(model_ids, configs: dict[str, dict], mechanism: pd.DataFrame | None = 
         for name, transform in MECHANISM_TARGETS.items():
             values = TRANSFORM_FORMS[transform].forward(keyed[name].to_numpy(np.float64))
             table[target_name(MECHANISM, name)] = index.map(pd.Series(values, index=keyed.index)).astype(float)
+        # the measured mechanism-or-not: what the predicted margin's call is scored on, never a target itself
+        table[MEASURED_FLAG] = index.map(keyed["has_mechanism"]).astype(float)
     return table
 
 

@@ -14,7 +14,7 @@ import pandas as pd
 
 from features.mechanism import MECHANISM_TARGETS, shows_mechanism
 
-COLUMNS = ("model_id", "layer", *MECHANISM_TARGETS)
+COLUMNS = ("model_id", "layer", "has_mechanism", *MECHANISM_TARGETS)  # the flag: the truth the margin call is scored on
 
 
 def onset_step(steps: np.ndarray, shows: np.ndarray) -> float:

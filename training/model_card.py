@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 from features.curve import PUBLISHED_MEAN_R2
-from training.evaluate import GROUPED_BASELINES, OURS, seed_ceiling_lines
+from training.evaluate import GROUPED_BASELINES, OURS, design_onset_lines, seed_ceiling_lines
 
 
 def _span(ranges: dict, feature: str) -> str:
@@ -100,8 +100,10 @@ def model_card(m: dict) -> str:
             f"- Onset layer (the first layer whose top-1 sits on BOS and stands ≥ 2× above the rest at the end) "
             f"predicted exactly for {mechanism['onset_layer_exact']:.0%} of {mechanism['models']} held-out models; "
             f"the training models' most common onset layer gets {mechanism['baseline_most_common_onset_layer']:.0%}.",
+            *[line.replace("- per", "- Per") + "." for line in design_onset_lines(mechanism)],
             *[line.replace("- seed", "- Seed") + "." for line in seed_ceiling_lines(mechanism)],
-            f"- Mechanism or not, per layer: {mechanism['layer_accuracy']:.0%} right; onset step median "
+            f"- Mechanism or not, per layer (the predicted margin log(BOS ratio / largest elsewhere) ≥ log 2): "
+            f"{mechanism['layer_accuracy']:.0%} right; onset step median "
             f"|log(pred/measured)| {mechanism['onset_step_median_abs_log_ratio']:.3f} "
             f"over {mechanism['layers_with_onset']} layers.",
         ]

@@ -13,7 +13,7 @@ from scipy.stats import spearmanr
 
 from features import feature_matrix
 from features.curve import Projector, curve_params, curve_rows, evaluate, from_target, projection_steps
-from features.mechanism import HAS_MECHANISM_CUT, MECHANISM, shows_mechanism
+from features.mechanism import MECHANISM, carries_mechanism, shows_mechanism
 from modelstore import Manifest
 from training.export import onnx_predict
 
@@ -31,9 +31,8 @@ def predicted_end_state(folder: Path, manifest: Manifest, config: dict) -> pd.Da
         params = curve_params(raw[f"{metric}__curve"], Projector(read_at, manifest.shapes[metric]))
         out[metric] = evaluate(params, [read_at.max()], metric).values[:, 0]
     mechanism = {t.param: from_target(t.transform, raw[t.name]) for t in manifest.targets if t.metric == MECHANISM}
-    if "has_mechanism" in mechanism:
-        out["bos_share"] = np.clip(mechanism["bos_share"], 0, 1)
-        out["has_mechanism"] = mechanism["has_mechanism"] >= HAS_MECHANISM_CUT
+    if "bos_margin" in mechanism:
+        out["has_mechanism"] = carries_mechanism(mechanism["bos_margin"])
     return out
 
 
