@@ -281,8 +281,8 @@ def _distinct_shapes(steps: np.ndarray, shapes: np.ndarray) -> tuple[np.ndarray,
     return shapes[keep], phi[keep]
 
 
-def curve_params(log_values: np.ndarray, projector: Projector) -> np.ndarray:
-    """A curve regressor's output at curve_rows(rows, projector.steps), (L·T,) log values, → the (L, 5)
-    parameters of the emergence curves it stands for."""
-    values = np.exp(np.asarray(log_values, dtype=np.float64).reshape(-1, len(projector.steps)))
+def curve_params(log_values: np.ndarray, projector: Projector, shift: np.ndarray | float = 0.0) -> np.ndarray:
+    """A curve regressor's output at curve_rows(rows, projector.steps), (L·T,) log values, moved by the scale
+    term's (T,) log `shift` (features.scale), → the (L, 5) parameters of the emergence curves it stands for."""
+    values = np.exp(np.asarray(log_values, dtype=np.float64).reshape(-1, len(projector.steps)) + shift)
     return projector(values)

@@ -64,6 +64,7 @@ class Manifest:
     recipe: dict[str, Any] = field(default_factory=dict)  # the training recipe the steps refer to
     intervals: dict[str, dict[str, Any]] = field(default_factory=dict)  # metric → conformal band by step
     shapes: dict[str, list[list[float]]] = field(default_factory=dict)  # metric → curve shapes (λ, γ, t0)
+    scale: dict[str, dict[str, Any]] = field(default_factory=dict)  # metric → axis → slope (features.scale)
     reference_rows: dict[str, dict[str, Any]] = field(default_factory=dict)  # name → {"config", "rows"}
     info: dict[str, Any] = field(default_factory=dict)
 

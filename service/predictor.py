@@ -29,6 +29,7 @@ from features.curve import (
     projection_steps,
 )
 from features.mechanism import MECHANISM
+from features.scale import AXES, scale_term
 from modelstore import ModelError, read_manifest, resolve, verify
 from service.prediction import MetricPrediction, Prediction, PredictionWarning, mechanism_prediction
 
@@ -139,6 +140,8 @@ class Predictor:
         self._low = np.array([ranges[f][0] for f in FEATURES], dtype=np.float64)
         self._high = np.array([ranges[f][1] for f in FEATURES], dtype=np.float64)
         self._families = set(manifest.domain["model_types"])
+        # past the trained widths and depths the curves move by the slopes measured between zoo runs
+        self.scale = scale_term(manifest.scale, ranges, self.metrics, len(self.projection_steps))
         self._band_nodes = {m: n for m, i in manifest.intervals.items() if i and (n := band_nodes(i)) is not None}
         self.recipe = manifest.recipe
 
@@ -205,6 +208,21 @@ class Predictor:
             feature="steps", value=float(t.max()), range=(0.0, float(trained)),
         )]  # fmt: skip
 
+    def scale_warnings(self, rows: np.ndarray, shift: np.ndarray) -> list[PredictionWarning]:
+        """Where the scale term moved the curves: by how much at the last step, and that it is an extrapolation."""
+        beyond = self.scale.beyond(rows)
+        if not beyond.any() or not shift.any():
+            return []
+        axes = [f"{axis} ({AXES[axis]} {math.exp(b):.3g}× the trained {'maximum' if b > 0 else 'minimum'})"
+                for axis, b in zip(AXES, beyond, strict=True) if b]  # fmt: skip
+        factors = ", ".join(f"{m} ×{math.exp(s):.3g}" for m, s in zip(self.metrics, shift[:, -1], strict=True) if s)
+        return [PredictionWarning(
+            "scale_extrapolated",
+            f"past the trained range in {' and '.join(axes)} the curves are moved by the slopes measured between "
+            f"zoo runs of one design at several sizes (at the last step: {factors}); an extrapolation",
+            feature="scale", value=[round(float(s), 4) for s in shift[:, -1]],
+        )]  # fmt: skip
+
     def run(self, rows: np.ndarray) -> tuple[list[np.ndarray], list[np.ndarray]]:
         """Every regressor on a design's (L, F) feature rows in one onnxruntime call: the curve regressors'
         (L·T,) log values at the projection steps, and the per-layer targets' (L,) raw outputs."""
@@ -214,11 +232,15 @@ class Predictor:
         outputs = self.session.run(None, feeds)
         return outputs[: len(self.curve_targets)], outputs[len(self.curve_targets) :]
 
-    def parameters(self, curve_outputs: list[np.ndarray], metrics: list[str]) -> dict[str, np.ndarray]:
+    def parameters(
+        self, curve_outputs: list[np.ndarray], metrics: list[str], shift: np.ndarray
+    ) -> dict[str, np.ndarray]:
         """metric → (L, 5) emergence-curve parameters: each curve regressor's log values at the projection
-        steps, projected onto the emergence curve (features.curve.Projector), all metrics in one pass."""
+        steps, moved by the scale term's (M, T) `shift`, projected onto the emergence curve
+        (features.curve.Projector), all metrics in one pass."""
         M, T = len(curve_outputs), len(self.projection_steps)
-        values = np.exp(np.concatenate(curve_outputs, axis=None).astype(np.float64).reshape(M, -1, T))  # (M, L, T)
+        logs = np.concatenate(curve_outputs, axis=None).astype(np.float64).reshape(M, -1, T)
+        values = np.exp(logs + shift[:, None, :])  # (M, L, T)
         params = self.projector(values)  # (M, L, 5)
         by_metric = {t.metric: params[i] for i, t in enumerate(self.curve_targets)}
         return {m: by_metric[m] for m in metrics}  # in the order asked for
@@ -240,7 +262,8 @@ class Predictor:
         spec = read_spec(config)
         rows = spec_matrix(spec)  # (L, F) float32
         curve_outputs, layer_outputs = self.run(rows)
-        params = self.parameters(curve_outputs, metrics)
+        shift = self.scale.shift(rows)
+        params = self.parameters(curve_outputs, metrics, shift)
         widen = self.widening(rows.astype(np.float64))
         out: dict[str, MetricPrediction] = {}
         clipped: list[PredictionWarning] = []
@@ -257,6 +280,7 @@ class Predictor:
                 ))  # fmt: skip
             out[metric] = MetricPrediction(stacked, curves, self.band(metric, t, curves.values, widen))
         warnings = self.domain_warnings(rows.astype(np.float64), spec.model_type) + self.step_warnings(t) + clipped
+        warnings += self.scale_warnings(rows, shift)
         if self._band_nodes and widen.max() > 1:
             warnings.append(PredictionWarning(
                 "interval_widened",

@@ -26,8 +26,10 @@ from features.curve import (
     projection_steps,
 )
 from features.mechanism import MECHANISM, carries_mechanism, onset_layer
+from features.scale import AXES, ScaleTerm
 from training.dataset import DESIGN, MEASURED_FLAG, curve_data, feature_array, measured_by_step, target_name
 from training.fit import curve_shapes
+from training.scale import axis_slopes
 from training.tune import cv_predictions, grouped_folds, lgbm, r2
 
 # The models every target is scored with: ours, the baselines under the same grouped CV, and the published
@@ -115,6 +117,8 @@ def curve_error(
     layers at the measured steps are projected onto the emergence curve over shapes from the training models'
     fits alone (features.curve.Projector), evaluated and clipped as the service serves them. Every checkpoint of
     every held-out layer counts. `direct_median_abs_log_ratio` is the regressor's own error before projection.
+    A held-out model wider or deeper than its fold's training models gets the scale term fitted on that fold
+    (features.scale, as served); `extrapolated` compares those models' error with and without it.
     """
     data = curve_data(table, metrics, metric)
     rows = table.reset_index(drop=True)
@@ -122,7 +126,7 @@ def curve_error(
     X_layers = feature_array(rows)
     model_ids, designs = rows["model_id"].to_numpy(), rows[DESIGN].to_numpy()
     read_at = projection_steps(steps)
-    model_errors, direct_errors, baseline_errors = [], [], []
+    model_errors, direct_errors, baseline_errors, beyond_errors = [], [], [], {"with": [], "without": []}
     residuals = np.full(truth.shape, np.nan)  # log(measured / predicted) of held-out layers
     fold_of = np.full(len(rows), -1)
     for k, (train, test) in enumerate(grouped_folds(designs)):
@@ -137,7 +141,18 @@ def curve_error(
             log_values = regressor.predict(curve_rows(X_layers[test], read_at))
             direct = np.exp(regressor.predict(curve_rows(X_layers[test], steps)).reshape(len(test), len(steps)))
         projector = Projector(read_at, curve_shapes(fits, metric, float(steps.max()), train_models))
-        predicted = evaluate(curve_params(log_values, projector), steps, metric).values
+        term = fold_scale_term(rows.iloc[train], metrics, metric, read_at)
+        per_step = log_values.reshape(len(test), len(read_at))
+        shift = np.zeros_like(per_step)
+        for model in dict.fromkeys(model_ids[test]):
+            mine = model_ids[test] == model
+            shift[mine] = term.shift(X_layers[test][mine])[0]
+        predicted = evaluate(curve_params(per_step + shift, projector), steps, metric).values
+        if shift.any():
+            unscaled = evaluate(curve_params(per_step, projector), steps, metric).values
+            for i in np.flatnonzero(shift.any(axis=1)):
+                beyond_errors["with"].append(_abs_log_ratio(predicted[i], truth[test[i]]))
+                beyond_errors["without"].append(_abs_log_ratio(unscaled[i], truth[test[i]]))
         with np.errstate(all="ignore"):
             residuals[test] = np.log(truth[test] / predicted)
         fold_of[test] = k
@@ -152,8 +167,22 @@ def curve_error(
         "baseline_median_curve": _median(baseline_errors),
         "layers": len(model_errors),
         "points": int(sum(len(e) for e in model_errors)),
+        "extrapolated": {
+            "layers": len(beyond_errors["with"]),
+            "with_scale_term": _median(beyond_errors["with"]) if beyond_errors["with"] else None,
+            "without_scale_term": _median(beyond_errors["without"]) if beyond_errors["without"] else None,
+        },
         "interval": conformal_band(steps, residuals, fold_of),
     }
+
+
+def fold_scale_term(train_rows: pd.DataFrame, metrics: pd.DataFrame, metric: str, read_at: np.ndarray) -> ScaleTerm:
+    """The scale term a fold's training models give one metric, with their ranges as the domain."""
+    ranges = {
+        feature: [float(train_rows[feature].min()), float(train_rows[feature].max())] for feature in AXES.values()
+    }
+    slopes = axis_slopes(train_rows, metrics, metric, read_at)
+    return ScaleTerm({metric: slopes}, ranges, len(read_at))
 
 
 def _band_at_each_step(residuals: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -227,6 +256,13 @@ def write_report(
             f"(model-free baseline, the training models' median measured curve: {c['baseline_median_curve']:.3f}; "
             f"the curve regressor before projection onto the emergence curve: {c['direct_median_abs_log_ratio']:.3f})"
         )
+        beyond = c.get("extrapolated", {})
+        if beyond.get("layers"):
+            lines.append(
+                f"  - {beyond['layers']} held-out layers of models wider or deeper than their fold's training "
+                f"models: {beyond['with_scale_term']:.3f} with the scale term, {beyond['without_scale_term']:.3f} "
+                "without"
+            )
         if "interval" in c:
             lines.append(
                 f"  - central {c['interval']['level']:.0%} band (split-conformal by step on held-out residuals): "

@@ -110,6 +110,7 @@ def write_version(
         default_steps=list(info.pop("default_steps", [])),
         recipe=info.pop("recipe", {}),
         shapes=info.pop("shapes", {}),
+        scale=info.pop("scale", {}),
         intervals=info.pop("intervals", {}),
         reference_rows=reference_rows(references or {}),
         info={"libraries": library_versions(), "seed": seed, **info},

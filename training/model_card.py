@@ -71,6 +71,7 @@ def model_card(m: dict) -> str:
                 f"| {c.get('baseline_median_curve', float('nan')):.3f} "
                 f"| {c.get('direct_median_abs_log_ratio', float('nan')):.3f} | {c['points']} |"
             )
+    lines += scale_lines(m)
     intervals = m.get("intervals", {})
     if intervals:
         lines += [
@@ -143,12 +144,59 @@ def model_card(m: dict) -> str:
         f"- Trained on small models from the archcast zoo: {_span(ranges, 'n_layers')} layers, d_model "
         f"{_span(ranges, 'd_model')}, {_span(ranges, 'n_heads')} heads, checkpoints up to step "
         f"{max(m.get('default_steps') or [0])}. That box is what the data backs: LightGBM predicts a constant "
-        "past the edge of every feature it splits on (trees do not extrapolate), so a model twice as wide or deep "
-        "as the largest one trained gets the prediction of the largest one. The service flags every feature "
-        "outside the training range and every family not seen in training, and widens the 80 % bands there.",
+        "past the edge of every feature it splits on (trees do not extrapolate). Past the trained width and "
+        "depth the scale term (above) moves the curves; every other feature holds its edge value. The service "
+        "flags every feature outside the training range and every family not seen in training, and widens the "
+        "80 % bands there.",
         "- The emergence curve is ill-conditioned: quite different parameter sets draw similar curves, so "
         "per-parameter R² understates how well curves are predicted; see the curve-level error in report.md.",
         "- Ratios are relative to random init (≈6–10 for these sizes), not Sun et al.'s absolute rule.",
         "",
     ]
     return "\n".join(lines)
+
+
+def scale_lines(m: dict) -> list[str]:
+    """The scale term: its slopes at the last step with their standard errors and the runs behind them, and what
+    held-out models past their fold's range gained from it."""
+    scale, ranges = m.get("scale", {}), m.get("domain", {}).get("feature_ranges", {})
+    lines = [
+        "",
+        "## Scale: past the trained width and depth",
+        "",
+        "Trees hold the value of the edge past it. Past the trained range of width (d_model) or depth (layers), "
+        "log(metric) at each step moves by slope × log(x / edge), the slope measured between zoo runs of one "
+        "design at several widths (heads scaled with d) or depths, design by design (training.scale). The data "
+        f"backs widths {_span(ranges, 'd_model')} and depths {_span(ranges, 'n_layers')}; beyond, the slope is an "
+        "assumption that the trend between the trained sizes goes on, untested there.",
+        "",
+        "| metric | axis | slope at the last step (± s.e.) | runs | designs | sizes measured |",
+        "|---|---|---|---|---|---|",
+    ]
+    for metric in m.get("metrics", []):
+        for axis in ("width", "depth"):
+            s = scale.get(metric, {}).get(axis)
+            if s is None:
+                lines.append(f"| {metric} | {axis} | none: no design was trained at two {axis}s | 0 | 0 | — |")
+                continue
+            slope, se = s["slope"][-1], s["se"][-1]
+            spread = f" ± {se:.2f}" if se is not None else ""
+            lines.append(
+                f"| {metric} | {axis} | {slope:+.2f}{spread} | {s['runs']} | {s['designs']} "
+                f"| {s['span'][0]:g}–{s['span'][1]:g} |"
+            )
+    beyond = [
+        (c["metric"], c["extrapolated"]) for c in m.get("curve_error", []) if c.get("extrapolated", {}).get("layers")
+    ]
+    if beyond:
+        lines += [
+            "",
+            "Held out (grouped CV), the layers of models wider or deeper than their fold's training models:",
+            "",
+        ]
+        lines += [
+            f"- {metric}: median |log(pred/measured)| {e['with_scale_term']:.3f} with the scale term, "
+            f"{e['without_scale_term']:.3f} without ({e['layers']} layers)"
+            for metric, e in beyond
+        ]
+    return lines

@@ -22,6 +22,7 @@ import features.curve
 import training.fit
 import training.solvers
 import training.tune
+from features.curve import projection_steps
 from modelstore import CARD, current_version, promote, read_manifest
 from training.dataset import (
     CURVE,
@@ -50,6 +51,7 @@ from training.fit import DEFAULT_METRICS, FitWarning, curve_shapes, fit_table
 from training.mechanism import mechanism_targets
 from training.model_card import model_card
 from training.real_check import real_model_check
+from training.scale import axis_slopes
 from training.tune import cv_predictions, grouped_folds, lgbm, r2, tune
 
 REPO = Path(__file__).resolve().parents[1]
@@ -239,6 +241,15 @@ def fit_summary(fits: pd.DataFrame) -> dict:
     return out
 
 
+def scale_slopes(data: DataSet, metric_names) -> dict[str, dict[str, dict]]:
+    """metric → axis → the scale term's slope at the projection steps (training.scale)."""
+    read_at = projection_steps(sorted(int(s) for s in data.metrics["step"].unique()))
+    return {
+        m: {axis: s.to_json() for axis, s in axis_slopes(data.table, data.metrics, m, read_at).items()}
+        for m in metric_names
+    }
+
+
 def export_stage(config: RetrainConfig, data: DataSet, best: dict[str, dict], evaluation: Evaluation) -> Path:
     """The challenger as a version folder under work/candidate/, with its manifest, card and report."""
     summary = fit_summary(data.fits)
@@ -255,6 +266,7 @@ def export_stage(config: RetrainConfig, data: DataSet, best: dict[str, dict], ev
         "mechanism_error": evaluation.mechanism,
         "recipe": data.recipe,
         "shapes": {m: curve_shapes(data.fits, m, last_step).tolist() for m in config.metric_names},
+        "scale": scale_slopes(data, config.metric_names),
         "data_hash": data.digest,
         "data_provenance": str(provenance.relative_to(REPO)) if provenance.is_relative_to(REPO) else str(provenance),
         "default_steps": sorted(int(s) for s in data.metrics["step"].unique()),

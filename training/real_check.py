@@ -14,6 +14,7 @@ from scipy.stats import spearmanr
 from features import feature_matrix
 from features.curve import Projector, curve_params, curve_rows, evaluate, from_target, projection_steps
 from features.mechanism import MECHANISM, carries_mechanism, shows_mechanism
+from features.scale import scale_term
 from modelstore import Manifest
 from training.export import onnx_predict
 
@@ -27,8 +28,10 @@ def predicted_end_state(folder: Path, manifest: Manifest, config: dict) -> pd.Da
     inputs = {"layer": rows, "curve": curve_rows(rows, read_at)}
     raw = {t.name: onnx_predict(folder / t.file, inputs[t.kind]) for t in manifest.targets}
     out = pd.DataFrame({"layer": np.arange(1, len(rows) + 1)})
-    for metric in manifest.metrics:
-        params = curve_params(raw[f"{metric}__curve"], Projector(read_at, manifest.shapes[metric]))
+    ranges = manifest.domain["feature_ranges"]
+    shift = scale_term(manifest.scale, ranges, manifest.metrics, len(read_at)).shift(rows)  # (M, T)
+    for metric, moved in zip(manifest.metrics, shift, strict=True):
+        params = curve_params(raw[f"{metric}__curve"], Projector(read_at, manifest.shapes[metric]), moved)
         out[metric] = evaluate(params, [read_at.max()], metric).values[:, 0]
     mechanism = {t.param: from_target(t.transform, raw[t.name]) for t in manifest.targets if t.metric == MECHANISM}
     if "bos_margin" in mechanism:

@@ -1,0 +1,93 @@
+"""The scale term: how a predicted curve moves with width and depth past the range the trees were trained on.
+
+A tree holds the value of its last split past the edge of the data, so without this two models wider or deeper
+than any trained one get the same curves. Past the training range of an axis, log(metric) at each step moves by
+slope × (log x − log edge), the slope measured between zoo runs that differ in that axis alone
+(training.scale); inside the range the term is 0 and the trees decide. Where the data has no such runs the slope
+is unknown and the term stays 0 (the model card says which).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from features.schema import FEATURES
+
+# axis → the feature it is measured by, and the features that move with it when only that axis changes (the
+# zoo's width runs scale the heads with d, keeping the head dim; its depth runs change the layer count alone).
+# Models that agree on every other feature are "the same design at another width/depth".
+AXES: dict[str, str] = {"width": "d_model", "depth": "n_layers"}
+MOVES_WITH: dict[str, tuple[str, ...]] = {
+    "width": ("d_model", "n_heads", "n_kv_heads", "d_ff", "log_d", "log_params", "d_per_layer", "heads_per_layer"),
+    "depth": (
+        "n_layers", "log_params", "d_per_layer", "heads_per_layer",
+        "layer_index", "layer_frac", "layer_frac_sq", "layer_frac_sqrt", "layer_x_layers",
+    ),
+}  # fmt: skip
+_INDEX = {name: i for i, name in enumerate(FEATURES)}
+
+
+@dataclass(frozen=True)
+class AxisSlope:
+    """d log(metric) / d log(axis) at each projection step, its standard error, and the runs behind it."""
+
+    slope: tuple[float, ...]  # (T,) at the projection steps; NaN where unknown
+    se: tuple[float, ...]
+    runs: int  # runs in designs measured at ≥ 2 values of the axis
+    designs: int  # such designs
+    span: tuple[float, float]  # the axis values those runs cover
+
+    def to_json(self) -> dict:
+        return {"slope": list(self.slope), "se": list(self.se), "runs": self.runs, "designs": self.designs,
+                "span": list(self.span)}  # fmt: skip
+
+    @classmethod
+    def from_json(cls, data: dict) -> AxisSlope:
+        nan = float("nan")
+        return cls(tuple(nan if v is None else v for v in data["slope"]),
+                   tuple(nan if v is None else v for v in data["se"]),
+                   int(data["runs"]), int(data["designs"]), tuple(data["span"]))  # fmt: skip
+
+
+class ScaleTerm:
+    """Per metric, the log shift of the curve regressors' values at the projection steps for a design's rows."""
+
+    def __init__(self, slopes: dict[str, dict[str, AxisSlope]], ranges: dict[str, list[float]], n_steps: int):
+        """slopes: metric → axis → AxisSlope at the n_steps projection steps; ranges: the training domain's
+        feature ranges."""
+        self.metrics = list(slopes)
+        self._axes = [(axis, _INDEX[feature], *ranges[feature]) for axis, feature in AXES.items()]
+        table = np.zeros((len(self.metrics), len(self._axes), n_steps))  # (M, A, T): an unknown slope adds nothing
+        for i, m in enumerate(self.metrics):
+            for j, (axis, *_) in enumerate(self._axes):
+                if axis in slopes[m]:
+                    if len(slopes[m][axis].slope) != n_steps:
+                        raise ValueError(f"{m} {axis}: {len(slopes[m][axis].slope)} slopes for {n_steps} steps")
+                    table[i, j] = np.nan_to_num(np.asarray(slopes[m][axis].slope, dtype=np.float64))
+        self._table = table
+
+    def beyond(self, rows: np.ndarray) -> np.ndarray:
+        """(A,): how far past the training range the design lies on each axis, in log units (0 inside)."""
+        first = rows[0]
+        out = np.zeros(len(self._axes))
+        for j, (_, index, low, high) in enumerate(self._axes):
+            x = float(first[index])
+            if x > high > 0:
+                out[j] = math.log(x / high)
+            elif 0 < x < low:
+                out[j] = math.log(x / low)
+        return out
+
+    def shift(self, rows: np.ndarray) -> np.ndarray:
+        """(M, T) log shift for a design's (L, F) feature rows, in self.metrics order; zeros inside the range."""
+        return np.einsum("mat,a->mt", self._table, self.beyond(rows))
+
+
+def scale_term(manifest_scale: dict, ranges: dict[str, list[float]], metrics: list[str], n_steps: int) -> ScaleTerm:
+    """From a manifest's "scale" entry (metric → axis → AxisSlope JSON), its rows in `metrics` order; a metric
+    or axis it lacks (an older export, an axis no runs varied) gets no term."""
+    slopes = {m: {a: AxisSlope.from_json(s) for a, s in manifest_scale.get(m, {}).items()} for m in metrics}
+    return ScaleTerm(slopes, ranges, n_steps)

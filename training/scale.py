@@ -1,0 +1,69 @@
+"""The scale term's slopes (features.scale), measured between runs that differ in one axis alone.
+
+Per metric and axis (width, depth): the runs are grouped into designs that agree on every feature that does not
+move with the axis (features.scale.MOVES_WITH), each run summarised by the median over its layers of log(metric)
+at each projection step; the slope is the within-design least-squares slope of that on log(axis) (design fixed
+effects: what differs between designs does not leak in), with its standard error. Seed replicates sit in their
+design and so weigh in the noise.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from features import FEATURES
+from features.curve import to_log_value
+from features.scale import AXES, MOVES_WITH, AxisSlope
+from training.dataset import measured_by_step
+
+
+def _design(row: pd.Series, axis: str) -> tuple:
+    return (row["model_type"], *(round(float(row[f]), 6) for f in FEATURES if f not in MOVES_WITH[axis]))
+
+
+def axis_slopes(table: pd.DataFrame, metrics: pd.DataFrame, metric: str, steps: np.ndarray) -> dict[str, AxisSlope]:
+    """axis → AxisSlope at `steps` (the projection steps) for one metric; an axis no design varies is left out."""
+    measured_steps, values = measured_by_step(table, metrics, metric)
+    columns = [int(np.flatnonzero(measured_steps == s)[0]) if (measured_steps == s).any() else -1 for s in steps]
+    logs = to_log_value(values)
+    per_run = (
+        pd.DataFrame(np.where(np.array(columns) >= 0, logs[:, columns], np.nan), index=table["model_id"].to_numpy())
+        .groupby(level=0, sort=True)
+        .median()
+    )  # (runs, T)
+    first = table.drop_duplicates("model_id").set_index("model_id").loc[per_run.index]
+    out = {}
+    for axis, feature in AXES.items():
+        design = first.apply(_design, axis=1, args=(axis,)).map(repr)
+        raw = first[feature].to_numpy(np.float64)
+        x = np.log(raw)
+        varied = pd.Series(x, index=first.index).groupby(design.to_numpy()).transform("nunique").to_numpy() >= 2
+        if not varied.any():
+            continue
+        keys, xs, ys = design.to_numpy()[varied], x[varied], per_run.to_numpy()[varied]
+        codes = pd.factorize(keys)[0]
+        fits = [_within_slope(codes, xs, y) for y in ys.T]
+        span = (float(raw[varied].min()), float(raw[varied].max()))
+        out[axis] = AxisSlope(
+            tuple(f[0] for f in fits), tuple(f[1] for f in fits), int(varied.sum()), int(len(np.unique(codes))), span
+        )
+    return out
+
+
+def _demeaned(codes: np.ndarray, v: np.ndarray) -> np.ndarray:
+    return v - (np.bincount(codes, v) / np.maximum(np.bincount(codes), 1))[codes]
+
+
+def _within_slope(codes: np.ndarray, x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """(slope, standard error) of y on x with one intercept per design (codes), over the finite y."""
+    known = np.isfinite(y)
+    codes, x, y = pd.factorize(codes[known])[0], x[known], y[known]
+    xd, yd = _demeaned(codes, x), _demeaned(codes, y)
+    sxx = float(np.sum(xd**2))
+    if sxx <= 0:
+        return float("nan"), float("nan")
+    slope = float(np.sum(xd * yd) / sxx)
+    dof = len(y) - (codes.max() + 1) - 1  # one intercept per design and the slope
+    rss = float(np.sum((yd - slope * xd) ** 2))
+    return slope, float(np.sqrt(rss / dof / sxx)) if dof > 0 else float("nan")
