@@ -115,13 +115,14 @@ class Prediction:
         layers = [{"layer": i + 1, "metrics": {}} for i in range(self.n_layers)]
         for metric, p in self.metrics.items():
             c = p.curves
-            # a metric's per-layer numbers in one (L, 9) table, made JSON-safe in one pass (the per-array
-            # conversions were most of the cost of a small response); the curves and bands apart, since a NaN
-            # (an unobservable peak, say) sends a whole table down numpy's slow object path
-            small = [p.params, c.steady_state[:, None], c.peak_step[:, None], c.peak_value[:, None]]
-            table = _nums(np.concatenate([*small, c.final_value[:, None]], axis=1))
-            curves = _nums(c.values)
-            band = (_nums(p.interval[0]), _nums(p.interval[1])) if p.interval is not None else None
+            # a metric's per-layer numbers in one (L, 9 + 3T) table, made JSON-safe in one pass (the per-array
+            # conversions were most of the cost of a small response), then cut into its fields per layer
+            T = c.values.shape[1]
+            parts = [p.params, c.steady_state[:, None], c.peak_step[:, None], c.peak_value[:, None],
+                     c.final_value[:, None], c.values]  # fmt: skip
+            if p.interval is not None:
+                parts += list(p.interval)
+            table = _nums(np.concatenate(parts, axis=1))
             kinds, observable = c.extremum_kind.tolist(), c.peak_observable.tolist()
             for i, (layer, row) in enumerate(zip(layers, table, strict=True)):
                 entry = {
@@ -134,10 +135,10 @@ class Prediction:
                         "peak_value": row[7],
                         "final_value": row[8],
                     },
-                    "curve": curves[i],
+                    "curve": row[9 : 9 + T],
                 }
-                if band is not None:
-                    entry["interval"] = {"low": band[0][i], "high": band[1][i]}
+                if p.interval is not None:
+                    entry["interval"] = {"low": row[9 + T : 9 + 2 * T], "high": row[9 + 2 * T :]}
                 layer["metrics"][metric] = entry
         return {
             "model_version": self.model_version,
@@ -261,4 +262,11 @@ def _nums(values: np.ndarray) -> list:
     finite = np.isfinite(values)
     if finite.all():
         return values.tolist()
-    return np.where(finite, values, None).tolist()
+    out = values.tolist()  # the non-finite few replaced in Python: numpy's object path costs more than them
+    if values.ndim == 2:
+        for i, j in zip(*np.nonzero(~finite), strict=True):
+            out[i][j] = None
+    else:
+        for i in np.flatnonzero(~finite):
+            out[i] = None
+    return out
