@@ -15,6 +15,7 @@ from collections.abc import Callable
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as package_version
 
+from service.prediction import WARNING_CODES
 from service.problems import MEDIA_TYPE, PROBLEM_SCHEMA
 
 NUMBER_OR_NULL = {"type": ["number", "null"]}
@@ -22,10 +23,10 @@ WARNING = {
     "type": "object",
     "required": ["code", "message"],
     "properties": {
-        "code": {"enum": ["family_unseen", "feature_out_of_range", "steps_beyond_training", "curve_clipped"]},
+        "code": {"enum": list(WARNING_CODES)},
         "feature": {"type": ["string", "null"], "description": "the feature, input or metric concerned"},
-        "value": {"description": "the offending value (a number, a family name, or a list of layers)"},
-        "range": {"type": ["array", "null"], "items": {"type": "number"}, "description": "[low, high] seen"},
+        "value": {"description": "the offending value (a number, a family name, or a list of layers or shifts)"},
+        "range": {"type": ["array", "null"], "items": NUMBER_OR_NULL, "description": "[low, high]; null: open"},
         "message": {"type": "string"},
     },
 }

@@ -13,10 +13,20 @@ import pandas as pd
 from features.curve import PARAMS, Curves
 from features.mechanism import ABOVE_REST, BOS_SHARE, carries_mechanism, onset_layer
 
+# every warning a prediction can carry (the OpenAPI document lists these)
+WARNING_CODES = (
+    "family_unseen",  # a model_type no training model had
+    "feature_out_of_range",  # a feature outside the training range
+    "steps_beyond_training",  # steps past the last training checkpoint
+    "curve_clipped",  # a curve left its metric's possible range and was clipped to it
+    "interval_widened",  # the 80 % bands widened with distance from the training domain
+    "scale_extrapolated",  # past the trained width or depth, the scale term moved the curves
+)
+
 
 @dataclass(frozen=True)
 class PredictionWarning:
-    """One warning: a code to act on, the input it concerns, its value and range, and a sentence."""
+    """One warning: a code to act on (WARNING_CODES), the input it concerns, its value and range, a sentence."""
 
     code: str
     message: str

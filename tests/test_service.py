@@ -404,3 +404,24 @@ def test_archcast_serve_stops_its_whole_server_on_a_signal_to_itself(models_env,
                 serve.wait(timeout=60)
             except subprocess.TimeoutExpired:
                 serve.kill()
+
+
+def test_responses_for_real_configs_match_the_documented_schema():
+    """Every warning code and value shape a real config draws (out of range, clipped curves, widened bands, the
+    scale term) is in the OpenAPI document: the committed model, a response per config in tests/data/configs."""
+    import jsonschema_rs
+
+    from service.openapi import describe
+    from service.service import Archcast
+
+    predictor = Predictor(REPO / "models")
+    document = describe(Archcast.openapi_spec.asdict(), predictor.version)
+    schema = {**document["components"]["schemas"]["Prediction"], "components": document["components"]}
+    validator = jsonschema_rs.validator_for(schema)
+    codes = set()
+    for path in sorted(CONFIGS.glob("*.json")):
+        body = json.loads(json.dumps(predictor.predict(json.loads(path.read_text())).to_json()))
+        errors = [f"{'/'.join(map(str, e.instance_path))}: {e.message}" for e in validator.iter_errors(body)]
+        assert not errors, f"{path.name}: {errors[:3]}"
+        codes |= {w["code"] for w in body["warnings"]}
+    assert {"feature_out_of_range", "interval_widened"} <= codes
