@@ -3,8 +3,10 @@
 A tree holds the value of its last split past the edge of the data, so without this two models wider or deeper
 than any trained one get the same curves. Past the training range of an axis, log(metric) at each step moves by
 slope × (log x − log edge), the slope measured between zoo runs that differ in that axis alone
-(training.scale); inside the range the term is 0 and the trees decide. Where the data has no such runs the slope
-is unknown and the term stays 0 (the model card says which).
+(training.scale); inside the range the term is 0 and the trees decide. The trend is carried at most as far past
+the edge as the sizes it was measured over span (its reach: 128–192 wide reaches to 288): further out the data
+says nothing, and the shift holds there (a warning says so). Where the data has no such runs, or held-out
+models past the range were predicted worse with the slope, the term stays 0 (the model card says which).
 """
 
 from __future__ import annotations
@@ -39,17 +41,20 @@ class AxisSlope:
     runs: int  # runs in designs measured at ≥ 2 values of the axis
     designs: int  # such designs
     span: tuple[float, float]  # the axis values those runs cover
+    applied: bool = True  # served; False where held-out models past the range were predicted worse with it
+    heldout: dict | None = None  # that test: {"layers", "with_scale_term", "without_scale_term"}; None: untested
 
     def to_json(self) -> dict:
         return {"slope": list(self.slope), "se": list(self.se), "runs": self.runs, "designs": self.designs,
-                "span": list(self.span)}  # fmt: skip
+                "span": list(self.span), "applied": self.applied, "heldout": self.heldout}  # fmt: skip
 
     @classmethod
     def from_json(cls, data: dict) -> AxisSlope:
         nan = float("nan")
         return cls(tuple(nan if v is None else v for v in data["slope"]),
                    tuple(nan if v is None else v for v in data["se"]),
-                   int(data["runs"]), int(data["designs"]), tuple(data["span"]))  # fmt: skip
+                   int(data["runs"]), int(data["designs"]), tuple(data["span"]),
+                   bool(data.get("applied", True)), data.get("heldout"))  # fmt: skip
 
 
 class ScaleTerm:
@@ -61,13 +66,17 @@ class ScaleTerm:
         self.metrics = list(slopes)
         self._axes = [(axis, _INDEX[feature], *ranges[feature]) for axis, feature in AXES.items()]
         table = np.zeros((len(self.metrics), len(self._axes), n_steps))  # (M, A, T): an unknown slope adds nothing
+        reach = np.zeros((len(self.metrics), len(self._axes)))  # (M, A) log units past the edge a slope carries
         for i, m in enumerate(self.metrics):
             for j, (axis, *_) in enumerate(self._axes):
-                if axis in slopes[m]:
-                    if len(slopes[m][axis].slope) != n_steps:
-                        raise ValueError(f"{m} {axis}: {len(slopes[m][axis].slope)} slopes for {n_steps} steps")
-                    table[i, j] = np.nan_to_num(np.asarray(slopes[m][axis].slope, dtype=np.float64))
-        self._table = table
+                s = slopes[m].get(axis)
+                if s is None or not s.applied:
+                    continue
+                if len(s.slope) != n_steps:
+                    raise ValueError(f"{m} {axis}: {len(s.slope)} slopes for {n_steps} steps")
+                table[i, j] = np.nan_to_num(np.asarray(s.slope, dtype=np.float64))
+                reach[i, j] = math.log(s.span[1] / s.span[0])
+        self._table, self._reach = table, reach
 
     def beyond(self, rows: np.ndarray) -> np.ndarray:
         """(A,): how far past the training range the design lies on each axis, in log units (0 inside)."""
@@ -81,9 +90,23 @@ class ScaleTerm:
                 out[j] = math.log(x / low)
         return out
 
+    def carried(self, beyond: np.ndarray) -> np.ndarray:
+        """(M, A): the distances past the edge each metric's slopes are applied over (capped at their reach)."""
+        return np.clip(beyond[None, :], -self._reach, self._reach)
+
     def shift(self, rows: np.ndarray) -> np.ndarray:
         """(M, T) log shift for a design's (L, F) feature rows, in self.metrics order; zeros inside the range."""
-        return np.einsum("mat,a->mt", self._table, self.beyond(rows))
+        return np.einsum("mat,ma->mt", self._table, self.carried(self.beyond(rows)))
+
+    def moving(self, beyond: np.ndarray) -> list[int]:
+        """The axes (indices) on which a design lies past the range and some metric's slope is applied."""
+        return [j for j in range(len(self._axes)) if beyond[j] and (self._reach[:, j] > 0).any()]
+
+    def held(self, beyond: np.ndarray) -> list[str]:
+        """The axes on which a design lies past some applied slope's reach (its shift holds there)."""
+        applied = self._reach > 0
+        return [axis for j, (axis, *_) in enumerate(self._axes)
+                if (applied[:, j] & (np.abs(beyond[j]) > self._reach[:, j])).any()]  # fmt: skip
 
 
 def scale_term(manifest_scale: dict, ranges: dict[str, list[float]], metrics: list[str], n_steps: int) -> ScaleTerm:

@@ -209,17 +209,22 @@ class Predictor:
         )]  # fmt: skip
 
     def scale_warnings(self, rows: np.ndarray, shift: np.ndarray) -> list[PredictionWarning]:
-        """Where the scale term moved the curves: by how much at the last step, and that it is an extrapolation."""
+        """Where the scale term moved the curves: along which axes, by how much at the last step, and whether
+        past the reach of the measured trend (features.scale)."""
         beyond = self.scale.beyond(rows)
-        if not beyond.any() or not shift.any():
+        moving = self.scale.moving(beyond)
+        if not moving or not shift.any():
             return []
-        axes = [f"{axis} ({AXES[axis]} {math.exp(b):.3g}× the trained {'maximum' if b > 0 else 'minimum'})"
-                for axis, b in zip(AXES, beyond, strict=True) if b]  # fmt: skip
+        names = list(AXES)
+        axes = [f"{names[j]} ({AXES[names[j]]} {math.exp(beyond[j]):.3g}× the trained "
+                f"{'maximum' if beyond[j] > 0 else 'minimum'})" for j in moving]  # fmt: skip
         factors = ", ".join(f"{m} ×{math.exp(s):.3g}" for m, s in zip(self.metrics, shift[:, -1], strict=True) if s)
+        held = self.scale.held(beyond)
+        where = f"; past the reach of the measured trend in {' and '.join(held)}, held there" if held else ""
         return [PredictionWarning(
             "scale_extrapolated",
-            f"past the trained range in {' and '.join(axes)} the curves are moved by the slopes measured between "
-            f"zoo runs of one design at several sizes (at the last step: {factors}); an extrapolation",
+            f"past the trained range in {' and '.join(axes)} the curves are moved by the slope measured between "
+            f"zoo runs of one design at several sizes (at the last step: {factors}){where}; an extrapolation",
             feature="scale", value=[round(float(s), 4) for s in shift[:, -1]],
         )]  # fmt: skip
 

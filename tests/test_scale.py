@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -10,10 +11,12 @@ import pytest
 
 from features import feature_matrix
 from features.scale import AxisSlope, ScaleTerm
+from service.predictor import Predictor
 from training.dataset import build
 from training.scale import axis_slopes
 from zoo.grid import cpu2_one_factor
 
+REPO = Path(__file__).resolve().parents[1]
 SPECS = {spec.name: spec for spec in cpu2_one_factor()}
 STEPS = np.array([0.0, 100.0])
 
@@ -64,23 +67,57 @@ def _term(slope_last: float) -> ScaleTerm:
     return ScaleTerm({"ma_ratio": {"width": width}}, ranges, n_steps=2)
 
 
-def test_the_scale_term_is_zero_inside_the_range_and_grows_with_log_width_past_it():
-    term = _term(0.5)
-    inside = feature_matrix(_config("llama-d192"))
-    assert not term.shift(inside).any()
-    wide = feature_matrix(
-        {**_config("llama"), "hidden_size": 1024, "num_attention_heads": 32, "num_key_value_heads": 32}
+def _llama_at(d: int) -> np.ndarray:
+    return feature_matrix(
+        {**_config("llama"), "hidden_size": d, "num_attention_heads": d // 32, "num_key_value_heads": d // 32}
     )
-    wider = feature_matrix(
-        {**_config("llama"), "hidden_size": 2048, "num_attention_heads": 64, "num_key_value_heads": 64}
-    )
-    assert term.shift(wide)[0].tolist() == pytest.approx([0.0, 0.5 * math.log(1024 / 256)])
+
+
+def test_the_scale_term_is_zero_inside_the_range_grows_with_log_width_past_it_and_holds_past_its_reach():
+    term = _term(0.5)  # measured over 128–256: reaches to 512
+    assert not term.shift(feature_matrix(_config("llama-d192"))).any()
     # two designs past the edge that differ in width get different curves (trees alone would give the same)
-    assert term.shift(wider)[0, 1] - term.shift(wide)[0, 1] == pytest.approx(0.5 * math.log(2))
-    assert term.beyond(wide).tolist() == pytest.approx([math.log(4), 0.0])  # (width, depth), in log units
+    assert term.shift(_llama_at(320))[0].tolist() == pytest.approx([0.0, 0.5 * math.log(320 / 256)])
+    assert term.shift(_llama_at(384))[0, 1] == pytest.approx(0.5 * math.log(384 / 256))
+    assert term.beyond(_llama_at(1024)).tolist() == pytest.approx([math.log(4), 0.0])  # (width, depth), log units
+    # past the reach of the measured trend the data says nothing more: the shift holds, and says so
+    assert term.shift(_llama_at(1024))[0, 1] == term.shift(_llama_at(2048))[0, 1] == pytest.approx(0.5 * math.log(2))
+    assert term.held(term.beyond(_llama_at(1024))) == ["width"] and term.held(term.beyond(_llama_at(384))) == []
+
+
+def test_a_slope_that_failed_its_held_out_test_is_not_applied():
+    ranges = {"d_model": [128.0, 256.0], "n_layers": [2.0, 10.0]}
+    rejected = AxisSlope((0.0, 0.5), (0.0, 0.1), 5, 2, (128.0, 256.0), applied=False)
+    term = ScaleTerm({"ma_ratio": {"width": rejected}}, ranges, n_steps=2)
+    assert not term.shift(_llama_at(384)).any()
 
 
 def test_slopes_for_another_number_of_steps_are_refused():
     width = AxisSlope((0.1, 0.2, 0.3), (0.0, 0.0, 0.0), 3, 1, (128.0, 256.0))
     with pytest.raises(ValueError, match="3 slopes for 2 steps"):
         ScaleTerm({"ma_ratio": {"width": width}}, {"d_model": [128, 256], "n_layers": [2, 10]}, n_steps=2)
+
+
+def test_the_served_model_tells_apart_designs_past_its_trained_size_within_the_reach_of_its_slopes():
+    """Trees alone give every design past the widest or deepest trained one the same curves; where the served
+    model applies a slope, two sizes past the edge but within the slope's reach get different curves, and the
+    response says the scale term moved them."""
+    predictor = Predictor(REPO / "models")
+    ranges = predictor.manifest["domain"]["feature_ranges"]
+    applied = [(m, axis, s) for m, axes in predictor.manifest["scale"].items() for axis, s in axes.items()
+               if s["applied"] and s["slope"][-1]]  # fmt: skip
+    assert applied, "the served model applies no scale slope: every design past its range gets the edge's curves"
+    metric, axis, slope = applied[0]
+    llama = _config("llama")
+    if axis == "width":
+        edge = ranges["d_model"][1]
+        sizes = [int(edge * f) // 32 * 32 for f in (1.2, 1.4)]
+        a, b = (
+            {**llama, "hidden_size": d, "num_attention_heads": d // 32, "num_key_value_heads": d // 32} for d in sizes
+        )
+    else:
+        edge = ranges["n_layers"][1]
+        a, b = ({**llama, "num_hidden_layers": int(edge) + k} for k in (1, 2))
+    first, second = predictor.predict(a, [1000]), predictor.predict(b, [1000])
+    assert not np.allclose(first.metrics[metric].curves.values, second.metrics[metric].curves.values)
+    assert "scale_extrapolated" in {w.code for w in first.warnings}

@@ -118,7 +118,8 @@ def curve_error(
     fits alone (features.curve.Projector), evaluated and clipped as the service serves them. Every checkpoint of
     every held-out layer counts. `direct_median_abs_log_ratio` is the regressor's own error before projection.
     A held-out model wider or deeper than its fold's training models gets the scale term fitted on that fold
-    (features.scale, as served); `extrapolated` compares those models' error with and without it.
+    (features.scale); `extrapolated` compares, per axis, those models' error with and without it (the export
+    serves an axis's slope only where it did no harm there, training.pipeline.scale_slopes).
     """
     data = curve_data(table, metrics, metric)
     rows = table.reset_index(drop=True)
@@ -126,7 +127,8 @@ def curve_error(
     X_layers = feature_array(rows)
     model_ids, designs = rows["model_id"].to_numpy(), rows[DESIGN].to_numpy()
     read_at = projection_steps(steps)
-    model_errors, direct_errors, baseline_errors, beyond_errors = [], [], [], {"with": [], "without": []}
+    model_errors, direct_errors, baseline_errors = [], [], []
+    beyond_errors = {axis: {"with": [], "without": []} for axis in AXES}
     residuals = np.full(truth.shape, np.nan)  # log(measured / predicted) of held-out layers
     fold_of = np.full(len(rows), -1)
     for k, (train, test) in enumerate(grouped_folds(designs)):
@@ -143,16 +145,18 @@ def curve_error(
         projector = Projector(read_at, curve_shapes(fits, metric, float(steps.max()), train_models))
         term = fold_scale_term(rows.iloc[train], metrics, metric, read_at)
         per_step = log_values.reshape(len(test), len(read_at))
-        shift = np.zeros_like(per_step)
+        shift, past = np.zeros_like(per_step), np.zeros((len(test), len(AXES)), dtype=bool)
         for model in dict.fromkeys(model_ids[test]):
             mine = model_ids[test] == model
             shift[mine] = term.shift(X_layers[test][mine])[0]
+            past[mine] = term.beyond(X_layers[test][mine]) != 0
         predicted = evaluate(curve_params(per_step + shift, projector), steps, metric).values
         if shift.any():
             unscaled = evaluate(curve_params(per_step, projector), steps, metric).values
             for i in np.flatnonzero(shift.any(axis=1)):
-                beyond_errors["with"].append(_abs_log_ratio(predicted[i], truth[test[i]]))
-                beyond_errors["without"].append(_abs_log_ratio(unscaled[i], truth[test[i]]))
+                for axis in np.array(list(AXES))[past[i]]:
+                    beyond_errors[axis]["with"].append(_abs_log_ratio(predicted[i], truth[test[i]]))
+                    beyond_errors[axis]["without"].append(_abs_log_ratio(unscaled[i], truth[test[i]]))
         with np.errstate(all="ignore"):
             residuals[test] = np.log(truth[test] / predicted)
         fold_of[test] = k
@@ -168,10 +172,14 @@ def curve_error(
         "layers": len(model_errors),
         "points": int(sum(len(e) for e in model_errors)),
         "extrapolated": {
-            "layers": len(beyond_errors["with"]),
-            "with_scale_term": _median(beyond_errors["with"]) if beyond_errors["with"] else None,
-            "without_scale_term": _median(beyond_errors["without"]) if beyond_errors["without"] else None,
-        },
+            axis: {
+                "layers": len(e["with"]),
+                "with_scale_term": _median(e["with"]),
+                "without_scale_term": _median(e["without"]),
+            }
+            for axis, e in beyond_errors.items()
+            if e["with"]
+        },  # fmt: skip
         "interval": conformal_band(steps, residuals, fold_of),
     }
 
@@ -256,12 +264,10 @@ def write_report(
             f"(model-free baseline, the training models' median measured curve: {c['baseline_median_curve']:.3f}; "
             f"the curve regressor before projection onto the emergence curve: {c['direct_median_abs_log_ratio']:.3f})"
         )
-        beyond = c.get("extrapolated", {})
-        if beyond.get("layers"):
+        for axis, beyond in c.get("extrapolated", {}).items():
             lines.append(
-                f"  - {beyond['layers']} held-out layers of models wider or deeper than their fold's training "
-                f"models: {beyond['with_scale_term']:.3f} with the scale term, {beyond['without_scale_term']:.3f} "
-                "without"
+                f"  - {beyond['layers']} held-out layers of models past their fold's training {axis}: "
+                f"{beyond['with_scale_term']:.3f} with the scale term, {beyond['without_scale_term']:.3f} without"
             )
         if "interval" in c:
             lines.append(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 from features.curve import PUBLISHED_MEAN_R2
+from features.scale import AXES
 from training.evaluate import GROUPED_BASELINES, OURS, design_onset_lines, seed_ceiling_lines
 
 
@@ -157,8 +158,8 @@ def model_card(m: dict) -> str:
 
 
 def scale_lines(m: dict) -> list[str]:
-    """The scale term: its slopes at the last step with their standard errors and the runs behind them, and what
-    held-out models past their fold's range gained from it."""
+    """The scale term: its slopes at the last step with their standard errors and the runs behind them, the
+    held-out test each passed or failed, and so whether it is served."""
     scale, ranges = m.get("scale", {}), m.get("domain", {}).get("feature_ranges", {})
     lines = [
         "",
@@ -167,36 +168,36 @@ def scale_lines(m: dict) -> list[str]:
         "Trees hold the value of the edge past it. Past the trained range of width (d_model) or depth (layers), "
         "log(metric) at each step moves by slope × log(x / edge), the slope measured between zoo runs of one "
         "design at several widths (heads scaled with d) or depths, design by design (training.scale). The data "
-        f"backs widths {_span(ranges, 'd_model')} and depths {_span(ranges, 'n_layers')}; beyond, the slope is an "
-        "assumption that the trend between the trained sizes goes on, untested there.",
+        f"backs widths {_span(ranges, 'd_model')} and depths {_span(ranges, 'n_layers')}; beyond, a slope is an "
+        "assumption that the trend between the trained sizes goes on, carried at most as far past the edge as "
+        "the sizes it was measured over span (its reach, below); further out the shift holds and the response "
+        "says so. It is tested held out: the models of each grouped-CV fold that lie past the range of that "
+        "fold's training models, predicted with the fold's own slope and without it; a slope that does harm "
+        "there is not served.",
         "",
-        "| metric | axis | slope at the last step (± s.e.) | runs | designs | sizes measured |",
-        "|---|---|---|---|---|---|",
+        "| metric | axis | slope at the last step (± s.e.) | runs | designs | sizes measured | reaches to "
+        "| held out past the range: error with / without (layers) | served |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for metric in m.get("metrics", []):
         for axis in ("width", "depth"):
             s = scale.get(metric, {}).get(axis)
             if s is None:
-                lines.append(f"| {metric} | {axis} | none: no design was trained at two {axis}s | 0 | 0 | — |")
+                lines.append(
+                    f"| {metric} | {axis} | none: no design was trained at two {axis}s | 0 | 0 | — | — | — | no |"
+                )
                 continue
-            slope, se = s["slope"][-1], s["se"][-1]
+            slope, se, test = s["slope"][-1], s["se"][-1], s.get("heldout")
             spread = f" ± {se:.2f}" if se is not None else ""
-            lines.append(
-                f"| {metric} | {axis} | {slope:+.2f}{spread} | {s['runs']} | {s['designs']} "
-                f"| {s['span'][0]:g}–{s['span'][1]:g} |"
+            tested = (
+                f"{test['with_scale_term']:.3f} / {test['without_scale_term']:.3f} ({test['layers']})"
+                if test
+                else "untested"
             )
-    beyond = [
-        (c["metric"], c["extrapolated"]) for c in m.get("curve_error", []) if c.get("extrapolated", {}).get("layers")
-    ]
-    if beyond:
-        lines += [
-            "",
-            "Held out (grouped CV), the layers of models wider or deeper than their fold's training models:",
-            "",
-        ]
-        lines += [
-            f"- {metric}: median |log(pred/measured)| {e['with_scale_term']:.3f} with the scale term, "
-            f"{e['without_scale_term']:.3f} without ({e['layers']} layers)"
-            for metric, e in beyond
-        ]
+            low, high = s["span"]
+            edge = ranges.get(AXES[axis], (float("nan"), float("nan")))[1]
+            lines.append(
+                f"| {metric} | {axis} | {slope:+.2f}{spread} | {s['runs']} | {s['designs']} | {low:g}–{high:g} "
+                f"| {edge * high / low:.3g} | {tested} | {'yes' if s.get('applied', True) else 'no'} |"
+            )
     return lines

@@ -241,13 +241,20 @@ def fit_summary(fits: pd.DataFrame) -> dict:
     return out
 
 
-def scale_slopes(data: DataSet, metric_names) -> dict[str, dict[str, dict]]:
-    """metric → axis → the scale term's slope at the projection steps (training.scale)."""
+def scale_slopes(data: DataSet, curves: list[dict]) -> dict[str, dict[str, dict]]:
+    """metric → axis → the scale term's slope at the projection steps (training.scale), with its held-out test
+    (curve_error's `extrapolated`): served (`applied`) unless the models held out past their fold's range on
+    that axis were predicted worse with it than without; untested where no held-out model lay past it."""
     read_at = projection_steps(sorted(int(s) for s in data.metrics["step"].unique()))
-    return {
-        m: {axis: s.to_json() for axis, s in axis_slopes(data.table, data.metrics, m, read_at).items()}
-        for m in metric_names
-    }
+    out = {}
+    for c in curves:
+        slopes = axis_slopes(data.table, data.metrics, c["metric"], read_at)
+        out[c["metric"]] = {}
+        for axis, s in slopes.items():
+            test = c.get("extrapolated", {}).get(axis)
+            applied = test is None or test["with_scale_term"] <= test["without_scale_term"]
+            out[c["metric"]][axis] = replace(s, applied=applied, heldout=test).to_json()
+    return out
 
 
 def export_stage(config: RetrainConfig, data: DataSet, best: dict[str, dict], evaluation: Evaluation) -> Path:
@@ -266,7 +273,7 @@ def export_stage(config: RetrainConfig, data: DataSet, best: dict[str, dict], ev
         "mechanism_error": evaluation.mechanism,
         "recipe": data.recipe,
         "shapes": {m: curve_shapes(data.fits, m, last_step).tolist() for m in config.metric_names},
-        "scale": scale_slopes(data, config.metric_names),
+        "scale": scale_slopes(data, evaluation.curves),
         "data_hash": data.digest,
         "data_provenance": str(provenance.relative_to(REPO)) if provenance.is_relative_to(REPO) else str(provenance),
         "default_steps": sorted(int(s) for s in data.metrics["step"].unique()),
