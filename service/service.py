@@ -15,6 +15,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
+from threadpoolctl import threadpool_limits
 
 from features import ArchcastError, FeatureError
 from service import page
@@ -55,6 +56,8 @@ def shared_predictor() -> Predictor:
     """
     global _predictor
     if _predictor is None:
+        # and one BLAS thread: the projection's small products would otherwise start a thread pool per worker
+        threadpool_limits(1, user_api="blas")
         _predictor = Predictor(threads=1)
         # what the worker has built so far (BentoML, pydantic, onnx: ~140k objects) lives as long as the
         # worker: taken out of the collector's view, each collection a response's garbage triggers is cheap
