@@ -318,8 +318,8 @@ class Predictor:
         lo, hi = METRIC_RANGE.get(metric, (-np.inf, np.inf))
         with np.errstate(over="ignore"):
             return (
-                np.clip(values * np.exp(q_low[None, :] * widen[:, None]), lo, hi),
-                np.clip(values * np.exp(q_high[None, :] * widen[:, None]), lo, hi),
+                np.minimum(np.maximum(values * np.exp(q_low[None, :] * widen[:, None]), lo), hi),
+                np.minimum(np.maximum(values * np.exp(q_high[None, :] * widen[:, None]), lo), hi),
             )
 
 
