@@ -139,6 +139,9 @@ class Predictor:
         ranges = manifest.domain["feature_ranges"]
         self._low = np.array([ranges[f][0] for f in FEATURES], dtype=np.float64)
         self._high = np.array([ranges[f][1] for f in FEATURES], dtype=np.float64)
+        # each feature's warning text but its value, and its range as JSON gives it: made once, not per request
+        self._range_text = [f"is outside the training range [{ranges[f][0]:g}, {ranges[f][1]:g}]" for f in FEATURES]
+        self._ranges = [(float(ranges[f][0]), float(ranges[f][1])) for f in FEATURES]
         self._families = set(manifest.domain["model_types"])
         # past the trained widths and depths the curves move by the slopes measured between zoo runs
         self.scale = scale_term(manifest.scale, ranges, self.metrics, len(self.projection_steps))
@@ -185,13 +188,11 @@ class Predictor:
             warnings.append(PredictionWarning("family_unseen", message, feature="model_type", value=model_type))
         below = (rows < self._low - 1e-6).any(axis=0)
         above = (rows > self._high + 1e-6).any(axis=0)
-        for i in np.where(below | above)[0]:
+        for i in np.flatnonzero(below | above).tolist():
             value = float(rows[:, i].min() if below[i] else rows[:, i].max())
-            low, high = float(self._low[i]), float(self._high[i])
             warnings.append(PredictionWarning(
-                "feature_out_of_range",
-                f"feature {FEATURES[i]}={value:g} is outside the training range [{low:g}, {high:g}]",
-                feature=FEATURES[i], value=value, range=(low, high),
+                "feature_out_of_range", f"feature {FEATURES[i]}={value:g} {self._range_text[i]}",
+                feature=FEATURES[i], value=value, range=self._ranges[i],
             ))  # fmt: skip
         return warnings
 
