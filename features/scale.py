@@ -98,6 +98,10 @@ class ScaleTerm:
         """(M, T) log shift for a design's (L, F) feature rows, in self.metrics order; zeros inside the range."""
         return np.einsum("mat,ma->mt", self._table, self.carried(self.beyond(rows)))
 
+    def axis_shifts(self, rows: np.ndarray) -> np.ndarray:
+        """(A, M, T): the shift axis by axis (they add up to shift()), for testing each axis on its own."""
+        return np.einsum("mat,ma->amt", self._table, self.carried(self.beyond(rows)))
+
     def moving(self, beyond: np.ndarray) -> list[int]:
         """The axes (indices) on which a design lies past the range and some metric's slope is applied."""
         return [j for j in range(len(self._axes)) if beyond[j] and (self._reach[:, j] > 0).any()]

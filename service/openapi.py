@@ -25,7 +25,12 @@ WARNING = {
     "properties": {
         "code": {"enum": list(WARNING_CODES)},
         "feature": {"type": ["string", "null"], "description": "the feature, input or metric concerned"},
-        "value": {"description": "the offending value (a number, a family name, or a list of layers or shifts)"},
+        "value": {
+            "description": (
+                "the offending value: a number, a family name, a list of layers, or (scale_extrapolated) "
+                "metric → log shift at the last step"
+            )
+        },
         "range": {"type": ["array", "null"], "items": NUMBER_OR_NULL, "description": "[low, high]; null: open"},
         "message": {"type": "string"},
     },

@@ -209,7 +209,7 @@ class Predictor:
             feature="steps", value=float(t.max()), range=(0.0, float(trained)),
         )]  # fmt: skip
 
-    def scale_warnings(self, rows: np.ndarray, shift: np.ndarray) -> list[PredictionWarning]:
+    def scale_warnings(self, rows: np.ndarray, shift: np.ndarray, metrics: list[str]) -> list[PredictionWarning]:
         """Where the scale term moved the curves: along which axes, by how much at the last step, and whether
         past the reach of the measured trend (features.scale)."""
         beyond = self.scale.beyond(rows)
@@ -219,14 +219,15 @@ class Predictor:
         names = list(AXES)
         axes = [f"{names[j]} ({AXES[names[j]]} {math.exp(beyond[j]):.3g}× the trained "
                 f"{'maximum' if beyond[j] > 0 else 'minimum'})" for j in moving]  # fmt: skip
-        factors = ", ".join(f"{m} ×{math.exp(s):.3g}" for m, s in zip(self.metrics, shift[:, -1], strict=True) if s)
+        last = {m: float(s) for m, s in zip(self.metrics, shift[:, -1], strict=True) if m in metrics}
+        factors = ", ".join(f"{m} ×{math.exp(s):.3g}" for m, s in last.items() if s) or "no change at the last step"
         held = self.scale.held(beyond)
         where = f"; past the reach of the measured trend in {' and '.join(held)}, held there" if held else ""
         return [PredictionWarning(
             "scale_extrapolated",
             f"past the trained range in {' and '.join(axes)} the curves are moved by the slope measured between "
             f"zoo runs of one design at several sizes (at the last step: {factors}){where}; an extrapolation",
-            feature="scale", value=[round(float(s), 4) for s in shift[:, -1]],
+            feature="scale", value={m: round(s, 4) for m, s in last.items()},  # log shift at the last step
         )]  # fmt: skip
 
     def run(self, rows: np.ndarray) -> tuple[list[np.ndarray], list[np.ndarray]]:
@@ -286,7 +287,7 @@ class Predictor:
                 ))  # fmt: skip
             out[metric] = MetricPrediction(stacked, curves, self.band(metric, t, curves.values, widen))
         warnings = self.domain_warnings(rows.astype(np.float64), spec.model_type) + self.step_warnings(t) + clipped
-        warnings += self.scale_warnings(rows, shift)
+        warnings += self.scale_warnings(rows, shift, metrics)
         if self._band_nodes and widen.max() > 1:
             warnings.append(PredictionWarning(
                 "interval_widened",

@@ -33,6 +33,16 @@ def test_the_committed_model_verifies_with_its_reference_feature_rows():
     assert read_manifest(folder).to_json() == json.loads((folder / MANIFEST).read_text())
 
 
+def test_the_committed_model_card_is_the_one_its_manifest_gives():
+    """MODEL_CARD.md is generated from manifest.json: a card edited by hand, or left behind by a change to the
+    card's code, disagrees with it (retrain, or regenerate the card)."""
+    from modelstore import CARD
+    from training.model_card import model_card
+
+    folder = resolve(REPO / "models")
+    assert (folder / CARD).read_text() == model_card(read_manifest(folder).to_json())
+
+
 def test_a_feature_computed_differently_since_training_is_refused(store):
     folder = resolve(store)
     data = json.loads((folder / MANIFEST).read_text())

@@ -121,3 +121,41 @@ def test_the_served_model_tells_apart_designs_past_its_trained_size_within_the_r
     first, second = predictor.predict(a, [1000]), predictor.predict(b, [1000])
     assert not np.allclose(first.metrics[metric].curves.values, second.metrics[metric].curves.values)
     assert "scale_extrapolated" in {w.code for w in first.warnings}
+
+
+def _depth_series(factor) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """(table, metrics, fits): llama at 2, 4 (three seeds), 6 and 8 layers, ma_ratio = factor(layers) × one
+    emergence curve."""
+    import warnings
+
+    from training.dataset import load_configs
+    from training.fit import fit_table
+
+    names = ["llama", "llama-s1", "llama-s2", "llama-L2", "llama-L6", "llama-L8"]
+    configs = load_configs(REPO / "data" / "zoo" / "cpu2" / "configs")
+    table = build(names, {n: configs[n] for n in names})
+    steps = [0.0, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 100.0, 300.0, 600.0, 1000.0]
+    layers = dict(zip(table["model_id"], table["n_layers"], strict=False))
+    metrics = pd.DataFrame(
+        [{"model_id": m, "layer": layer, "step": s,
+          "ma_ratio": factor(layers[m]) * (8.0 + 20.0 * np.exp(-0.002 * (s + 5)) * np.log(s + 5) / 6)}
+         for m, layer in zip(table["model_id"], table["layer"], strict=True) for s in steps]
+    )  # fmt: skip
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fits = fit_table(metrics, ["ma_ratio"])
+    return table, metrics, fits
+
+
+def test_a_depth_slope_that_holds_past_the_range_is_served_and_one_that_overshoots_is_not():
+    from training.evaluate import curve_error
+
+    params = {"n_estimators": 30, "min_child_samples": 2}
+    # log ratio linear in log depth: the held-out 8- (and 2-) layer models are predicted better with the slope
+    table, metrics, fits = _depth_series(lambda L: L**-0.5)
+    linear = curve_error(table, metrics, fits, "ma_ratio", params)["extrapolated"]["depth"]
+    assert linear["applied"] and linear["with_scale_term"] < linear["without_scale_term"]
+    # flat from 4 layers on, lower at 2: the slope through 2–6 overshoots at 8, and is not served
+    table, metrics, fits = _depth_series(lambda L: 0.5 if L == 2 else 1.0)
+    flat = curve_error(table, metrics, fits, "ma_ratio", params)["extrapolated"]["depth"]
+    assert not flat["applied"] and flat["with_scale_term"] > flat["without_scale_term"]

@@ -424,4 +424,4 @@ def test_responses_for_real_configs_match_the_documented_schema():
         errors = [f"{'/'.join(map(str, e.instance_path))}: {e.message}" for e in validator.iter_errors(body)]
         assert not errors, f"{path.name}: {errors[:3]}"
         codes |= {w["code"] for w in body["warnings"]}
-    assert {"feature_out_of_range", "interval_widened"} <= codes
+    assert {"feature_out_of_range", "interval_widened", "scale_extrapolated"} <= codes

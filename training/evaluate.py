@@ -117,9 +117,11 @@ def curve_error(
     layers at the measured steps are projected onto the emergence curve over shapes from the training models'
     fits alone (features.curve.Projector), evaluated and clipped as the service serves them. Every checkpoint of
     every held-out layer counts. `direct_median_abs_log_ratio` is the regressor's own error before projection.
-    A held-out model wider or deeper than its fold's training models gets the scale term fitted on that fold
-    (features.scale); `extrapolated` compares, per axis, those models' error with and without it (the export
-    serves an axis's slope only where it did no harm there, training.pipeline.scale_slopes).
+
+    The scale term (features.scale) is tested axis by axis: a held-out model past its fold's training range on
+    an axis where that fold measured a slope is predicted with that axis's shift alone and without it
+    (`extrapolated`); an axis is served (`applied`) unless its shift did harm there, or where nothing tested
+    it. The scores and the band are those of the served model: only the applied axes' shifts.
     """
     data = curve_data(table, metrics, metric)
     rows = table.reset_index(drop=True)
@@ -127,11 +129,9 @@ def curve_error(
     X_layers = feature_array(rows)
     model_ids, designs = rows["model_id"].to_numpy(), rows[DESIGN].to_numpy()
     read_at = projection_steps(steps)
-    model_errors, direct_errors, baseline_errors = [], [], []
-    beyond_errors = {axis: {"with": [], "without": []} for axis in AXES}
-    residuals = np.full(truth.shape, np.nan)  # log(measured / predicted) of held-out layers
-    fold_of = np.full(len(rows), -1)
-    for k, (train, test) in enumerate(grouped_folds(designs)):
+    folds = []  # per fold: (test rows, log values at read_at (n, T), per-axis shifts (A, n, T), projector)
+    direct_errors, baseline_errors = [], []
+    for train, test in grouped_folds(designs):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # a step no training layer measured
             baseline = np.nanmedian(truth[train], axis=0)
@@ -140,30 +140,47 @@ def curve_error(
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             regressor = lgbm(params, seed).fit(data.X[learn], data.y[learn])
-            log_values = regressor.predict(curve_rows(X_layers[test], read_at))
+            log_values = regressor.predict(curve_rows(X_layers[test], read_at)).reshape(len(test), len(read_at))
             direct = np.exp(regressor.predict(curve_rows(X_layers[test], steps)).reshape(len(test), len(steps)))
         projector = Projector(read_at, curve_shapes(fits, metric, float(steps.max()), train_models))
         term = fold_scale_term(rows.iloc[train], metrics, metric, read_at)
-        per_step = log_values.reshape(len(test), len(read_at))
-        shift, past = np.zeros_like(per_step), np.zeros((len(test), len(AXES)), dtype=bool)
+        shifts = np.zeros((len(AXES), len(test), len(read_at)))
         for model in dict.fromkeys(model_ids[test]):
             mine = model_ids[test] == model
-            shift[mine] = term.shift(X_layers[test][mine])[0]
-            past[mine] = term.beyond(X_layers[test][mine]) != 0
-        predicted = evaluate(curve_params(per_step + shift, projector), steps, metric).values
-        if shift.any():
-            unscaled = evaluate(curve_params(per_step, projector), steps, metric).values
-            for i in np.flatnonzero(shift.any(axis=1)):
-                for axis in np.array(list(AXES))[past[i]]:
-                    beyond_errors[axis]["with"].append(_abs_log_ratio(predicted[i], truth[test[i]]))
-                    beyond_errors[axis]["without"].append(_abs_log_ratio(unscaled[i], truth[test[i]]))
-        with np.errstate(all="ignore"):
-            residuals[test] = np.log(truth[test] / predicted)
-        fold_of[test] = k
+            shifts[:, mine] = term.axis_shifts(X_layers[test][mine])[:, 0][:, None, :]
+        folds.append((test, log_values, shifts, projector))
         for i, row in enumerate(test):
-            model_errors.append(_abs_log_ratio(predicted[i], truth[row]))
             direct_errors.append(_abs_log_ratio(direct[i], truth[row]))
             baseline_errors.append(_abs_log_ratio(baseline, truth[row]))
+
+    def predicted(test, log_values, shift, projector, where=slice(None)):
+        return evaluate(curve_params(log_values[where] + shift[where], projector), steps, metric).values
+
+    extrapolated = {}
+    for j, axis in enumerate(AXES):
+        with_term, without = [], []
+        for test, log_values, shifts, projector in folds:
+            moved = np.flatnonzero(shifts[j].any(axis=1))
+            if len(moved):
+                moved_with = predicted(test, log_values, shifts[j], projector, moved)
+                moved_without = predicted(test, log_values, np.zeros_like(log_values), projector, moved)
+                for i, p_with, p_without in zip(moved, moved_with, moved_without, strict=True):
+                    with_term.append(_abs_log_ratio(p_with, truth[test[i]]))
+                    without.append(_abs_log_ratio(p_without, truth[test[i]]))
+        if with_term:
+            e_with, e_without = _median(with_term), _median(without)
+            extrapolated[axis] = {"layers": len(with_term), "with_scale_term": e_with,
+                                  "without_scale_term": e_without, "applied": bool(e_with <= e_without)}  # fmt: skip
+    applied = np.array([extrapolated.get(axis, {}).get("applied", True) for axis in AXES])
+    model_errors = []
+    residuals = np.full(truth.shape, np.nan)  # log(measured / predicted) of held-out layers, as served
+    fold_of = np.full(len(rows), -1)
+    for k, (test, log_values, shifts, projector) in enumerate(folds):
+        served = predicted(test, log_values, shifts[applied].sum(axis=0), projector)
+        with np.errstate(all="ignore"):
+            residuals[test] = np.log(truth[test] / served)
+        fold_of[test] = k
+        model_errors += [_abs_log_ratio(served[i], truth[row]) for i, row in enumerate(test)]
     return {
         "metric": metric,
         "median_abs_log_ratio": _median(model_errors),
@@ -171,15 +188,7 @@ def curve_error(
         "baseline_median_curve": _median(baseline_errors),
         "layers": len(model_errors),
         "points": int(sum(len(e) for e in model_errors)),
-        "extrapolated": {
-            axis: {
-                "layers": len(e["with"]),
-                "with_scale_term": _median(e["with"]),
-                "without_scale_term": _median(e["without"]),
-            }
-            for axis, e in beyond_errors.items()
-            if e["with"]
-        },  # fmt: skip
+        "extrapolated": extrapolated,
         "interval": conformal_band(steps, residuals, fold_of),
     }
 
@@ -298,8 +307,9 @@ def design_onset_lines(mechanism: dict) -> list[str]:
     if "onset_layer_exact_designs" not in mechanism:
         return []
     return [
-        f"- per design (its seeds' most common onset layer as the truth, one vote each): exact in "
-        f"{mechanism['onset_layer_exact_designs']:.0%} of {mechanism['designs']} designs"
+        f"- per design (its seeds' most common onset layer as the truth, one vote each; designs whose seeds tie "
+        f"left out): exact in {mechanism['onset_layer_exact_designs']:.0%} of "
+        f"{mechanism.get('designs_scored', mechanism['designs'])} designs"
     ]
 
 
@@ -365,9 +375,15 @@ def mechanism_error(table: pd.DataFrame, best: dict[str, dict], seed: int = 0) -
     n_replicated = sum(len(onsets) for onsets in replicated)
     at_mode = sum(max(onsets.count(v) for v in onsets) for onsets in replicated)
     pairs = [(a, b) for onsets in replicated for i, a in enumerate(onsets) for b in onsets[i + 1 :]]
-    # a design's onset layer: its seeds' most common one (on a tie, the first run's); its runs share one guess
-    design_truth = {d: max(onsets, key=onsets.count) for d, onsets in design_onsets.items()}
-    design_hits = [guess[runs[0]] == design_truth[d] for d, runs in by_design.items()]
+    # a design's onset layer: its seeds' most common one; a design whose seeds tie has none and is left out. Its
+    # runs share one guess (grouped folds hold them out together)
+    design_truth = {}
+    for d, onsets in design_onsets.items():
+        counts = {v: onsets.count(v) for v in onsets}
+        modes = [v for v, c in counts.items() if c == max(counts.values())]
+        if len(modes) == 1:
+            design_truth[d] = modes[0]
+    design_hits = [guess[by_design[d][0]] == truth_d for d, truth_d in design_truth.items()]
     with_onset = rows[step].notna().to_numpy() & np.isfinite(predicted[step])
     step_error = np.abs(
         np.log(np.expm1(predicted[step][with_onset]).clip(1) / np.expm1(rows[step].to_numpy()[with_onset]).clip(1))
@@ -376,6 +392,7 @@ def mechanism_error(table: pd.DataFrame, best: dict[str, dict], seed: int = 0) -
         "models": len(truth),
         "onset_layer_exact": float(np.mean([truth[m] == guess[m] for m in truth])),
         "onset_layer_exact_designs": float(np.mean(design_hits)),
+        "designs_scored": len(design_hits),  # the designs whose seeds do not tie
         "baseline_most_common_onset_layer": baseline_hits / len(truth),
         "designs": len(by_design),
         "replicated_runs": n_replicated,

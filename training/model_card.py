@@ -145,16 +145,27 @@ def model_card(m: dict) -> str:
         f"- Trained on small models from the archcast zoo: {_span(ranges, 'n_layers')} layers, d_model "
         f"{_span(ranges, 'd_model')}, {_span(ranges, 'n_heads')} heads, checkpoints up to step "
         f"{max(m.get('default_steps') or [0])}. That box is what the data backs: LightGBM predicts a constant "
-        "past the edge of every feature it splits on (trees do not extrapolate). Past the trained width and "
-        "depth the scale term (above) moves the curves; every other feature holds its edge value. The service "
-        "flags every feature outside the training range and every family not seen in training, and widens the "
-        "80 % bands there.",
+        "past the edge of every feature it splits on (trees do not extrapolate). "
+        + _moving_axes_sentence(m)
+        + " The service flags every feature outside the training range and every family not seen in training, "
+        "and widens the 80 % bands there.",
         "- The emergence curve is ill-conditioned: quite different parameter sets draw similar curves, so "
         "per-parameter R² understates how well curves are predicted; see the curve-level error in report.md.",
         "- Ratios are relative to random init (≈6–10 for these sizes), not Sun et al.'s absolute rule.",
         "",
     ]
     return "\n".join(lines)
+
+
+def _moving_axes_sentence(m: dict) -> str:
+    """Which axes the served scale term moves past the trained range (the others hold their edge values)."""
+    served = sorted({axis for axes in m.get("scale", {}).values() for axis, s in axes.items() if s.get("applied")})
+    if not served:
+        return "No scale term is served (see above): every feature, width and depth included, holds its edge value."
+    return (
+        f"Past the trained {' and '.join(served)} the scale term (above) moves the curves, within its reach; "
+        "every other feature holds its edge value."
+    )
 
 
 def scale_lines(m: dict) -> list[str]:
@@ -188,6 +199,10 @@ def scale_lines(m: dict) -> list[str]:
                 )
                 continue
             slope, se, test = s["slope"][-1], s["se"][-1], s.get("heldout")
+            if slope is None:  # no design measured the last step at two sizes
+                lines.append(f"| {metric} | {axis} | none at the last step | {s['runs']} | {s['designs']} "
+                             "| — | — | — | no |")  # fmt: skip
+                continue
             spread = f" ± {se:.2f}" if se is not None else ""
             tested = (
                 f"{test['with_scale_term']:.3f} / {test['without_scale_term']:.3f} ({test['layers']})"

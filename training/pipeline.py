@@ -243,8 +243,8 @@ def fit_summary(fits: pd.DataFrame) -> dict:
 
 def scale_slopes(data: DataSet, curves: list[dict]) -> dict[str, dict[str, dict]]:
     """metric → axis → the scale term's slope at the projection steps (training.scale), with its held-out test
-    (curve_error's `extrapolated`): served (`applied`) unless the models held out past their fold's range on
-    that axis were predicted worse with it than without; untested where no held-out model lay past it."""
+    and the decision curve_error made on it (`extrapolated`: served unless the models held out past their
+    fold's range on that axis were predicted worse with it than without; untested where none lay past it)."""
     read_at = projection_steps(sorted(int(s) for s in data.metrics["step"].unique()))
     out = {}
     for c in curves:
@@ -252,7 +252,7 @@ def scale_slopes(data: DataSet, curves: list[dict]) -> dict[str, dict[str, dict]
         out[c["metric"]] = {}
         for axis, s in slopes.items():
             test = c.get("extrapolated", {}).get(axis)
-            applied = test is None or test["with_scale_term"] <= test["without_scale_term"]
+            applied = test is None or test["applied"]
             out[c["metric"]][axis] = replace(s, applied=applied, heldout=test).to_json()
     return out
 

@@ -61,7 +61,7 @@ def _within_slope(codes: np.ndarray, x: np.ndarray, y: np.ndarray) -> tuple[floa
     codes, x, y = pd.factorize(codes[known])[0], x[known], y[known]
     xd, yd = _demeaned(codes, x), _demeaned(codes, y)
     sxx = float(np.sum(xd**2))
-    if sxx <= 0:
+    if sxx <= 1e-12 * max(1.0, float(np.sum(x**2))):  # no design varies here (what is left is round-off)
         return float("nan"), float("nan")
     slope = float(np.sum(xd * yd) / sxx)
     dof = len(y) - (codes.max() + 1) - 1  # one intercept per design and the slope
