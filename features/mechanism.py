@@ -90,6 +90,26 @@ def carries_mechanism(bos_margin) -> np.ndarray:
         return np.asarray(bos_margin, dtype=np.float64) >= MARGIN_CUT
 
 
+def mechanism_probability(bos_margin, residual_sd: float) -> np.ndarray:
+    """Per layer, the chance that the measured margin passes, for a predicted margin whose held-out error is
+    normal with this sd: ≥ 0.5 exactly where carries_mechanism() says yes."""
+    from scipy.stats import norm
+
+    return norm.cdf((np.asarray(bos_margin, dtype=np.float64) - MARGIN_CUT) / residual_sd)
+
+
+def likeliest_onset(probability) -> int | None:
+    """The onset layer most likely to be the measured one, layers taken as independent: layer k is the first
+    with the mechanism with chance p_k · Π_{j<k} (1 − p_j), none with Π (1 − p_j). Thresholding each layer on
+    its own picks a later onset (or none) whenever the early layers are each a little under even odds."""
+    best, best_chance, none_yet = None, float(np.prod(1.0 - np.asarray(probability, dtype=np.float64))), 1.0
+    for k, p in enumerate(np.asarray(probability, dtype=np.float64).tolist(), start=1):
+        if none_yet * p > best_chance:
+            best, best_chance = k, none_yet * p
+        none_yet *= 1.0 - p
+    return best
+
+
 def onset_layer(has_mechanism) -> int | None:
     """The first layer (1-based) that shows the mechanism, or None."""
     hits = [i + 1 for i, hit in enumerate(has_mechanism) if hit]

@@ -85,18 +85,19 @@ PREDICTION = {
             "type": ["object", "null"],
             "description": "where the BOS massive-activation mechanism forms at the end of the recipe",
             "properties": {
-                "onset_layer": {"type": ["integer", "null"]},
+                "onset_layer": {"type": ["integer", "null"], "description": "the likeliest first layer that shows it"},
                 "definition": {"type": "string"},
                 "layers": {
                     "type": "array",
                     "items": {
                         "type": "object",
-                        "required": ["layer", "bos_share", "bos_margin", "has_mechanism", "onset_step"],
+                        "required": ["layer", "bos_share", "bos_margin", "has_mechanism", "probability", "onset_step"],
                         "properties": {
                             "layer": {"type": "integer", "minimum": 1},
                             "bos_share": NUMBER_OR_NULL,
                             "bos_margin": NUMBER_OR_NULL,
                             "has_mechanism": {"type": "boolean"},
+                            "probability": {**NUMBER_OR_NULL, "description": "chance the layer shows it"},
                             "onset_step": NUMBER_OR_NULL,
                         },
                     },

@@ -11,7 +11,14 @@ import numpy as np
 import pandas as pd
 
 from features.curve import PARAMS, Curves
-from features.mechanism import ABOVE_REST, BOS_SHARE, carries_mechanism, onset_layer
+from features.mechanism import (
+    ABOVE_REST,
+    BOS_SHARE,
+    carries_mechanism,
+    likeliest_onset,
+    mechanism_probability,
+    onset_layer,
+)
 
 # every warning a prediction can carry (the OpenAPI document lists these)
 WARNING_CODES = (
@@ -56,7 +63,8 @@ class MechanismPrediction:
     bos_margin: np.ndarray  # (L,) log(top-1 ratio / largest ratio away from the first token)
     has_mechanism: np.ndarray  # (L,) bool: whether the layer shows the mechanism (its predicted margin passes)
     onset_step: np.ndarray  # (L,) the step from which the layer shows it (NaN where it does not)
-    onset_layer: int | None  # the first layer that shows it
+    onset_layer: int | None  # the likeliest first layer that shows it (features.mechanism.likeliest_onset)
+    probability: np.ndarray  # (L,) the chance that the layer shows it (NaN for a model without residuals)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -64,17 +72,25 @@ class MechanismPrediction:
             "definition": f"top-1 on the first token in ≥ {BOS_SHARE:.0%} of windows and ≥ {ABOVE_REST:g}× the "
             "largest value elsewhere, at the last step of the reference recipe",
             "layers": [
-                {"layer": i + 1, "bos_share": share, "bos_margin": margin, "has_mechanism": has, "onset_step": step}
-                for i, (share, margin, has, step) in enumerate(
+                {
+                    "layer": i + 1,
+                    "bos_share": share,
+                    "bos_margin": margin,
+                    "has_mechanism": has,
+                    "probability": chance,
+                    "onset_step": step,
+                }
+                for i, (share, margin, has, chance, step) in enumerate(
                     zip(
                         _nums(self.bos_share),
                         _nums(self.bos_margin),
                         self.has_mechanism.tolist(),
+                        _nums(self.probability),
                         _nums(self.onset_step),
                         strict=True,
                     )
-                )  # fmt: skip
-            ],
+                )
+            ],  # fmt: skip
         }
 
     def describe(self) -> str:
@@ -83,12 +99,17 @@ class MechanismPrediction:
         layers = np.arange(1, len(self.has_mechanism) + 1)[self.has_mechanism]
         step = self.onset_step[self.onset_layer - 1]
         when = f", from about step {step:,.0f}" if np.isfinite(step) else ""
-        return f"mechanism: BOS massive activation from layer {self.onset_layer}{when}; in layers {_ranges(layers)}"
+        where = f"; in layers {_ranges(layers)}" if len(layers) else "; no single layer is more likely than not"
+        return f"mechanism: BOS massive activation most likely from layer {self.onset_layer}{when}{where}"
 
 
-def mechanism_prediction(targets: dict[str, np.ndarray]) -> MechanismPrediction | None:
+def mechanism_prediction(
+    targets: dict[str, np.ndarray], residual_sd: float | None = None
+) -> MechanismPrediction | None:
     """From the mechanism regressors' outputs; None where the model has none (a zoo without the BOS columns).
-    A target the model could not learn (too few models measured it, e.g. no onset anywhere) reads as NaN."""
+    A target the model could not learn (too few models measured it, e.g. no onset anywhere) reads as NaN. With
+    the margin's held-out residual sd, each layer gets its chance and the onset is the likeliest one; without
+    (an older model), the first layer whose margin passes."""
     if "bos_margin" not in targets:
         return None
     nan = np.full(len(targets["bos_margin"]), np.nan)
@@ -96,7 +117,10 @@ def mechanism_prediction(targets: dict[str, np.ndarray]) -> MechanismPrediction 
     margin = np.maximum(targets["bos_margin"], 0.0)  # the BOS value is the top-1 or below: never negative
     has = carries_mechanism(margin)
     onset = np.where(has, np.maximum(targets.get("onset_step", nan), 0.0), np.nan)
-    return MechanismPrediction(share, margin, has, onset, onset_layer(has))
+    if residual_sd is None or not residual_sd > 0:
+        return MechanismPrediction(share, margin, has, onset, onset_layer(has), nan)
+    chance = mechanism_probability(targets["bos_margin"], residual_sd)
+    return MechanismPrediction(share, margin, has, onset, likeliest_onset(chance), chance)
 
 
 @dataclass(frozen=True)
@@ -183,6 +207,7 @@ class Prediction:
             if self.mechanism is not None:
                 frame["bos_share"] = self.mechanism.bos_share
                 frame["has_mechanism"] = self.mechanism.has_mechanism
+                frame["mechanism_probability"] = self.mechanism.probability
                 frame["onset_step"] = self.mechanism.onset_step
             curve_columns = pd.DataFrame(c.values, columns=[f"at_step_{int(s)}" for s in self.steps])
             frames.append(pd.concat([frame, curve_columns], axis=1))

@@ -147,6 +147,8 @@ class Predictor:
         self.scale = scale_term(manifest.scale, ranges, self.metrics, len(self.projection_steps))
         self._band_nodes = {m: n for m, i in manifest.intervals.items() if i and (n := band_nodes(i)) is not None}
         self.recipe = manifest.recipe
+        # the margin regressor's held-out residual sd: each layer's chance of the mechanism (an older model: none)
+        self._margin_sd = manifest.info.get("mechanism_error", {}).get("margin_residual_sd")
 
     @property
     def version(self) -> str:
@@ -296,7 +298,7 @@ class Predictor:
                 feature="interval", value=float(widen.max()), range=(1.0, 1.0 + MAX_WIDENING),
             ))  # fmt: skip
         layer = self.layer_values(layer_outputs)
-        mechanism = mechanism_prediction(layer.get(MECHANISM, {}))
+        mechanism = mechanism_prediction(layer.get(MECHANISM, {}), self._margin_sd)
         tokens = self.recipe.get("tokens_per_step")
         return Prediction(self.version, spec.model_type, t, out, warnings, mechanism, self.recipe,
                           t * tokens if tokens else None)  # fmt: skip

@@ -71,3 +71,16 @@ def test_conformal_bands_cover_their_level_on_data_they_were_not_calibrated_on()
     width = np.array(band["log_high"]) - np.array(band["log_low"])
     assert width[0] < width[1] < width[2]  # per step: a wide late band does not swell the early one
     assert band["log_low"][2] == pytest.approx(-1.2816 * 0.5, rel=0.15)
+
+
+def test_the_likeliest_onset_weighs_every_layer_and_agrees_with_the_margin_call_at_even_odds():
+    from features.mechanism import MARGIN_CUT, likeliest_onset, mechanism_probability
+
+    assert likeliest_onset([0.9, 0.9, 0.9]) == 1 and likeliest_onset([0.1, 0.1]) is None
+    assert likeliest_onset([0.2, 0.9, 0.9]) == 2
+    # each of four layers a little under even odds: thresholding says none, yet layer 1 is the likeliest onset
+    # (0.45 against 0.55⁴ ≈ 0.09 for none)
+    assert likeliest_onset([0.45, 0.45, 0.45, 0.45]) == 1
+    chance = mechanism_probability([MARGIN_CUT - 0.3, MARGIN_CUT, MARGIN_CUT + 0.3], residual_sd=0.3)
+    assert chance[1] == pytest.approx(0.5) and chance[0] == pytest.approx(1 - chance[2]) and chance[0] < 0.2
+    assert ((chance >= 0.5) == carries_mechanism([MARGIN_CUT - 0.3, MARGIN_CUT, MARGIN_CUT + 0.3])).all()

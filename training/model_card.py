@@ -99,8 +99,10 @@ def model_card(m: dict) -> str:
             "",
             "## Where the BOS mechanism forms (held-out models)",
             "",
-            f"- Onset layer (the first layer whose top-1 sits on BOS and stands ≥ 2× above the rest at the end) "
-            f"predicted exactly for {mechanism['onset_layer_exact']:.0%} of {mechanism['models']} held-out models; "
+            f"- Onset layer (the first layer whose top-1 sits on BOS and stands ≥ 2× above the rest at the end; "
+            "predicted as the likeliest one, each layer's chance read from its predicted margin and the margin's "
+            f"held-out error, sd {mechanism.get('margin_residual_sd', float('nan')):.2f}) predicted exactly for "
+            f"{mechanism['onset_layer_exact']:.0%} of {mechanism['models']} held-out models; "
             f"the training models' most common onset layer gets {mechanism['baseline_most_common_onset_layer']:.0%}.",
             *[line.replace("- per", "- Per") + "." for line in design_onset_lines(mechanism)],
             *[line.replace("- seed", "- Seed") + "." for line in seed_ceiling_lines(mechanism)],
