@@ -93,9 +93,9 @@ def carries_mechanism(bos_margin) -> np.ndarray:
 def mechanism_probability(bos_margin, residual_sd: float) -> np.ndarray:
     """Per layer, the chance that the measured margin passes, for a predicted margin whose held-out error is
     normal with this sd: ≥ 0.5 exactly where carries_mechanism() says yes."""
-    from scipy.stats import norm
+    from scipy.special import ndtr  # the normal CDF as a bare ufunc: scipy.stats' norm.cdf costs 0.1 ms a call
 
-    return norm.cdf((np.asarray(bos_margin, dtype=np.float64) - MARGIN_CUT) / residual_sd)
+    return ndtr((np.asarray(bos_margin, dtype=np.float64) - MARGIN_CUT) / residual_sd)
 
 
 def likeliest_onset(probability) -> int | None:
