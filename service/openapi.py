@@ -98,6 +98,12 @@ PREDICTION = {
                             "bos_margin": NUMBER_OR_NULL,
                             "has_mechanism": {"type": "boolean"},
                             "probability": {**NUMBER_OR_NULL, "description": "chance the layer shows it"},
+                            "intervals": {
+                                "type": "object",
+                                "description": "central 80 % band [low, high] of bos_share, bos_margin and "
+                                "onset_step, calibrated on held-out designs (empty for an older model)",
+                                "additionalProperties": {"type": "array", "items": NUMBER_OR_NULL},
+                            },
                             "onset_step": NUMBER_OR_NULL,
                         },
                     },

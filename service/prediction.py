@@ -10,10 +10,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from features.curve import PARAMS, Curves
+from features.curve import PARAMS, TRANSFORM_FORMS, Curves
 from features.mechanism import (
     ABOVE_REST,
     BOS_SHARE,
+    MECHANISM_TARGETS,
     carries_mechanism,
     likeliest_onset,
     mechanism_probability,
@@ -65,8 +66,10 @@ class MechanismPrediction:
     onset_step: np.ndarray  # (L,) the step from which the layer shows it (NaN where it does not)
     onset_layer: int | None  # the likeliest first layer that shows it (features.mechanism.likeliest_onset)
     probability: np.ndarray  # (L,) the chance that the layer shows it (NaN for a model without residuals)
+    intervals: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)  # name → (L,) 80 % band
 
     def to_json(self) -> dict[str, Any]:
+        bands = {name: (_nums(low), _nums(high)) for name, (low, high) in self.intervals.items()}
         return {
             "onset_layer": self.onset_layer,
             "definition": f"top-1 on the first token in ≥ {BOS_SHARE:.0%} of windows and ≥ {ABOVE_REST:g}× the "
@@ -79,6 +82,7 @@ class MechanismPrediction:
                     "has_mechanism": has,
                     "probability": chance,
                     "onset_step": step,
+                    "intervals": {name: [low[i], high[i]] for name, (low, high) in bands.items()},
                 }
                 for i, (share, margin, has, chance, step) in enumerate(
                     zip(
@@ -104,12 +108,14 @@ class MechanismPrediction:
 
 
 def mechanism_prediction(
-    targets: dict[str, np.ndarray], residual_sd: float | None = None
+    targets: dict[str, np.ndarray], residual_sd: float | None = None, intervals: dict[str, dict] | None = None
 ) -> MechanismPrediction | None:
     """From the mechanism regressors' outputs; None where the model has none (a zoo without the BOS columns).
     A target the model could not learn (too few models measured it, e.g. no onset anywhere) reads as NaN. With
     the margin's held-out residual sd, each layer gets its chance and the onset is the likeliest one; without
-    (an older model), the first layer whose margin passes."""
+    (an older model), the first layer whose margin passes. `intervals` (name → the held-out band of measured −
+    predicted in the target's own space, training.evaluate) give each target its central 80 % band per layer;
+    the onset step's only where the layer shows the mechanism."""
     if "bos_margin" not in targets:
         return None
     nan = np.full(len(targets["bos_margin"]), np.nan)
@@ -117,10 +123,25 @@ def mechanism_prediction(
     margin = np.maximum(targets["bos_margin"], 0.0)  # the BOS value is the top-1 or below: never negative
     has = carries_mechanism(margin)
     onset = np.where(has, np.maximum(targets.get("onset_step", nan), 0.0), np.nan)
+    bands = {name: mechanism_band(name, targets[name], band, has) for name, band in (intervals or {}).items()
+             if name in targets and band.get("low") is not None and band.get("high") is not None}  # fmt: skip
     if residual_sd is None or not residual_sd > 0:
-        return MechanismPrediction(share, margin, has, onset, onset_layer(has), nan)
+        return MechanismPrediction(share, margin, has, onset, onset_layer(has), nan, bands)
     chance = mechanism_probability(targets["bos_margin"], residual_sd)
-    return MechanismPrediction(share, margin, has, onset, likeliest_onset(chance), chance)
+    return MechanismPrediction(share, margin, has, onset, likeliest_onset(chance), chance, bands)
+
+
+def mechanism_band(name: str, predicted: np.ndarray, band: dict, has: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(L,) low and high of a mechanism target's 80 % band: the held-out residual quantiles added in the target's
+    own space (features.mechanism.MECHANISM_TARGETS), back in its units, clipped to what it can be."""
+    form = TRANSFORM_FORMS[MECHANISM_TARGETS[name]]
+    raw = form.forward(np.asarray(predicted, dtype=np.float64))
+    low, high = form.inverse(raw + band["low"]), form.inverse(raw + band["high"])
+    if name == "bos_share":
+        return np.clip(low, 0.0, 1.0), np.clip(high, 0.0, 1.0)
+    if name == "onset_step":  # an onset only where the layer shows the mechanism
+        return np.where(has, np.maximum(low, 0.0), np.nan), np.where(has, high, np.nan)
+    return np.maximum(low, 0.0), np.maximum(high, 0.0)  # the margin is never negative
 
 
 @dataclass(frozen=True)

@@ -149,6 +149,7 @@ class Predictor:
         self.recipe = manifest.recipe
         # the margin regressor's held-out residual sd: each layer's chance of the mechanism (an older model: none)
         self._margin_sd = manifest.info.get("mechanism_error", {}).get("margin_residual_sd")
+        self._mechanism_bands = manifest.info.get("mechanism_error", {}).get("intervals", {})  # held-out 80 % bands
 
     @property
     def version(self) -> str:
@@ -298,7 +299,7 @@ class Predictor:
                 feature="interval", value=float(widen.max()), range=(1.0, 1.0 + MAX_WIDENING),
             ))  # fmt: skip
         layer = self.layer_values(layer_outputs)
-        mechanism = mechanism_prediction(layer.get(MECHANISM, {}), self._margin_sd)
+        mechanism = mechanism_prediction(layer.get(MECHANISM, {}), self._margin_sd, self._mechanism_bands)
         tokens = self.recipe.get("tokens_per_step")
         return Prediction(self.version, spec.model_type, t, out, warnings, mechanism, self.recipe,
                           t * tokens if tokens else None)  # fmt: skip

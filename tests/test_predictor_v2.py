@@ -84,3 +84,21 @@ def test_the_likeliest_onset_weighs_every_layer_and_agrees_with_the_margin_call_
     chance = mechanism_probability([MARGIN_CUT - 0.3, MARGIN_CUT, MARGIN_CUT + 0.3], residual_sd=0.3)
     assert chance[1] == pytest.approx(0.5) and chance[0] == pytest.approx(1 - chance[2]) and chance[0] < 0.2
     assert ((chance >= 0.5) == carries_mechanism([MARGIN_CUT - 0.3, MARGIN_CUT, MARGIN_CUT + 0.3])).all()
+
+
+def test_mechanism_bands_hold_the_prediction_stay_in_range_and_give_no_onset_band_without_the_mechanism():
+    from service.prediction import mechanism_prediction
+
+    targets = {"bos_share": np.array([0.95, 0.2]), "bos_margin": np.array([1.2, 0.1]),
+               "onset_step": np.array([300.0, 50.0])}  # fmt: skip
+    bands = {"bos_share": {"low": -0.3, "high": 0.2}, "bos_margin": {"low": -0.4, "high": 0.3},
+             "onset_step": {"low": -0.5, "high": 0.5}}  # fmt: skip
+    got = mechanism_prediction(targets, residual_sd=0.3, intervals=bands)
+    low, high = got.intervals["bos_share"]
+    assert low.tolist() == pytest.approx([0.65, 0.0]) and high.tolist() == pytest.approx([1.0, 0.4])
+    low, high = got.intervals["bos_margin"]
+    assert (low <= got.bos_margin).all() and (got.bos_margin <= high).all() and low[1] == 0.0
+    low, high = got.intervals["onset_step"]  # learned in log(1 + step): the band is multiplicative there
+    assert low[0] == pytest.approx(np.expm1(np.log1p(300) - 0.5)) and np.isnan(low[1]) and np.isnan(high[1])
+    row = got.to_json()["layers"][0]
+    assert row["intervals"]["bos_share"] == pytest.approx([0.65, 1.0])

@@ -27,7 +27,15 @@ from features.curve import (
 )
 from features.mechanism import MECHANISM, carries_mechanism, likeliest_onset, mechanism_probability, onset_layer
 from features.scale import AXES, ScaleTerm
-from training.dataset import DESIGN, MEASURED_FLAG, curve_data, feature_array, measured_by_step, target_name
+from training.dataset import (
+    DESIGN,
+    MEASURED_FLAG,
+    curve_data,
+    feature_array,
+    measured_by_step,
+    target_name,
+    target_parts,
+)
 from training.fit import curve_shapes
 from training.scale import axis_slopes
 from training.tune import cv_predictions, grouped_folds, lgbm, r2
@@ -215,6 +223,14 @@ def _band_at_each_step(residuals: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return low, high
 
 
+def _target_band(residual: np.ndarray, fold_of: np.ndarray) -> dict:
+    """A per-layer target's central INTERVAL_LEVEL band of (measured − predicted) in its target space, with its
+    coverage measured one level further out (conformal_band at a single step)."""
+    band = conformal_band(np.zeros(1), residual[:, None], fold_of)
+    return {"level": band["level"], "low": band["log_low"][0], "high": band["log_high"][0],
+            "heldout_coverage": band["heldout_coverage"], "points": band["points"]}  # fmt: skip
+
+
 def conformal_band(steps: np.ndarray, residuals: np.ndarray, fold_of: np.ndarray) -> dict:
     """The central INTERVAL_LEVEL band of log(measured / predicted) at each step, from the held-out layers of
     grouped CV (whole architectures left out), and its coverage measured the same way one level further out:
@@ -335,6 +351,7 @@ def mechanism_error(table: pd.DataFrame, best: dict[str, dict], seed: int = 0) -
     each layer's chance of passing, from the held-out margin residuals' sd of the other folds (the whole sd,
     `margin_residual_sd`, is what the service uses)."""
     margin, step = target_name(MECHANISM, "bos_margin"), target_name(MECHANISM, "onset_step")
+    share = target_name(MECHANISM, "bos_share")
     rows = table.reset_index(drop=True)
     if margin not in best or MEASURED_FLAG not in rows:
         return {}
@@ -342,7 +359,7 @@ def mechanism_error(table: pd.DataFrame, best: dict[str, dict], seed: int = 0) -
     measured = rows[MEASURED_FLAG].to_numpy() >= 0.5
     models, designs = rows["model_id"].to_numpy(), rows[DESIGN].to_numpy()
     predicted = {}
-    for target in (margin, step):
+    for target in (margin, share, step):
         predicted[target] = np.full(len(rows), np.nan)
         if target not in best:
             continue
@@ -412,6 +429,12 @@ def mechanism_error(table: pd.DataFrame, best: dict[str, dict], seed: int = 0) -
         "seed_pairs_same_onset_layer": float(np.mean([a == b for a, b in pairs])) if pairs else None,
         "layer_accuracy": float(np.mean(measured == has)),
         "margin_residual_sd": float(np.nanstd(residual)),
+        # each mechanism target's central band, in its target space (measured − predicted), calibrated held out
+        "intervals": {
+            target_parts(t)[1]: _target_band(rows[t].to_numpy() - predicted[t], fold_of)
+            for t in (margin, share, step)
+            if t in best
+        },
         "models_with_mechanism": int(sum(v is not None for v in truth.values())),
         "onset_step_median_abs_log_ratio": float(np.median(step_error)) if len(step_error) else float("nan"),
         "layers_with_onset": int(with_onset.sum()),

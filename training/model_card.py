@@ -106,6 +106,7 @@ def model_card(m: dict) -> str:
             f"the training models' most common onset layer gets {mechanism['baseline_most_common_onset_layer']:.0%}.",
             *[line.replace("- per", "- Per") + "." for line in design_onset_lines(mechanism)],
             *[line.replace("- seed", "- Seed") + "." for line in seed_ceiling_lines(mechanism)],
+            *mechanism_band_lines(mechanism),
             f"- Mechanism or not, per layer (the predicted margin log(BOS ratio / largest elsewhere) ≥ log 2): "
             f"{mechanism['layer_accuracy']:.0%} right; onset step median "
             f"|log(pred/measured)| {mechanism['onset_step_median_abs_log_ratio']:.3f} "
@@ -157,6 +158,21 @@ def model_card(m: dict) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def mechanism_band_lines(mechanism: dict) -> list[str]:
+    """The mechanism targets' held-out 80 % bands: their width in each target's space and their coverage."""
+    bands = mechanism.get("intervals", {})
+    if not bands:
+        return []
+    spaces = {"bos_share": "share", "bos_margin": "log ratio", "onset_step": "log(1 + step)"}
+    parts = [
+        f"{name} {b['low']:+.2f} to {b['high']:+.2f} ({spaces.get(name, 'target space')}), covering "
+        f"{b['heldout_coverage']:.0%} of {b['points']} held-out layers"
+        for name, b in bands.items()
+        if b.get("low") is not None and b.get("high") is not None
+    ]
+    return [f"- 80 % bands (measured − predicted, split-conformal on held-out designs): {'; '.join(parts)}."]
 
 
 def _moving_axes_sentence(m: dict) -> str:
