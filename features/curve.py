@@ -102,9 +102,9 @@ def evaluate_metrics(params: dict[str, np.ndarray], steps) -> dict[str, Curves]:
     }
 
 
-def _clip(values, low, high) -> np.ndarray:
+def clip_between(values, low, high) -> np.ndarray:
     """np.clip by its two ufuncs: the same values (NaN stays NaN), without np.clip's Python-level dispatch, a
-    few µs a call that a request pays a dozen times."""
+    few µs a call that a request pays a dozen times (curves, bands, the mechanism's values)."""
     return np.minimum(np.maximum(values, low), high)
 
 
@@ -122,14 +122,14 @@ def _evaluate(p: np.ndarray, steps, low: np.ndarray, high: np.ndarray, last_step
         final = curve(np.asarray(last_step, dtype=np.float64), A, lam, gamma, t0, K)
     low_t, high_t = low[:, None], high[:, None]
     return Curves(
-        values=_clip(raw, low_t, high_t),
+        values=clip_between(raw, low_t, high_t),
         clipped=(raw < low_t) | (raw > high_t),
-        steady_state=_clip(np.where((lam > 0) | (A == 0), K, np.where(A > 0, np.inf, -np.inf)), low, high),
+        steady_state=clip_between(np.where((lam > 0) | (A == 0), K, np.where(A > 0, np.inf, -np.inf)), low, high),
         extremum_kind=np.where(A > 0, "peak", np.where(A < 0, "dip", "none")),
         peak_step=t_peak,
         peak_observable=observable,
-        peak_value=_clip(peak, low, high),  # NaN stays NaN
-        final_value=_clip(final, low, high),
+        peak_value=clip_between(peak, low, high),  # NaN stays NaN
+        final_value=clip_between(final, low, high),
     )
 
 

@@ -77,6 +77,7 @@ class ScaleTerm:
                 table[i, j] = np.nan_to_num(np.asarray(s.slope, dtype=np.float64))
                 reach[i, j] = math.log(s.span[1] / s.span[0])
         self._table, self._reach = table, reach
+        self._served = reach > 0  # (M, A): an applied slope (a measured span is never empty)
 
     def beyond(self, rows: np.ndarray) -> np.ndarray:
         """(A,): how far past the training range the design lies on each axis, in log units (0 inside)."""
@@ -96,7 +97,7 @@ class ScaleTerm:
 
     def shift(self, rows: np.ndarray) -> np.ndarray:
         """(M, T) log shift for a design's (L, F) feature rows, in self.metrics order; zeros inside the range."""
-        return np.einsum("mat,ma->mt", self._table, self.carried(self.beyond(rows)))
+        return self.axis_shifts(rows).sum(axis=0)
 
     def axis_shifts(self, rows: np.ndarray) -> np.ndarray:
         """(A, M, T): the shift axis by axis (they add up to shift()), for testing each axis on its own."""
@@ -104,13 +105,12 @@ class ScaleTerm:
 
     def moving(self, beyond: np.ndarray) -> list[int]:
         """The axes (indices) on which a design lies past the range and some metric's slope is applied."""
-        return [j for j in range(len(self._axes)) if beyond[j] and (self._reach[:, j] > 0).any()]
+        return [j for j in range(len(self._axes)) if beyond[j] and self._served[:, j].any()]
 
     def held(self, beyond: np.ndarray) -> list[str]:
         """The axes on which a design lies past some applied slope's reach (its shift holds there)."""
-        applied = self._reach > 0
         return [axis for j, (axis, *_) in enumerate(self._axes)
-                if (applied[:, j] & (np.abs(beyond[j]) > self._reach[:, j])).any()]  # fmt: skip
+                if (self._served[:, j] & (np.abs(beyond[j]) > self._reach[:, j])).any()]  # fmt: skip
 
 
 def scale_term(manifest_scale: dict, ranges: dict[str, list[float]], metrics: list[str], n_steps: int) -> ScaleTerm:

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from features.curve import PARAMS, TRANSFORM_FORMS, Curves
+from features.curve import PARAMS, TRANSFORM_FORMS, Curves, clip_between
 from features.mechanism import (
     ABOVE_REST,
     BOS_SHARE,
@@ -119,10 +119,10 @@ def mechanism_prediction(
     if "bos_margin" not in targets:
         return None
     nan = np.full(len(targets["bos_margin"]), np.nan)
-    share = np.clip(targets.get("bos_share", nan), 0.0, 1.0)
-    margin = np.maximum(targets["bos_margin"], 0.0)  # the BOS value is the top-1 or below: never negative
+    share = _within("bos_share", targets.get("bos_share", nan))
+    margin = _within("bos_margin", targets["bos_margin"])
     has = carries_mechanism(margin)
-    onset = np.where(has, np.maximum(targets.get("onset_step", nan), 0.0), np.nan)
+    onset = np.where(has, _within("onset_step", targets.get("onset_step", nan)), np.nan)
     bands = {name: mechanism_band(name, targets[name], band, has) for name, band in (intervals or {}).items()
              if name in targets and band.get("low") is not None and band.get("high") is not None}  # fmt: skip
     if residual_sd is None or not residual_sd > 0:
@@ -136,12 +136,20 @@ def mechanism_band(name: str, predicted: np.ndarray, band: dict, has: np.ndarray
     own space (features.mechanism.MECHANISM_TARGETS), back in its units, clipped to what it can be."""
     form = TRANSFORM_FORMS[MECHANISM_TARGETS[name]]
     raw = form.forward(np.asarray(predicted, dtype=np.float64))
-    low, high = form.inverse(raw + band["low"]), form.inverse(raw + band["high"])
-    if name == "bos_share":
-        return np.clip(low, 0.0, 1.0), np.clip(high, 0.0, 1.0)
+    low, high = (_within(name, form.inverse(raw + band[end])) for end in ("low", "high"))
     if name == "onset_step":  # an onset only where the layer shows the mechanism
-        return np.where(has, np.maximum(low, 0.0), np.nan), np.where(has, high, np.nan)
-    return np.maximum(low, 0.0), np.maximum(high, 0.0)  # the margin is never negative
+        return np.where(has, low, np.nan), np.where(has, high, np.nan)
+    return low, high
+
+
+# what each mechanism target can be: a share of windows; a margin never negative (the BOS value is the top-1 or
+# below); a step. Predictions and their bands alike are clipped to it.
+MECHANISM_RANGE = {"bos_share": (0.0, 1.0), "bos_margin": (0.0, np.inf), "onset_step": (0.0, np.inf)}
+
+
+def _within(name: str, values) -> np.ndarray:
+    low, high = MECHANISM_RANGE[name]
+    return clip_between(np.asarray(values, dtype=np.float64), low, high)
 
 
 @dataclass(frozen=True)

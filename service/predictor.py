@@ -23,6 +23,7 @@ from features import FEATURES, ArchcastError, read_spec, spec_matrix
 from features.curve import (
     METRIC_RANGE,
     Projector,
+    clip_between,
     curve_rows,
     evaluate_metrics,
     from_target,
@@ -323,8 +324,8 @@ class Predictor:
         lo, hi = METRIC_RANGE.get(metric, (-np.inf, np.inf))
         with np.errstate(over="ignore"):
             return (
-                np.minimum(np.maximum(values * np.exp(q_low[None, :] * widen[:, None]), lo), hi),
-                np.minimum(np.maximum(values * np.exp(q_high[None, :] * widen[:, None]), lo), hi),
+                clip_between(values * np.exp(q_low[None, :] * widen[:, None]), lo, hi),
+                clip_between(values * np.exp(q_high[None, :] * widen[:, None]), lo, hi),
             )
 
 

@@ -358,13 +358,17 @@ def mechanism_error(table: pd.DataFrame, best: dict[str, dict], seed: int = 0) -
     X = feature_array(rows)
     measured = rows[MEASURED_FLAG].to_numpy() >= 0.5
     models, designs = rows["model_id"].to_numpy(), rows[DESIGN].to_numpy()
+    folds = grouped_folds(designs)
+    fold_of = np.zeros(len(rows), dtype=int)
+    for k, (_, test) in enumerate(folds):
+        fold_of[test] = k
     predicted = {}
     for target in (margin, share, step):
         predicted[target] = np.full(len(rows), np.nan)
         if target not in best:
             continue
         known = rows[target].notna().to_numpy()
-        for train, test in grouped_folds(designs):
+        for train, test in folds:
             train = train[known[train]]
             if len(train) == 0:
                 continue
@@ -374,9 +378,6 @@ def mechanism_error(table: pd.DataFrame, best: dict[str, dict], seed: int = 0) -
             predicted[target][test] = model.predict(X[test])
     has = carries_mechanism(predicted[margin])
     residual = predicted[margin] - rows[margin].to_numpy()
-    fold_of = np.zeros(len(rows), dtype=int)
-    for k, (_, test) in enumerate(grouped_folds(designs)):
-        fold_of[test] = k
     guess = {}
     for m in dict.fromkeys(models):
         mine = models == m
@@ -388,7 +389,7 @@ def mechanism_error(table: pd.DataFrame, best: dict[str, dict], seed: int = 0) -
 
     truth = onsets(measured)
     baseline_hits = 0
-    for train, test in grouped_folds(designs):
+    for train, test in folds:
         train_onsets = pd.Series([truth[m] for m in dict.fromkeys(models[train])], dtype=object)
         common = train_onsets.fillna(0).mode().iloc[0] or None
         baseline_hits += sum(truth[m] == common for m in dict.fromkeys(models[test]))
