@@ -30,11 +30,21 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--weight-decay", type=float)
     p.add_argument("--steps", type=int)
     p.add_argument("--batch-size", type=int)
+    p.add_argument(
+        "--dyt-alpha",
+        type=float,
+        nargs=3,
+        metavar=("ATTN", "OTHER", "FINAL"),
+        help="DyT's initial alpha before attention, at the other block norms and at the final norm",
+    )
     args = p.parse_args(argv)
     spec = next(r for r in tier("cpu2") if r.name == args.design)
     changes = {k: v for k, v in (("lr", args.lr), ("weight_decay", args.weight_decay), ("steps", args.steps),
                                  ("batch_size", args.batch_size)) if v is not None}  # fmt: skip
     spec = replace(spec, name=args.name, recipe=replace(spec.recipe, **changes))
+    if args.dyt_alpha:
+        spec = replace(spec, changes={**spec.changes, "dyt_alpha": list(args.dyt_alpha)})
+        changes["dyt_alpha"] = list(args.dyt_alpha)
 
     import torch
 
