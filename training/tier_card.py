@@ -192,7 +192,9 @@ def family_figures(metrics: pd.DataFrame, table: pd.DataFrame, out: Path) -> lis
     return paths
 
 
-def card(tier: str, metrics: pd.DataFrame, table: pd.DataFrame, provenance: dict, figures: list[Path]) -> str:
+def card(
+    tier: str, metrics: pd.DataFrame, table: pd.DataFrame, provenance: dict, figures: list[Path], has_pilots=False
+) -> str:
     last = metrics[metrics["step"] == metrics.groupby("model_id")["step"].transform("max")]
     bos_pairs = float((last["top1_bos_share"] >= BOS_SHARE).mean())
     mech_pairs = float(shows_mechanism(last).mean())
@@ -230,6 +232,8 @@ def card(tier: str, metrics: pd.DataFrame, table: pd.DataFrame, provenance: dict
             + ", ".join(f"`{r}` ({loss})" for r, loss in zip(stalled["run"], stalled["final_loss"], strict=True))
             + "; kept in the data, left out of the variance decomposition."
         )
+    if has_pilots:
+        lines.append("- Recipe pilots, and why DyT starts at a small α here: `pilots/README.md`.")
     lines += ["", "## Seed noise floor", ""]
     if floor.empty:
         lines.append("No design has two seeds committed yet.")
@@ -293,7 +297,8 @@ def main(argv=None) -> int:
     table = run_table(metrics, provenance)
     table.drop(columns=["design"]).to_csv(args.tier_dir / "runs.csv", index=False)
     figures = family_figures(metrics, table, args.tier_dir)
-    text = card(args.tier_dir.name, metrics, table, provenance, figures)
+    has_pilots = (args.tier_dir / "pilots" / "README.md").exists()
+    text = card(args.tier_dir.name, metrics, table, provenance, figures, has_pilots=has_pilots)
     (args.tier_dir / "README.md").write_text(text)
     print(text)
     return 0
