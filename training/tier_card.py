@@ -121,7 +121,7 @@ def variance_decomposition(table: pd.DataFrame, column: str, transform=np.log) -
         "replicated": len(replicated),
         "seed_var": round(float(seed_var), 4),
         "arch_var": round(arch_var, 4),
-        "ratio": round(arch_var / seed_var, 1) if seed_var > 0 else float("inf"),
+        "ratio": round(arch_var / seed_var, 2) if seed_var > 0 else float("inf"),
     }
 
 
