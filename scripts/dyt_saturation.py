@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     from zoo.__main__ import DEFAULT_CACHE
     from zoo.grid import tier
     from zoo.pipeline import prepare
-    from zoo.train import Batches, lr_at
+    from zoo.train import Batches, optimizer_for, train_step
 
     torch.set_num_threads(1)
     spec = next(r for r in tier("cpu2") if r.name == args.design)
@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     tokenizer = PreTrainedTokenizerFast.from_pretrained(data.tokenizer_dir)
     torch.manual_seed(recipe.seed)
     model = archmods.build_model(spec.config(len(tokenizer), tokenizer.bos_token_id, tokenizer.eos_token_id)).train()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=recipe.lr, betas=recipe.betas, weight_decay=0.0)
+    optimizer = optimizer_for(model, recipe)  # and each step below as the tier trains (zoo.train)
     batches = Batches(np.load(data.tokens), recipe, tokenizer.bos_token_id)
     saturation: dict[str, tuple[float, float]] = {}
 
@@ -64,15 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{spec.name}: changes {spec.changes}, lr {recipe.lr}")
     losses = []
     for step in range(args.steps):
-        for group in optimizer.param_groups:
-            group["lr"] = lr_at(step, recipe)
-        batch = batches.next()
-        loss = model(input_ids=batch, labels=batch).loss
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), recipe.grad_clip)
-        optimizer.step()
-        losses.append(loss.item())
+        losses.append(train_step(model, optimizer, batches.next(), step, recipe, spec.name))
         if (step + 1) % 25 == 0:
             shares = "  ".join(f"{n}: {s:.2f} (α {a:.2f})" for n, (s, a) in saturation.items())
             print(f"step {step + 1}: loss {np.mean(losses[-25:]):.3f}  saturated  {shares}", flush=True)

@@ -71,19 +71,38 @@ def save_checkpoint(model, tokenizer, folder: Path, step: int, loss: float | Non
     tmp.rename(folder)
 
 
+def optimizer_for(model: torch.nn.Module, recipe: Recipe) -> torch.optim.AdamW:
+    """AdamW with the recipe's weight decay on matrices only (norms, biases and scalars are not decayed)."""
+    decay = [p for p in model.parameters() if p.ndim >= 2]
+    no_decay = [p for p in model.parameters() if p.ndim < 2]
+    return torch.optim.AdamW(
+        [{"params": decay, "weight_decay": recipe.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=recipe.lr,
+        betas=recipe.betas,
+    )
+
+
+def train_step(model, optimizer, batch: torch.Tensor, step: int, recipe: Recipe, name: str) -> float:
+    """One optimiser step at the recipe's lr for `step`, gradients clipped; returns the batch's loss."""
+    for group in optimizer.param_groups:
+        group["lr"] = lr_at(step, recipe)
+    loss = model(input_ids=batch, labels=batch).loss
+    if not torch.isfinite(loss):
+        raise FloatingPointError(f"{name}: loss is {float(loss)} at step {step}")
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), recipe.grad_clip)
+    optimizer.step()
+    return loss.item()
+
+
 def train_run(spec: RunSpec, tokens: np.ndarray, tokenizer, run_dir: Path, device: str = "cpu", log=print) -> dict:
     """Train `spec` and write run_dir/step{N}/ for each checkpoint step, then run.json."""
     recipe = spec.recipe
     torch.manual_seed(recipe.seed)
     config = spec.config(len(tokenizer), tokenizer.bos_token_id, tokenizer.eos_token_id)
     model = archmods.build_model(config).to(device).train()
-    decay = [p for n, p in model.named_parameters() if p.ndim >= 2]
-    no_decay = [p for n, p in model.named_parameters() if p.ndim < 2]
-    optimizer = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": recipe.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-        lr=recipe.lr,
-        betas=recipe.betas,
-    )
+    optimizer = optimizer_for(model, recipe)
     batches = Batches(tokens, recipe, tokenizer.bos_token_id)
     checkpoints = set(recipe.checkpoint_steps())
     use_tvr = bool(spec.changes.get("tvr"))
@@ -99,19 +118,10 @@ def train_run(spec: RunSpec, tokens: np.ndarray, tokenizer, run_dir: Path, devic
             model.to(device).train()
         if step == recipe.steps:
             break
-        for group in optimizer.param_groups:
-            group["lr"] = lr_at(step, recipe)
-        batch = batches.next().to(device)
-        loss = model(input_ids=batch, labels=batch).loss
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"{spec.name}: loss is {float(loss)} at step {step}")
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), recipe.grad_clip)
-        optimizer.step()
+        loss = train_step(model, optimizer, batches.next().to(device), step, recipe, spec.name)
         if use_tvr and (step + 1) % recipe.tvr_every == 0:
             tvr_count += tvr_rescale_(model, recipe.tvr_sigma, recipe.tvr_threshold)
-        losses.append(loss.item())
+        losses.append(loss)
         if step % 100 == 0:
             log(f"{spec.name}: step {step}/{recipe.steps} loss {losses[-1]:.3f}")
     summary = {
