@@ -41,7 +41,9 @@ METRIC_PREDICTION = {
     "properties": {
         "params": {
             "type": "object",
-            "description": "f(t) = A·exp(−λx)·ln(x) + K, x = γt + t0",
+            "description": "the emergence curve f(t) = A·exp(−λx)·ln(x) + K, x = γt + t0, closest to the prediction "
+            "(least squares at the reference steps); the served curve is f times a correction that takes it "
+            "through the prediction there, so the two differ most over the first steps",
             "properties": {k: NUMBER_OR_NULL for k in ("A", "lam", "gamma", "t0", "K")},
         },
         "derived": {
@@ -55,7 +57,12 @@ METRIC_PREDICTION = {
                 "final_value": NUMBER_OR_NULL,
             },
         },
-        "curve": {"type": "array", "items": NUMBER_OR_NULL, "description": "the metric at each requested step"},
+        "curve": {
+            "type": "array",
+            "items": NUMBER_OR_NULL,
+            "description": "the metric at each requested step (derived values are read off this curve; the "
+            "extremum's step is the emergence curve's)",
+        },
         "interval": {
             "type": "object",
             "description": "central 80 % band of the curve, where the model gives one",

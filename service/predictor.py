@@ -22,12 +22,13 @@ from contracts import CURRENT_POINTER
 from features import FEATURES, ArchcastError, read_spec, spec_matrix
 from features.curve import (
     METRIC_RANGE,
+    Correction,
     Projector,
     clip_between,
     curve_rows,
     evaluate_metrics,
     from_target,
-    projection_steps,
+    project,
 )
 from features.mechanism import MECHANISM
 from features.scale import AXES, scale_term
@@ -123,8 +124,13 @@ class Predictor:
                 "archcast, which regressed the five parameters one by one): retrain it (`archcast retrain`)"
             )
         self.curve_targets = [curves[m] for m in self.metrics]
-        # each curve regressor is read at a few of the reference steps and projected (features.curve)
-        self.projection_steps = projection_steps(manifest.default_steps)
+        # each curve regressor is read at the reference steps its export names and projected (features.curve)
+        if not manifest.projection_steps:
+            raise ModelError(
+                f"{self.folder.name} does not name the steps its curve regressors are read at (an export of an "
+                "older archcast, whose curves were bare emergence curves): retrain it (`archcast retrain`)"
+            )
+        self.projection_steps = np.asarray(manifest.projection_steps, dtype=np.float64)
         # one projector over every metric's shapes (group i: metric i), so a request projects in one pass
         self.projector = Projector.grouped(self.projection_steps, {m: manifest.shapes[m] for m in self.metrics})
 
@@ -245,16 +251,19 @@ class Predictor:
 
     def parameters(
         self, curve_outputs: list[np.ndarray], metrics: list[str], shift: np.ndarray
-    ) -> dict[str, np.ndarray]:
-        """metric → (L, 5) emergence-curve parameters: each curve regressor's log values at the projection
-        steps, moved by the scale term's (M, T) `shift`, projected onto the emergence curve
-        (features.curve.Projector), all metrics in one pass."""
+    ) -> tuple[dict[str, np.ndarray], dict[str, Correction]]:
+        """metric → (L, 5) emergence-curve parameters, and metric → the correction that takes those curves
+        through the regressor's values: each curve regressor's log values at the projection steps, moved by the
+        scale term's (M, T) `shift`, projected onto the emergence curve (features.curve.project), all metrics in
+        one pass. Both in the order of `metrics`."""
         M, T = len(curve_outputs), len(self.projection_steps)
         logs = np.concatenate(curve_outputs, axis=None).astype(np.float64).reshape(M, -1, T)
-        values = np.exp(logs + shift[:, None, :])  # (M, L, T)
-        params = self.projector(values)  # (M, L, 5)
-        by_metric = {t.metric: params[i] for i, t in enumerate(self.curve_targets)}
-        return {m: by_metric[m] for m in metrics}  # in the order asked for
+        params, log_factor = project(logs + shift[:, None, :], self.projector, self.metrics)  # (M, L, 5), (M, L, T)
+        index = {t.metric: i for i, t in enumerate(self.curve_targets)}
+        return (
+            {m: params[index[m]] for m in metrics},
+            {m: Correction(self.projection_steps, log_factor[index[m]]) for m in metrics},
+        )
 
     def layer_values(self, layer_outputs: list[np.ndarray]) -> dict[str, dict[str, np.ndarray]]:
         """metric → name → (L,) for the per-layer targets (the mechanism's), in original units."""
@@ -274,11 +283,11 @@ class Predictor:
         rows = spec_matrix(spec)  # (L, F) float32
         curve_outputs, layer_outputs = self.run(rows)
         shift = self.scale.shift(rows)
-        params = self.parameters(curve_outputs, metrics, shift)
+        params, corrections = self.parameters(curve_outputs, metrics, shift)
         widen = self.widening(rows.astype(np.float64))
         out: dict[str, MetricPrediction] = {}
         clipped: list[PredictionWarning] = []
-        for metric, curves in evaluate_metrics(params, t).items():  # in `metrics` order, as params is
+        for metric, curves in evaluate_metrics(params, t, corrections).items():  # in `metrics` order
             stacked = params[metric]
             if curves.clipped.any():
                 low, high = METRIC_RANGE[metric]

@@ -112,3 +112,62 @@ def test_the_summary_says_which_layers_settle_and_which_keep_growing():
     assert "settles at 5" in text and "no plateau in layers 2–3" in text
     one = describe("ma_ratio", evaluate(params[:2], steps, "ma_ratio"), steps)
     assert "no plateau in layer 2 " in one
+
+
+def _dip_then_rise(steps):
+    """A measured-like ratio curve: the initialisation's outliers fade over the first steps, then the mechanism
+    grows to a plateau. No emergence curve follows both."""
+    steps = np.asarray(steps, dtype=np.float64)
+    return 1.0 + 5.0 * np.exp(-steps / 6.0) + 20.0 * (1.0 - np.exp(-steps / 300.0))
+
+
+def test_a_corrected_curve_passes_through_the_values_it_was_projected_from():
+    from features.curve import Correction, Projector, project, projection_steps
+
+    steps = np.array([0, 1, 2, 4, 8, 16, 32, *range(50, 1001, 25)], dtype=np.float64)
+    read_at = projection_steps(steps)
+    shapes = [(lam, g, t0) for lam in (0.0, 0.003, 0.03) for g in (0.01, 0.1, 1.0) for t0 in (0.5, 1.0, 3.0)]
+    values = np.stack([_dip_then_rise(read_at), 2.0 * _dip_then_rise(read_at)])
+    params, log_factor = project(np.log(values)[None], Projector(read_at, shapes), ["ma_ratio"])
+    correction = Correction(read_at, log_factor[0])
+    bare, served = (
+        evaluate(params[0], read_at, "ma_ratio"),
+        evaluate(params[0], read_at, "ma_ratio", correction=correction),
+    )
+    np.testing.assert_allclose(served.values, values, rtol=1e-9)
+    assert np.abs(np.log(bare.values / values)).max() > 0.2  # the bare emergence curve misses the transient
+    # between the reference steps the correction is interpolated in log(1 + step), row by row
+    between = np.array([3.0, 60.0, 700.0])
+    for row in range(2):
+        want = np.interp(np.log1p(between), np.log1p(read_at), log_factor[0, row])
+        np.testing.assert_allclose(correction.at(between)[row], want, rtol=1e-12)
+        np.testing.assert_allclose(correction.at_each(np.full(2, between[1]))[row], want[1], rtol=1e-12)
+    # every derived value is read off the corrected curve: the last step's value is the curve's, the steady state
+    # takes the last correction (held past the last reference step), and the extremum stays where it was
+    np.testing.assert_allclose(served.final_value, values[:, -1], rtol=1e-9)
+    far = evaluate(params[0], [1e9], "ma_ratio", correction=correction)
+    decays = params[0][:, 1] > 0
+    np.testing.assert_allclose(far.values[decays, 0], served.steady_state[decays], rtol=1e-6)
+    np.testing.assert_array_equal(served.peak_step, bare.peak_step)
+
+
+def test_a_zero_correction_changes_nothing():
+    from dataclasses import fields
+
+    from features.curve import Correction
+
+    params = np.array(OVERSHOOT["ma_ratio"] + [[3.0, 0.0, 0.1, 1.0, 2.0]])
+    zero = Correction(np.array([0.0, 10.0, 1000.0]), np.zeros((len(params), 3)))
+    plain, corrected = evaluate(params, STEPS, "ma_ratio"), evaluate(params, STEPS, "ma_ratio", correction=zero)
+    for f in fields(plain):
+        np.testing.assert_array_equal(getattr(corrected, f.name), getattr(plain, f.name), err_msg=f.name)
+
+
+def test_reference_steps_are_spread_evenly_in_log_step_over_the_measured_ones():
+    from features.curve import projection_steps
+
+    steps = [0, 1, 2, 4, 8, 16, 32, *range(50, 1001, 25)]
+    read_at = projection_steps(steps, 11)
+    assert read_at.tolist() == [0, 1, 4, 8, 16, 32, 75, 125, 250, 500, 1000]
+    assert set(read_at) <= set(steps)
+    assert projection_steps([0, 10, 20], 11).tolist() == [0, 10, 20]  # fewer measured steps: all of them

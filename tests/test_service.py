@@ -365,6 +365,32 @@ def test_one_combined_onnx_session_equals_one_session_per_model_file():
             np.testing.assert_array_equal(output, own.run(None, {"features": inputs[kind]})[0])
 
 
+def test_the_served_curve_passes_through_the_curve_regressors_values_at_the_reference_steps():
+    # The emergence curve alone misses the first steps; the served curve is it corrected to the regressor's own
+    # values at the reference steps (moved by the scale term where it applies), and the params stay the curve's.
+    import numpy as np
+
+    from features import read_spec, spec_matrix
+    from features.curve import METRIC_RANGE, curve
+
+    predictor = Predictor(REPO / "models", threads=1)
+    config = json.loads((CONFIGS / "pythia-160m.json").read_text())
+    rows = spec_matrix(read_spec(config))
+    curve_outputs, _ = predictor.run(rows)
+    shift = predictor.scale.shift(rows)
+    steps = predictor.projection_steps
+    prediction = predictor.predict(config, steps.tolist())
+    moved_apart = 0.0
+    for i, metric in enumerate(predictor.metrics):
+        low, high = METRIC_RANGE[metric]
+        regressor = np.exp(curve_outputs[i].reshape(len(rows), len(steps)) + shift[i])
+        served = prediction.metrics[metric]
+        np.testing.assert_allclose(served.curves.values, np.clip(regressor, low, high), rtol=1e-5)
+        bare = np.clip(curve(steps[None, :], *(served.params[:, [k]] for k in range(5))), low, high)
+        moved_apart = max(moved_apart, float(np.abs(np.log(bare / served.curves.values)).max()))
+    assert moved_apart > 0.05  # the correction does something: the bare emergence curves are elsewhere
+
+
 def _listening(port: int) -> bool:
     with socket.socket() as s:
         return s.connect_ex(("127.0.0.1", port)) == 0

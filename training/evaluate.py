@@ -19,10 +19,11 @@ from features import FEATURES
 from features.curve import (
     PUBLISHED_LAYERS,
     PUBLISHED_MEAN_R2,
+    Correction,
     Projector,
-    curve_params,
     curve_rows,
     evaluate,
+    project,
     projection_steps,
 )
 from features.mechanism import MECHANISM, carries_mechanism, likeliest_onset, mechanism_probability, onset_layer
@@ -123,8 +124,10 @@ def curve_error(
 
     Each fold's curve regressor learns from the training models' checkpoints; its predictions for the held-out
     layers at the measured steps are projected onto the emergence curve over shapes from the training models'
-    fits alone (features.curve.Projector), evaluated and clipped as the service serves them. Every checkpoint of
-    every held-out layer counts. `direct_median_abs_log_ratio` is the regressor's own error before projection.
+    fits alone and corrected to pass through the regressor's values (features.curve.project), evaluated and
+    clipped as the service serves them. Every checkpoint of every held-out layer counts.
+    `direct_median_abs_log_ratio` is the regressor's own error read at every measured step, and
+    `emergence_median_abs_log_ratio` that of the bare emergence curves, without the correction.
 
     The scale term (features.scale) is tested axis by axis: a held-out model past its fold's training range on
     an axis where that fold measured a slope is predicted with that axis's shift alone and without it
@@ -162,7 +165,8 @@ def curve_error(
             baseline_errors.append(_abs_log_ratio(baseline, truth[row]))
 
     def predicted(test, log_values, shift, projector, where=slice(None)):
-        return evaluate(curve_params(log_values[where] + shift[where], projector), steps, metric).values
+        params, log_factor = project((log_values[where] + shift[where])[None], projector, [metric])
+        return evaluate(params[0], steps, metric, correction=Correction(read_at, log_factor[0])).values
 
     extrapolated = {}
     for j, axis in enumerate(AXES):
@@ -180,11 +184,15 @@ def curve_error(
             extrapolated[axis] = {"layers": len(with_term), "with_scale_term": e_with,
                                   "without_scale_term": e_without, "applied": bool(e_with <= e_without)}  # fmt: skip
     applied = np.array([extrapolated.get(axis, {}).get("applied", True) for axis in AXES])
-    model_errors = []
+    model_errors, bare_errors = [], []
     residuals = np.full(truth.shape, np.nan)  # log(measured / predicted) of held-out layers, as served
     fold_of = np.full(len(rows), -1)
     for k, (test, log_values, shifts, projector) in enumerate(folds):
-        served = predicted(test, log_values, shifts[applied].sum(axis=0), projector)
+        shift = shifts[applied].sum(axis=0)
+        served = predicted(test, log_values, shift, projector)
+        params, _ = project((log_values + shift)[None], projector, [metric])
+        bare = evaluate(params[0], steps, metric).values
+        bare_errors += [_abs_log_ratio(bare[i], truth[row]) for i, row in enumerate(test)]
         with np.errstate(all="ignore"):
             residuals[test] = np.log(truth[test] / served)
         fold_of[test] = k
@@ -193,6 +201,7 @@ def curve_error(
         "metric": metric,
         "median_abs_log_ratio": _median(model_errors),
         "direct_median_abs_log_ratio": _median(direct_errors),
+        "emergence_median_abs_log_ratio": _median(bare_errors),
         "baseline_median_curve": _median(baseline_errors),
         "layers": len(model_errors),
         "points": int(sum(len(e) for e in model_errors)),
@@ -287,7 +296,9 @@ def write_report(
             f"- `{c['metric']}`: median |log(pred/measured)| = {c['median_abs_log_ratio']:.3f} "
             f"over {c['points']} checkpoints of {c['layers']} layers "
             f"(model-free baseline, the training models' median measured curve: {c['baseline_median_curve']:.3f}; "
-            f"the curve regressor before projection onto the emergence curve: {c['direct_median_abs_log_ratio']:.3f})"
+            f"the bare emergence curves, without the correction: "
+            f"{c.get('emergence_median_abs_log_ratio', float('nan')):.3f}; "
+            f"the curve regressor read at every checkpoint: {c['direct_median_abs_log_ratio']:.3f})"
         )
         for axis, beyond in c.get("extrapolated", {}).items():
             lines.append(

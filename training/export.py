@@ -108,6 +108,7 @@ def write_version(
             "layers": len(table),
         },
         default_steps=list(info.pop("default_steps", [])),
+        projection_steps=list(info.pop("projection_steps", [])),
         recipe=info.pop("recipe", {}),
         shapes=info.pop("shapes", {}),
         scale=info.pop("scale", {}),

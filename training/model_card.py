@@ -23,14 +23,22 @@ def model_card(m: dict) -> str:
         "Predicts, from a transformer's config.json alone, per layer and for each metric below, the emergence "
         "curve f(t) = A·exp(−λx)·ln(x) + K, x = γt + t0, over training steps, and where the BOS "
         "massive-activation mechanism forms. One LightGBM regressor per metric reads a layer's features and the "
-        "step and predicts log(metric) there; its values at the training steps are projected onto the emergence "
+        "step and predicts log(metric) there; its values at the reference steps are projected onto the emergence "
         "curve (A and K exact, (λ, γ, t0) from the shapes the training series took), which gives the five "
-        "parameters, the curve at any step and its derived values (steady state: K where the curve decays; "
-        "peak or dip; final value). "
+        "parameters; the served curve is that emergence curve times a correction, interpolated in log step, that "
+        "takes it through the regressor's values at the reference steps (the emergence curve alone cannot follow "
+        "the first steps, where the ratio at initialisation falls before the mechanism grows). Derived values "
+        "are read off the served curve (steady state: K times the last correction where the curve decays; peak "
+        "or dip where the emergence curve has it; final value). "
         "Chosen by measurement over regressing each of the five parameters separately (docs/architecture.md, "
         '"Predicting a curve").',
         "",
         f"- Metrics: {', '.join(m['metrics'])}",
+        *(
+            [f"- Reference steps (where the curve regressors are read): {', '.join(f'{s:g}' for s in steps)}"]
+            if (steps := m.get("projection_steps"))
+            else []
+        ),
         f"- Trained on: {m['domain']['models']} models, {m['domain']['layers']} layers "
         f"(families {', '.join(m['domain']['model_types'])}); data hash `{m.get('data_hash', '?')[:16]}`",
         f"- Data provenance: {m.get('data_provenance', 'see data/')}",
@@ -62,14 +70,20 @@ def model_card(m: dict) -> str:
             "",
             "## Curves (held-out models, as served: clipped to each metric's range, every checkpoint)",
             "",
+            "The served curve is the emergence curve closest to the curve regressor's values at the reference "
+            "steps, times a correction that takes it through those values (interpolated in log step between "
+            "them); the five parameters reported are that emergence curve's.",
+            "",
             "| metric | median abs. log(predicted / measured) | model-free baseline: median measured curve "
-            "of the training models | the curve regressor before projection | checkpoints |",
-            "|---|---|---|---|---|",
+            "of the training models | the bare emergence curves (no correction) | the curve regressor read at "
+            "every checkpoint | checkpoints |",
+            "|---|---|---|---|---|---|",
         ]
         for c in curves:
             lines.append(
                 f"| {c['metric']} | {c['median_abs_log_ratio']:.3f} "
                 f"| {c.get('baseline_median_curve', float('nan')):.3f} "
+                f"| {c.get('emergence_median_abs_log_ratio', float('nan')):.3f} "
                 f"| {c.get('direct_median_abs_log_ratio', float('nan')):.3f} | {c['points']} |"
             )
     lines += scale_lines(m)

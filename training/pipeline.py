@@ -277,6 +277,7 @@ def export_stage(config: RetrainConfig, data: DataSet, best: dict[str, dict], ev
         "data_hash": data.digest,
         "data_provenance": str(provenance.relative_to(REPO)) if provenance.is_relative_to(REPO) else str(provenance),
         "default_steps": sorted(int(s) for s in data.metrics["step"].unique()),
+        "projection_steps": projection_steps(sorted(int(s) for s in data.metrics["step"].unique())).tolist(),
         "n_trials": config.n_trials,
     }
     references = reference_configs(data.table, data.configs)

@@ -12,7 +12,7 @@ import pandas as pd
 from scipy.stats import spearmanr
 
 from features import feature_matrix
-from features.curve import Projector, curve_params, curve_rows, evaluate, from_target, projection_steps
+from features.curve import Correction, Projector, curve_rows, evaluate, from_target, project
 from features.mechanism import MECHANISM, carries_mechanism, shows_mechanism
 from features.scale import scale_term
 from modelstore import Manifest
@@ -24,15 +24,17 @@ REAL = Path(__file__).resolve().parents[1] / "data" / "real"
 def predicted_end_state(folder: Path, manifest: Manifest, config: dict) -> pd.DataFrame:
     """Per layer: each metric's curve at the recipe's last step, and the mechanism, from the exported files."""
     rows = feature_matrix(config)
-    read_at = projection_steps(manifest.default_steps)
+    read_at = np.asarray(manifest.projection_steps, dtype=np.float64)
     inputs = {"layer": rows, "curve": curve_rows(rows, read_at)}
     raw = {t.name: onnx_predict(folder / t.file, inputs[t.kind]) for t in manifest.targets}
     out = pd.DataFrame({"layer": np.arange(1, len(rows) + 1)})
     ranges = manifest.domain["feature_ranges"]
     shift = scale_term(manifest.scale, ranges, manifest.metrics, len(read_at)).shift(rows)  # (M, T)
     for metric, moved in zip(manifest.metrics, shift, strict=True):
-        params = curve_params(raw[f"{metric}__curve"], Projector(read_at, manifest.shapes[metric]), moved)
-        out[metric] = evaluate(params, [read_at.max()], metric).values[:, 0]
+        logs = raw[f"{metric}__curve"].reshape(1, -1, len(read_at)) + moved
+        params, log_factor = project(logs, Projector(read_at, manifest.shapes[metric]), [metric])
+        corrected = Correction(read_at, log_factor[0])
+        out[metric] = evaluate(params[0], [read_at.max()], metric, correction=corrected).values[:, 0]
     mechanism = {t.param: from_target(t.transform, raw[t.name]) for t in manifest.targets if t.metric == MECHANISM}
     if "bos_margin" in mechanism:
         out["has_mechanism"] = carries_mechanism(mechanism["bos_margin"])

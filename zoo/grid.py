@@ -92,7 +92,9 @@ CPU2_RECIPE = Recipe(steps=1000, batch_size=32, seq_len=128, lr=6e-3, warmup=50,
 # of inputs past |tanh| 0.99 from layer 1's second norm on) and the model stalls at the unigram loss (6.7);
 # at 0.05/0.01/0.01 nothing saturates and the loss falls with the others' (data/zoo/cpu2/pilots/README.md).
 DYT_LLM = {"norm": "dyt", "dyt_alpha": [0.05, 0.01, 0.01], "embed_scale": True}
-CPU2_SEEDED = ("llama", "neox", "gpt2", "llama-kvbias", "neox-kvbias", "llama-noglu")  # 3 seeds each
+# 3 seeds each: the three base families, a mitigation on two of them and GLU's absence, then (added once the
+# first six had trained) one design of the fourth family and one of the third norm, which had none
+CPU2_SEEDED = ("llama", "neox", "gpt2", "llama-kvbias", "neox-kvbias", "llama-noglu", "qwen2", "llama-dyt")
 FAMILIES = {"llama": "llama", "qwen2": "qwen2", "neox": "gpt_neox", "gpt2": "gpt2"}
 
 
