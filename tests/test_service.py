@@ -237,6 +237,14 @@ def test_tampered_or_foreign_models_are_refused(models_env, tmp_path):
         Predictor(tmp_path / "schema")
     with pytest.raises(ModelError, match="CURRENT"):
         Predictor(tmp_path / "nothing")
+    # an export that does not say where its curve regressors are read: refused, not read at guessed steps
+    shutil.copytree(models_env, tmp_path / "older")
+    manifest_path = tmp_path / "older" / version / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    del manifest["projection_steps"]
+    manifest_path.write_text(json.dumps(manifest))
+    with pytest.raises(ModelError, match="retrain"):
+        Predictor(tmp_path / "older")
 
 
 def test_committed_default_model_serves_the_example_configs():
