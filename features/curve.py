@@ -160,6 +160,7 @@ def _evaluate(
         t_peak = peak_step(lam, gamma, t0)
         observable = np.isfinite(t_peak) & (t_peak > 0)
         peak = np.where(observable, curve(np.where(observable, t_peak, 0.0), A, lam, gamma, t0, K), np.nan)
+        at_last = last_step is None and len(t) > 0  # the final value is the curve's at its last step
         if last_step is None:
             last_step = float(t.max()) if len(t) else 0.0
         last_step = np.asarray(last_step, dtype=np.float64)
@@ -168,10 +169,15 @@ def _evaluate(
         low_t, high_t = low[:, None], high[:, None]
         outside = (raw < low_t) | (raw > high_t)
         if correction is not None:  # on the emergence curve as the correction was measured from (corrected_base)
-            raw = corrected_base(raw, low_t, high_t) * np.exp(correction.at(t))
+            factor = np.exp(correction.at(t))
+            raw = corrected_base(raw, low_t, high_t) * factor
             outside |= (raw < low_t) | (raw > high_t)
             peak = corrected_base(peak, low, high) * np.exp(correction.at_each(np.where(observable, t_peak, 0.0)))
-            final = corrected_base(final, low, high) * np.exp(correction.at_each(np.broadcast_to(last_step, A.shape)))
+            if at_last:  # already interpolated there
+                last = factor[:, int(np.argmax(t))]
+            else:
+                last = np.exp(correction.at_each(np.broadcast_to(last_step, A.shape)))
+            final = corrected_base(final, low, high) * last
             steady = corrected_base(steady, low, high) * np.exp(correction.log_factor[:, -1])
     return Curves(
         values=clip_between(raw, low_t, high_t),
