@@ -67,13 +67,13 @@ class Curves:
     value clipped to the metric's range (METRIC_RANGE), the steady state and extremum included."""
 
     values: np.ndarray  # (L, T): the curve at the steps
-    clipped: np.ndarray  # (L, T) bool: the raw curve (emergence curve, or it corrected) left the metric's range
+    clipped: np.ndarray  # (L, T) bool: the raw served curve (corrected, where a correction is given) left the range
     steady_state: np.ndarray  # (L,): the value the curve settles to: K where it decays (λ > 0); without decay
     # (λ = 0) it grows as A·ln(x) without bound, to the top (A > 0) or bottom (A < 0) of the metric's range
     extremum_kind: np.ndarray  # (L,) "peak" (A > 0: rises then decays), "dip" (A < 0) or "none"
     peak_step: np.ndarray  # (L,): the extremum's step; inf without decay (λ = 0)
     peak_observable: np.ndarray  # (L,) bool: the extremum lies after step 0
-    peak_value: np.ndarray  # (L,): the curve there; NaN where not observable
+    peak_value: np.ndarray  # (L,): the (corrected) curve at that step, not necessarily its maximum; NaN if unobservable
     final_value: np.ndarray  # (L,): the curve at the last step
 
 
@@ -99,8 +99,8 @@ class Correction:
         return f[rows, i - 1] * (1.0 - w) + f[rows, i] * w
 
     def _bracket(self, steps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        if len(self.steps) == 1:  # one reference step: the same correction everywhere
-            return np.ones(steps.shape, dtype=np.int64), np.zeros(steps.shape)
+        if len(self.steps) == 1:  # one reference step: the same correction everywhere (column 0 on both sides)
+            return np.zeros(steps.shape, dtype=np.int64), np.where(np.isnan(steps), np.nan, 1.0)
         x, xp = np.log1p(steps), np.log1p(np.asarray(self.steps, dtype=np.float64))
         i = np.clip(np.searchsorted(xp, x, side="right"), 1, len(xp) - 1)
         with np.errstate(invalid="ignore"):
@@ -171,7 +171,7 @@ def _evaluate(
         if correction is not None:  # on the emergence curve as the correction was measured from (corrected_base)
             factor = np.exp(correction.at(t))
             raw = corrected_base(raw, low_t, high_t) * factor
-            outside |= (raw < low_t) | (raw > high_t)
+            outside = (raw < low_t) | (raw > high_t)  # what is served: the corrected curve
             peak = corrected_base(peak, low, high) * np.exp(correction.at_each(np.where(observable, t_peak, 0.0)))
             if at_last:  # already interpolated there
                 last = factor[:, int(np.argmax(t))]

@@ -50,18 +50,25 @@ METRIC_PREDICTION = {
             "type": "object",
             "properties": {
                 "steady_state": NUMBER_OR_NULL,
-                "extremum_kind": {"enum": ["peak", "dip", "none"], "description": "peak when A > 0, dip when A < 0"},
+                "extremum_kind": {
+                    "enum": ["peak", "dip", "none"],
+                    "description": "the emergence curve's extremum (params): peak when A > 0, dip when A < 0",
+                },
                 "peak_step": NUMBER_OR_NULL,
                 "peak_observable": {"type": "boolean"},
-                "peak_value": NUMBER_OR_NULL,
+                "peak_value": {
+                    **NUMBER_OR_NULL,
+                    "description": "the served curve at the emergence curve's extremum step (not necessarily the "
+                    "served curve's maximum)",
+                },
                 "final_value": NUMBER_OR_NULL,
             },
         },
         "curve": {
             "type": "array",
             "items": NUMBER_OR_NULL,
-            "description": "the metric at each requested step (derived values are read off this curve; the "
-            "extremum's step is the emergence curve's)",
+            "description": "the metric at each requested step (steady state, peak and final values are read "
+            "off this curve; the extremum's step and kind are the emergence curve's)",
         },
         "interval": {
             "type": "object",

@@ -131,6 +131,8 @@ class Predictor:
                 "older archcast, whose curves were bare emergence curves): retrain it (`archcast retrain`)"
             )
         self.projection_steps = np.asarray(manifest.projection_steps, dtype=np.float64)
+        if not (np.isfinite(self.projection_steps).all() and (np.diff(self.projection_steps) > 0).all()):
+            raise ModelError(f"{self.folder.name}: projection_steps must be finite and increasing")
         # one projector over every metric's shapes (group i: metric i), so a request projects in one pass
         self.projector = Projector.grouped(self.projection_steps, {m: manifest.shapes[m] for m in self.metrics})
 

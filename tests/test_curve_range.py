@@ -65,6 +65,16 @@ def test_several_metrics_evaluated_in_one_pass_equal_each_evaluated_alone():
         alone = evaluate(p, steps, metric)
         for f in fields(alone):
             np.testing.assert_array_equal(getattr(together[metric], f.name), getattr(alone, f.name), err_msg=f.name)
+    # and with each metric's own correction
+    from features.curve import Correction
+
+    read_at = np.array([0.0, 10.0, 300.0, 2000.0])
+    corrections = {m: Correction(read_at, rng.normal(0, 0.3, (len(p), len(read_at)))) for m, p in params.items()}
+    together = evaluate_metrics(params, steps, corrections)
+    for metric, p in params.items():
+        alone = evaluate(p, steps, metric, correction=corrections[metric])
+        for f in fields(alone):
+            np.testing.assert_array_equal(getattr(together[metric], f.name), getattr(alone, f.name), err_msg=f.name)
 
 
 def test_a_grouped_projection_equals_each_groups_own_projection():
@@ -142,13 +152,52 @@ def test_a_corrected_curve_passes_through_the_values_it_was_projected_from():
         want = np.interp(np.log1p(between), np.log1p(read_at), log_factor[0, row])
         np.testing.assert_allclose(correction.at(between)[row], want, rtol=1e-12)
         np.testing.assert_allclose(correction.at_each(np.full(2, between[1]))[row], want[1], rtol=1e-12)
-    # every derived value is read off the corrected curve: the last step's value is the curve's, the steady state
-    # takes the last correction (held past the last reference step), and the extremum stays where it was
-    np.testing.assert_allclose(served.final_value, values[:, -1], rtol=1e-9)
-    far = evaluate(params[0], [1e9], "ma_ratio", correction=correction)
-    decays = params[0][:, 1] > 0
-    np.testing.assert_allclose(far.values[decays, 0], served.steady_state[decays], rtol=1e-6)
-    np.testing.assert_array_equal(served.peak_step, bare.peak_step)
+    np.testing.assert_allclose(served.final_value, values[:, -1], rtol=1e-9)  # the last step's value: the curve's
+
+
+def test_steady_state_and_peak_value_are_read_off_the_corrected_curve():
+    from features.curve import Correction
+
+    params = np.array([[3.0, 0.01, 1.0, 2.0, 20.0], [2.0, 0.02, 0.5, 1.0, 10.0]])  # both decay to K in range
+    read_at = np.array([0.0, 10.0, 1000.0])
+    correction = Correction(read_at, np.array([[0.0, 0.2, -0.3], [0.1, -0.1, 0.25]]))
+    served = evaluate(params, read_at, "ma_ratio", correction=correction)
+    # past the last reference step the correction holds: the steady state is K times its last value
+    np.testing.assert_allclose(served.steady_state, params[:, 4] * np.exp([-0.3, 0.25]))
+    far = evaluate(params, [1e9], "ma_ratio", correction=correction)
+    np.testing.assert_allclose(far.values[:, 0], served.steady_state, rtol=1e-6)
+    # the peak value is the corrected curve at the emergence curve's extremum step
+    assert served.peak_observable.all()
+    for row in range(2):
+        one = Correction(read_at, correction.log_factor[row : row + 1])
+        at_peak = evaluate(params[row : row + 1], [served.peak_step[row]], "ma_ratio", correction=one)
+        np.testing.assert_allclose(served.peak_value[row], at_peak.values[0, 0], rtol=1e-12)
+        bare = evaluate(params[row : row + 1], [served.peak_step[row]], "ma_ratio")
+        assert abs(served.peak_value[row] / bare.values[0, 0] - 1) > 1e-3  # the correction moved it
+
+
+def test_a_correction_reads_nan_as_nan_past_the_ends_as_the_ends_and_one_step_everywhere():
+    from features.curve import Correction
+
+    two = Correction(np.array([0.0, 100.0]), np.array([[0.0, 1.0]]))
+    got = two.at_each(np.array([np.nan]))
+    assert np.isnan(got).all()
+    assert two.at_each(np.array([np.inf]))[0] == 1.0 and two.at([1e12, 0.0]).tolist() == [[1.0, 0.0]]
+    np.testing.assert_allclose(two.at([np.expm1(np.log1p(100.0) / 2)]), [[0.5]])
+    one = Correction(np.array([10.0]), np.array([[0.5], [0.2]]))
+    assert one.at([0, 5, 1e6]).tolist() == [[0.5] * 3, [0.2] * 3]
+    assert np.isnan(one.at_each(np.array([np.nan, 3.0]))[0]) and one.at_each(np.array([np.nan, 3.0]))[1] == 0.2
+
+
+def test_clipped_marks_where_the_served_corrected_curve_leaves_the_range():
+    from features.curve import Correction
+
+    params = np.array([[3.0, 0.01, 1.0, 2.0, 1.0]])  # a ratio curve that stays above 1 …
+    steps = np.array([0.0, 10.0, 100.0])
+    down = Correction(steps, np.array([[0.0, -3.0, 0.0]]))  # … corrected below 1 at step 10
+    served = evaluate(params, steps, "ma_ratio", correction=down)
+    assert not evaluate(params, steps, "ma_ratio").clipped.any()
+    assert served.clipped.tolist() == [[False, True, False]] and served.values[0, 1] == 1.0
 
 
 def test_a_zero_correction_changes_nothing():
@@ -160,7 +209,9 @@ def test_a_zero_correction_changes_nothing():
     zero = Correction(np.array([0.0, 10.0, 1000.0]), np.zeros((len(params), 3)))
     plain, corrected = evaluate(params, STEPS, "ma_ratio"), evaluate(params, STEPS, "ma_ratio", correction=zero)
     for f in fields(plain):
-        np.testing.assert_array_equal(getattr(corrected, f.name), getattr(plain, f.name), err_msg=f.name)
+        if f.name != "clipped":  # under a correction it marks the served (corrected) curve, already in range here
+            np.testing.assert_array_equal(getattr(corrected, f.name), getattr(plain, f.name), err_msg=f.name)
+    assert plain.clipped.any() and not corrected.clipped.any()
 
 
 def test_reference_steps_are_spread_evenly_in_log_step_over_the_measured_ones():

@@ -243,7 +243,7 @@ def test_tampered_or_foreign_models_are_refused(models_env, tmp_path):
     manifest = json.loads(manifest_path.read_text())
     del manifest["projection_steps"]
     manifest_path.write_text(json.dumps(manifest))
-    with pytest.raises(ModelError, match="retrain"):
+    with pytest.raises(ModelError, match="does not name the steps"):
         Predictor(tmp_path / "older")
 
 

@@ -117,7 +117,13 @@ def evaluate_curve_target(X, y, groups, params: dict, seed: int = 0) -> dict:
 
 
 def curve_error(
-    table: pd.DataFrame, metrics: pd.DataFrame, fits: pd.DataFrame, metric: str, params: dict, seed: int = 0
+    table: pd.DataFrame,
+    metrics: pd.DataFrame,
+    fits: pd.DataFrame,
+    metric: str,
+    params: dict,
+    seed: int = 0,
+    read_at: np.ndarray | None = None,
 ) -> dict:
     """Median |log(predicted / measured)| over held-out models' checkpoints (grouped CV), beside a model-free
     baseline: the median measured curve of the training models' layers, step by step.
@@ -139,7 +145,8 @@ def curve_error(
     steps, truth = measured_by_step(rows, metrics, metric)
     X_layers = feature_array(rows)
     model_ids, designs = rows["model_id"].to_numpy(), rows[DESIGN].to_numpy()
-    read_at = projection_steps(steps)
+    # the reference steps the export serves (the pipeline passes them); by default those of this metric's steps
+    read_at = projection_steps(steps) if read_at is None else np.asarray(read_at, dtype=np.float64)
     folds = []  # per fold: (test rows, log values at read_at (n, T), per-axis shifts (A, n, T), projector)
     direct_errors, baseline_errors = [], []
     for train, test in grouped_folds(designs):

@@ -218,7 +218,7 @@ def evaluate_stage(config: RetrainConfig, data: DataSet, best: dict[str, dict], 
             scores[name] = {"n": len(target.y), "scores": score(target.X, target.y, target.groups, params, config.seed)}
         cache.write_text(json.dumps(scores, indent=2, default=float))
     curves = [
-        curve_error(data.table, data.metrics, data.fits, m, best[curve_target(m)], config.seed)
+        curve_error(data.table, data.metrics, data.fits, m, best[curve_target(m)], config.seed, reference_steps(data))
         for m in config.metric_names
     ]
     mechanism = mechanism_error(data.table, best, config.seed)
@@ -241,11 +241,17 @@ def fit_summary(fits: pd.DataFrame) -> dict:
     return out
 
 
+def reference_steps(data: DataSet) -> np.ndarray:
+    """The steps the curve regressors are read at (features.curve.projection_steps): one list for scoring, the
+    scale term and the export alike."""
+    return projection_steps(sorted(int(s) for s in data.metrics["step"].unique()))
+
+
 def scale_slopes(data: DataSet, curves: list[dict]) -> dict[str, dict[str, dict]]:
     """metric → axis → the scale term's slope at the projection steps (training.scale), with its held-out test
     and the decision curve_error made on it (`extrapolated`: served unless the models held out past their
     fold's range on that axis were predicted worse with it than without; untested where none lay past it)."""
-    read_at = projection_steps(sorted(int(s) for s in data.metrics["step"].unique()))
+    read_at = reference_steps(data)
     out = {}
     for c in curves:
         slopes = axis_slopes(data.table, data.metrics, c["metric"], read_at)
@@ -277,7 +283,7 @@ def export_stage(config: RetrainConfig, data: DataSet, best: dict[str, dict], ev
         "data_hash": data.digest,
         "data_provenance": str(provenance.relative_to(REPO)) if provenance.is_relative_to(REPO) else str(provenance),
         "default_steps": sorted(int(s) for s in data.metrics["step"].unique()),
-        "projection_steps": projection_steps(sorted(int(s) for s in data.metrics["step"].unique())).tolist(),
+        "projection_steps": reference_steps(data).tolist(),
         "n_trials": config.n_trials,
     }
     references = reference_configs(data.table, data.configs)
@@ -332,9 +338,9 @@ def decide_stage(config: RetrainConfig, data: DataSet, evaluation: Evaluation) -
         else:
             champion = grouped_r2(data.targets, params, config.seed)
             champion_curves = {
-                m: curve_error(data.table, data.metrics, data.fits, m, params[curve_target(m)], config.seed)[
-                    "median_abs_log_ratio"
-                ]
+                m: curve_error(
+                    data.table, data.metrics, data.fits, m, params[curve_target(m)], config.seed, reference_steps(data)
+                )["median_abs_log_ratio"]
                 for m in config.metric_names
             }
     promote_it, reason = should_promote(
