@@ -229,9 +229,9 @@ def from_target(transform: str, values):
 # solved in closed form, and the shape with the least squared error is kept. Those five parameters are what a
 # prediction reports; the served curve is that emergence curve times a correction (Correction) which takes it
 # through the regressor's own values at the reference steps: the emergence curve cannot follow the first
-# steps' transient (the ratio at initialisation falls before the mechanism grows). On cpu2 (67 runs) the
-# held-out ma_ratio curves missed by 0.180 as bare emergence curves, 0.158 corrected (the regressor read at
-# every step: 0.159; scripts/projection_study.py). Every derived value (evaluate) is read off the corrected curve.
+# steps' transient (the ratio at initialisation falls before the mechanism grows). On cpu2 (73 runs) the
+# held-out ma_ratio curves missed by 0.175 as bare emergence curves, 0.151 corrected (the regressor read at
+# every step: 0.152; scripts/projection_study.py). Every derived value (evaluate) is read off the corrected curve.
 STEP_FEATURE = "log1p_step"  # the one input a curve regressor has beyond the feature schema
 LOG_FLOOR = 1e-4  # a linearity score of 0 is learned as log(1e-4)
 
@@ -250,9 +250,9 @@ def to_log_value(values) -> np.ndarray:
     return np.log(np.maximum(np.asarray(values, dtype=np.float64), LOG_FLOOR))
 
 
-# Steps a curve regressor is read at (the reference steps): its cost per request. On cpu2 (67 runs), corrected
-# held-out ma_ratio curves: 0.159 at 11 points evenly in log(1 + step), 0.161 at 9, 0.158 at 13; 0.168 at 11
-# evenly in sqrt(step); 0.164 at the 11 of the earlier rule (every step of the first 5 %, 3 after).
+# Steps a curve regressor is read at (the reference steps): its cost per request. On cpu2 (73 runs), corrected
+# held-out ma_ratio curves: 0.152 at 11 points evenly in log(1 + step), 0.154 at 9, 0.151 at 13; 0.163 at 11
+# evenly in sqrt(step); 0.154 at the 11 of the earlier rule (every step of the first 5 %, 3 after).
 PROJECTION_POINTS = 11
 
 
