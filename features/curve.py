@@ -351,18 +351,19 @@ def _distinct_shapes(steps: np.ndarray, shapes: np.ndarray) -> tuple[np.ndarray,
     return shapes[keep], phi[keep]
 
 
-def project(log_values, projector: Projector, metrics: list[str]) -> tuple[np.ndarray, np.ndarray]:
+def project(log_values, projector: Projector, metrics: list[str]) -> tuple[np.ndarray, list[Correction]]:
     """Curve regressors' log values at projector.steps (already moved by the scale term, features.scale), one
     (L, T) block per group of the projector (group i: metrics[i]) as (G, L, T), → the emergence curves closest to
-    them, (G, L, 5), and the log corrections at those steps that take each curve through its values, (G, L, T),
-    each curve clipped to its metric's range and both floored as the regressor's targets are (to_log_value)."""
+    them, (G, L, 5), and per group the Correction that takes each curve through its values at those steps
+    (each curve clipped to its metric's range and both floored as the regressor's targets are, to_log_value)."""
     logs = np.asarray(log_values, dtype=np.float64)
     params = projector(np.exp(logs))
     bounds = np.array([METRIC_RANGE.get(m, (-np.inf, np.inf)) for m in metrics])[:, :, None, None]  # (G, 2, 1, 1)
     with np.errstate(all="ignore"):
         fitted = curve(projector.steps, *(params[..., i, None] for i in range(len(PARAMS))))
         fitted = np.log(corrected_base(fitted, bounds[:, 0], bounds[:, 1]))
-    return params, np.maximum(logs, math.log(LOG_FLOOR)) - fitted
+    log_factor = np.maximum(logs, math.log(LOG_FLOOR)) - fitted
+    return params, [Correction(projector.steps, f) for f in log_factor]
 
 
 def corrected_base(values, low, high) -> np.ndarray:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from features.curve import Correction, Projector, curve_rows, evaluate, project, projection_steps
+from features.curve import Projector, curve_rows, evaluate, project, projection_steps
 from modelstore import read_manifest, resolve
 from training.dataset import DESIGN, build, curve_data, feature_array, load_configs, load_measured, measured_by_step
 from training.fit import FitWarning, curve_shapes, fit_table
@@ -69,9 +69,8 @@ def main() -> None:
                 predicted = np.exp(logs)
             else:
                 at = np.searchsorted(steps, read_at)
-                fitted, log_factor = project(logs[None, :, at], Projector(read_at, shapes), [args.metric])
-                correction = Correction(read_at, log_factor[0]) if corrected else None
-                predicted = evaluate(fitted[0], steps, args.metric, correction=correction).values
+                fitted, (correction,) = project(logs[None, :, at], Projector(read_at, shapes), [args.metric])
+                predicted = evaluate(fitted[0], steps, args.metric, correction=correction if corrected else None).values
             with np.errstate(all="ignore"):
                 out.append(np.abs(np.log(predicted / truth[test])))
         return np.vstack(out)

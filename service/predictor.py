@@ -260,12 +260,9 @@ class Predictor:
         one pass. Both in the order of `metrics`."""
         M, T = len(curve_outputs), len(self.projection_steps)
         logs = np.concatenate(curve_outputs, axis=None).astype(np.float64).reshape(M, -1, T)
-        params, log_factor = project(logs + shift[:, None, :], self.projector, self.metrics)  # (M, L, 5), (M, L, T)
+        params, corrections = project(logs + shift[:, None, :], self.projector, self.metrics)  # (M, L, 5), M
         index = {t.metric: i for i, t in enumerate(self.curve_targets)}
-        return (
-            {m: params[index[m]] for m in metrics},
-            {m: Correction(self.projection_steps, log_factor[index[m]]) for m in metrics},
-        )
+        return {m: params[index[m]] for m in metrics}, {m: corrections[index[m]] for m in metrics}
 
     def layer_values(self, layer_outputs: list[np.ndarray]) -> dict[str, dict[str, np.ndarray]]:
         """metric → name → (L,) for the per-layer targets (the mechanism's), in original units."""

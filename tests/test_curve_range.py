@@ -132,14 +132,14 @@ def _dip_then_rise(steps):
 
 
 def test_a_corrected_curve_passes_through_the_values_it_was_projected_from():
-    from features.curve import Correction, Projector, project, projection_steps
+    from features.curve import Projector, project, projection_steps
 
     steps = np.array([0, 1, 2, 4, 8, 16, 32, *range(50, 1001, 25)], dtype=np.float64)
     read_at = projection_steps(steps)
     shapes = [(lam, g, t0) for lam in (0.0, 0.003, 0.03) for g in (0.01, 0.1, 1.0) for t0 in (0.5, 1.0, 3.0)]
     values = np.stack([_dip_then_rise(read_at), 2.0 * _dip_then_rise(read_at)])
-    params, log_factor = project(np.log(values)[None], Projector(read_at, shapes), ["ma_ratio"])
-    correction = Correction(read_at, log_factor[0])
+    params, (correction,) = project(np.log(values)[None], Projector(read_at, shapes), ["ma_ratio"])
+    log_factor = correction.log_factor[None]
     bare, served = (
         evaluate(params[0], read_at, "ma_ratio"),
         evaluate(params[0], read_at, "ma_ratio", correction=correction),

@@ -19,7 +19,6 @@ from features import FEATURES
 from features.curve import (
     PUBLISHED_LAYERS,
     PUBLISHED_MEAN_R2,
-    Correction,
     Projector,
     curve_rows,
     evaluate,
@@ -172,8 +171,8 @@ def curve_error(
             baseline_errors.append(_abs_log_ratio(baseline, truth[row]))
 
     def predicted(test, log_values, shift, projector, where=slice(None)):
-        params, log_factor = project((log_values[where] + shift[where])[None], projector, [metric])
-        return evaluate(params[0], steps, metric, correction=Correction(read_at, log_factor[0])).values
+        params, (correction,) = project((log_values[where] + shift[where])[None], projector, [metric])
+        return evaluate(params[0], steps, metric, correction=correction).values
 
     extrapolated = {}
     for j, axis in enumerate(AXES):
@@ -195,10 +194,9 @@ def curve_error(
     residuals = np.full(truth.shape, np.nan)  # log(measured / predicted) of held-out layers, as served
     fold_of = np.full(len(rows), -1)
     for k, (test, log_values, shifts, projector) in enumerate(folds):
-        shift = shifts[applied].sum(axis=0)
-        served = predicted(test, log_values, shift, projector)
-        params, _ = project((log_values + shift)[None], projector, [metric])
-        bare = evaluate(params[0], steps, metric).values
+        params, (correction,) = project((log_values + shifts[applied].sum(axis=0))[None], projector, [metric])
+        served = evaluate(params[0], steps, metric, correction=correction).values
+        bare = evaluate(params[0], steps, metric).values  # the same emergence curves, uncorrected
         bare_errors += [_abs_log_ratio(bare[i], truth[row]) for i, row in enumerate(test)]
         with np.errstate(all="ignore"):
             residuals[test] = np.log(truth[test] / served)

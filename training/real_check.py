@@ -12,7 +12,7 @@ import pandas as pd
 from scipy.stats import spearmanr
 
 from features import feature_matrix
-from features.curve import Correction, Projector, curve_rows, evaluate, from_target, project
+from features.curve import Projector, curve_rows, evaluate, from_target, project
 from features.mechanism import MECHANISM, carries_mechanism, shows_mechanism
 from features.scale import scale_term
 from modelstore import Manifest
@@ -32,9 +32,8 @@ def predicted_end_state(folder: Path, manifest: Manifest, config: dict) -> pd.Da
     shift = scale_term(manifest.scale, ranges, manifest.metrics, len(read_at)).shift(rows)  # (M, T)
     for metric, moved in zip(manifest.metrics, shift, strict=True):
         logs = raw[f"{metric}__curve"].reshape(1, -1, len(read_at)) + moved
-        params, log_factor = project(logs, Projector(read_at, manifest.shapes[metric]), [metric])
-        corrected = Correction(read_at, log_factor[0])
-        out[metric] = evaluate(params[0], [read_at.max()], metric, correction=corrected).values[:, 0]
+        params, (correction,) = project(logs, Projector(read_at, manifest.shapes[metric]), [metric])
+        out[metric] = evaluate(params[0], [read_at.max()], metric, correction=correction).values[:, 0]
     mechanism = {t.param: from_target(t.transform, raw[t.name]) for t in manifest.targets if t.metric == MECHANISM}
     if "bos_margin" in mechanism:
         out["has_mechanism"] = carries_mechanism(mechanism["bos_margin"])
