@@ -100,6 +100,11 @@ PREDICTION = {
             "description": "where the BOS massive-activation mechanism forms at the end of the recipe",
             "properties": {
                 "onset_layer": {"type": ["integer", "null"], "description": "the likeliest first layer that shows it"},
+                "onset_chance": {
+                    **NUMBER_OR_NULL,
+                    "description": "the chance that onset_layer (or, where it is null, no layer) is the measured "
+                    "onset, from the margin's held-out error (null for an older model)",
+                },
                 "definition": {"type": "string"},
                 "layers": {
                     "type": "array",

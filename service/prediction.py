@@ -15,9 +15,11 @@ from features.mechanism import (
     ABOVE_REST,
     BOS_SHARE,
     MECHANISM_TARGETS,
+    MarginError,
     carries_mechanism,
     likeliest_onset,
     mechanism_probability,
+    onset_chances,
     onset_layer,
 )
 
@@ -66,12 +68,14 @@ class MechanismPrediction:
     onset_step: np.ndarray  # (L,) the step from which the layer shows it (NaN where it does not)
     onset_layer: int | None  # the likeliest first layer that shows it (features.mechanism.likeliest_onset)
     probability: np.ndarray  # (L,) the chance that the layer shows it (NaN for a model without residuals)
+    onset_chance: float = float("nan")  # the chance that onset_layer is the measured onset (NaN: no residuals)
     intervals: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)  # name → (L,) 80 % band
 
     def to_json(self) -> dict[str, Any]:
         bands = {name: (_nums(low), _nums(high)) for name, (low, high) in self.intervals.items()}
         return {
             "onset_layer": self.onset_layer,
+            "onset_chance": self.onset_chance if math.isfinite(self.onset_chance) else None,
             "definition": f"top-1 on the first token in ≥ {BOS_SHARE:.0%} of windows and ≥ {ABOVE_REST:g}× the "
             "largest value elsewhere, at the last step of the reference recipe",
             "layers": [
@@ -98,24 +102,25 @@ class MechanismPrediction:
         }
 
     def describe(self) -> str:
+        odds = f" (chance {self.onset_chance:.0%})" if math.isfinite(self.onset_chance) else ""
         if self.onset_layer is None:
-            return "mechanism: no layer is predicted to carry the BOS massive activation"
+            return f"mechanism: no layer is predicted to carry the BOS massive activation{odds}"
         layers = np.arange(1, len(self.has_mechanism) + 1)[self.has_mechanism]
         step = self.onset_step[self.onset_layer - 1]
         when = f", from about step {step:,.0f}" if np.isfinite(step) else ""
         where = f"; in layers {_ranges(layers)}" if len(layers) else "; no single layer is more likely than not"
-        return f"mechanism: BOS massive activation most likely from layer {self.onset_layer}{when}{where}"
+        return f"mechanism: BOS massive activation most likely from layer {self.onset_layer}{odds}{when}{where}"
 
 
 def mechanism_prediction(
-    targets: dict[str, np.ndarray], residual_sd: float | None = None, intervals: dict[str, dict] | None = None
+    targets: dict[str, np.ndarray], margin_error: MarginError | None = None, intervals: dict[str, dict] | None = None
 ) -> MechanismPrediction | None:
     """From the mechanism regressors' outputs; None where the model has none (a zoo without the BOS columns).
     A target the model could not learn (too few models measured it, e.g. no onset anywhere) reads as NaN. With
-    the margin's held-out residual sd, each layer gets its chance and the onset is the likeliest one; without
-    (an older model), the first layer whose margin passes. `intervals` (name → the held-out band of measured −
-    predicted in the target's own space, training.evaluate) give each target its central 80 % band per layer;
-    the onset step's only where the layer shows the mechanism."""
+    the margin's held-out error, each layer gets its chance and the onset is the likeliest one
+    (features.mechanism.onset_chances); without (an older model), the first layer whose margin passes.
+    `intervals` (name → the held-out band of measured − predicted in the target's own space, training.evaluate)
+    give each target its central 80 % band per layer; the onset step's only where the layer shows the mechanism."""
     if "bos_margin" not in targets:
         return None
     nan = np.full(len(targets["bos_margin"]), np.nan)
@@ -125,10 +130,12 @@ def mechanism_prediction(
     onset = np.where(has, _within("onset_step", targets.get("onset_step", nan)), np.nan)
     bands = {name: mechanism_band(name, targets[name], band, has) for name, band in (intervals or {}).items()
              if name in targets and band.get("low") is not None and band.get("high") is not None}  # fmt: skip
-    if residual_sd is None or not residual_sd > 0:
-        return MechanismPrediction(share, margin, has, onset, onset_layer(has), nan, bands)
-    chance = mechanism_probability(targets["bos_margin"], residual_sd)
-    return MechanismPrediction(share, margin, has, onset, likeliest_onset(chance), chance, bands)
+    if margin_error is None or not margin_error.total_sd > 0:
+        return MechanismPrediction(share, margin, has, onset, onset_layer(has), nan, intervals=bands)
+    chance = mechanism_probability(targets["bos_margin"], margin_error.total_sd)
+    chances = onset_chances(targets["bos_margin"], margin_error)
+    likeliest = likeliest_onset(chances)
+    return MechanismPrediction(share, margin, has, onset, likeliest, chance, float(chances[likeliest or 0]), bands)
 
 
 def mechanism_band(name: str, predicted: np.ndarray, band: dict, has: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -30,7 +30,7 @@ from features.curve import (
     from_target,
     project,
 )
-from features.mechanism import MECHANISM
+from features.mechanism import MECHANISM, MarginError
 from features.scale import AXES, scale_term
 from modelstore import ModelError, read_manifest, resolve, verify
 from service.prediction import MetricPrediction, Prediction, PredictionWarning, mechanism_prediction
@@ -156,8 +156,7 @@ class Predictor:
         self.scale = scale_term(manifest.scale, ranges, self.metrics, len(self.projection_steps))
         self._band_nodes = {m: n for m, i in manifest.intervals.items() if i and (n := band_nodes(i)) is not None}
         self.recipe = manifest.recipe
-        # the margin regressor's held-out residual sd: each layer's chance of the mechanism (an older model: none)
-        self._margin_sd = manifest.info.get("mechanism_error", {}).get("margin_residual_sd")
+        self._margin_error = margin_error(manifest.info.get("mechanism_error", {}))
         self._mechanism_bands = manifest.info.get("mechanism_error", {}).get("intervals", {})  # held-out 80 % bands
 
     @property
@@ -308,7 +307,7 @@ class Predictor:
                 feature="interval", value=float(widen.max()), range=(1.0, 1.0 + MAX_WIDENING),
             ))  # fmt: skip
         layer = self.layer_values(layer_outputs)
-        mechanism = mechanism_prediction(layer.get(MECHANISM, {}), self._margin_sd, self._mechanism_bands)
+        mechanism = mechanism_prediction(layer.get(MECHANISM, {}), self._margin_error, self._mechanism_bands)
         tokens = self.recipe.get("tokens_per_step")
         return Prediction(self.version, spec.model_type, t, out, warnings, mechanism, self.recipe,
                           t * tokens if tokens else None)  # fmt: skip
@@ -335,6 +334,19 @@ class Predictor:
                 clip_between(values * np.exp(q_low[None, :] * widen[:, None]), lo, hi),
                 clip_between(values * np.exp(q_high[None, :] * widen[:, None]), lo, hi),
             )
+
+
+def margin_error(mechanism_error: dict[str, Any]) -> MarginError | None:
+    """The margin regressor's held-out error from a manifest's mechanism scores: split into the offset a model's
+    layers share and the rest; an older model that has only the whole sd takes its layers as independent, and
+    one without any gives no chances."""
+    whole = mechanism_error.get("margin_residual_sd")
+    if whole is None:
+        return None
+    shared = mechanism_error.get("margin_residual_sd_model")
+    if shared is None:
+        return MarginError(model_sd=0.0, layer_sd=float(whole))
+    return MarginError(model_sd=float(shared), layer_sd=float(mechanism_error["margin_residual_sd_layer"]))
 
 
 def band_nodes(interval: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.mechanism import BOS_SHARE, carries_mechanism, onset_layer
+from features.mechanism import BOS_SHARE, MarginError, carries_mechanism, onset_layer
 from training.dataset import load_measured
 from training.evaluate import INTERVAL_LEVEL, conformal_band
 from training.mechanism import mechanism_targets, onset_step
@@ -75,16 +75,48 @@ def test_conformal_bands_cover_their_level_on_data_they_were_not_calibrated_on()
 
 
 def test_the_likeliest_onset_weighs_every_layer_and_agrees_with_the_margin_call_at_even_odds():
-    from features.mechanism import MARGIN_CUT, likeliest_onset, mechanism_probability
+    from features.mechanism import MARGIN_CUT, MarginError, likeliest_onset, mechanism_probability, onset_chances
 
-    assert likeliest_onset([0.9, 0.9, 0.9]) == 1 and likeliest_onset([0.1, 0.1]) is None
-    assert likeliest_onset([0.2, 0.9, 0.9]) == 2
-    # each of four layers a little under even odds: thresholding says none, yet layer 1 is the likeliest onset
-    # (0.45 against 0.55⁴ ≈ 0.09 for none)
-    assert likeliest_onset([0.45, 0.45, 0.45, 0.45]) == 1
+    independent = MarginError(model_sd=0.0, layer_sd=0.3)
+    sure, unlikely = MARGIN_CUT + 1.0, MARGIN_CUT - 1.0
+    assert likeliest_onset(onset_chances([sure, sure, sure], independent)) == 1
+    assert likeliest_onset(onset_chances([unlikely, unlikely], independent)) is None
+    assert likeliest_onset(onset_chances([unlikely, sure, sure], independent)) == 2
+    # each of four layers a little under even odds: thresholding says none, yet with independent layers layer 1
+    # is the likeliest onset (≈ 0.45 against 0.55⁴ ≈ 0.09 for none)
+    under = MARGIN_CUT - 0.04
+    chances = onset_chances([under] * 4, independent)
+    assert chances.sum() == pytest.approx(1.0) and chances[0] == pytest.approx((1 - chances[1]) ** 4, rel=1e-6)
+    assert likeliest_onset(chances) == 1
     chance = mechanism_probability([MARGIN_CUT - 0.3, MARGIN_CUT, MARGIN_CUT + 0.3], residual_sd=0.3)
     assert chance[1] == pytest.approx(0.5) and chance[0] == pytest.approx(1 - chance[2]) and chance[0] < 0.2
     assert ((chance >= 0.5) == carries_mechanism([MARGIN_CUT - 0.3, MARGIN_CUT, MARGIN_CUT + 0.3])).all()
+
+
+def test_an_offset_shared_by_a_models_layers_makes_no_onset_likelier_than_independent_layers_would():
+    from features.mechanism import MARGIN_CUT, MarginError, likeliest_onset, onset_chances
+
+    # the same total error; when most of it moves all four layers together, "none of them passes" is about as
+    # likely as one layer failing, so the four near-even layers no longer make layer 1 a near certainty
+    under = [MARGIN_CUT - 0.04] * 4
+    independent = onset_chances(under, MarginError(model_sd=0.0, layer_sd=0.3))
+    shared = onset_chances(under, MarginError(model_sd=0.29, layer_sd=0.05))
+    assert shared.sum() == pytest.approx(1.0)
+    assert shared[0] > 4 * independent[0]
+    assert likeliest_onset(shared) is None and likeliest_onset(independent) == 1
+    # with no error left per layer and none shared, a layer passes exactly where its margin does
+    exact = onset_chances([MARGIN_CUT - 0.1, MARGIN_CUT + 0.1, MARGIN_CUT + 0.2], MarginError(0.0, 0.0))
+    assert exact.tolist() == [0.0, 0.0, 1.0, 0.0]
+
+
+def test_a_manifest_gives_its_margin_error_and_an_older_one_independent_layers():
+    from service.predictor import margin_error
+
+    assert margin_error({}) is None
+    assert margin_error({"margin_residual_sd": 0.3}).model_sd == 0.0
+    scores = {"margin_residual_sd": 0.27, "margin_residual_sd_model": 0.24, "margin_residual_sd_layer": 0.13}
+    split = margin_error(scores)
+    assert (split.model_sd, split.layer_sd) == (0.24, 0.13)
 
 
 def test_mechanism_bands_hold_the_prediction_stay_in_range_and_give_no_onset_band_without_the_mechanism():
@@ -94,7 +126,7 @@ def test_mechanism_bands_hold_the_prediction_stay_in_range_and_give_no_onset_ban
                "onset_step": np.array([300.0, 50.0])}  # fmt: skip
     bands = {"bos_share": {"low": -0.3, "high": 0.2}, "bos_margin": {"low": -0.4, "high": 0.3},
              "onset_step": {"low": -0.5, "high": 0.5}}  # fmt: skip
-    got = mechanism_prediction(targets, residual_sd=0.3, intervals=bands)
+    got = mechanism_prediction(targets, MarginError(model_sd=0.0, layer_sd=0.3), intervals=bands)
     low, high = got.intervals["bos_share"]
     assert low.tolist() == pytest.approx([0.65, 0.0]) and high.tolist() == pytest.approx([1.0, 0.4])
     low, high = got.intervals["bos_margin"]
@@ -103,3 +135,18 @@ def test_mechanism_bands_hold_the_prediction_stay_in_range_and_give_no_onset_ban
     assert low[0] == pytest.approx(np.expm1(np.log1p(300) - 0.5)) and np.isnan(low[1]) and np.isnan(high[1])
     row = got.to_json()["layers"][0]
     assert row["intervals"]["bos_share"] == pytest.approx([0.65, 1.0])
+
+
+def test_the_served_onset_says_how_likely_it_is_and_an_older_model_says_nothing():
+    from features.mechanism import MARGIN_CUT, onset_chances
+    from service.prediction import mechanism_prediction
+
+    margins = np.array([MARGIN_CUT - 0.2, MARGIN_CUT + 0.3, MARGIN_CUT + 0.4])
+    error = MarginError(model_sd=0.2, layer_sd=0.1)
+    got = mechanism_prediction({"bos_margin": margins}, error)
+    assert got.onset_layer == 2
+    assert got.onset_chance == pytest.approx(onset_chances(margins, error)[2]) and 0.3 < got.onset_chance < 1
+    assert got.to_json()["onset_chance"] == pytest.approx(got.onset_chance)
+    assert f"from layer 2 (chance {got.onset_chance:.0%})" in got.describe()
+    older = mechanism_prediction({"bos_margin": margins})
+    assert older.onset_layer == 2 and older.to_json()["onset_chance"] is None and "chance" not in older.describe()

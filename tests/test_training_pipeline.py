@@ -225,3 +225,13 @@ def test_a_champion_that_keeps_its_place_is_retrained_on_the_new_data(smoke_zoo,
     champion = json.loads((models / first.version / "manifest.json").read_text())
     assert current_version(store) != first.version and served["data_hash"] != champion["data_hash"]
     assert [t["params"] for t in served["targets"]] == [t["params"] for t in champion["targets"]]
+
+
+def test_a_second_export_under_a_taken_version_name_gets_the_next_revision(tmp_path):
+    from training.pipeline import unused_version
+
+    assert unused_version("20261202-abc-def-s0", tmp_path) == "20261202-abc-def-s0"
+    (tmp_path / "20261202-abc-def-s0").mkdir()
+    assert unused_version("20261202-abc-def-s0", tmp_path) == "20261202-abc-def-s0-r2"
+    (tmp_path / "20261202-abc-def-s0-r2").mkdir()
+    assert unused_version("20261202-abc-def-s0", tmp_path) == "20261202-abc-def-s0-r3"

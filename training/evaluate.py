@@ -25,7 +25,7 @@ from features.curve import (
     project,
     projection_steps,
 )
-from features.mechanism import MECHANISM, carries_mechanism, likeliest_onset, mechanism_probability, onset_layer
+from features.mechanism import MECHANISM, MarginError, carries_mechanism, likeliest_onset, onset_chances, onset_layer
 from features.scale import AXES, ScaleTerm
 from training.dataset import (
     DESIGN,
@@ -357,15 +357,26 @@ def seed_ceiling_lines(mechanism: dict) -> list[str]:
     ]
 
 
+def margin_error(residual: np.ndarray, models: np.ndarray) -> MarginError:
+    """Held-out margin residuals (predicted − measured) split into the sd of each model's mean and the sd of the
+    residuals about it."""
+    frame = pd.DataFrame({"model": models, "residual": residual})
+    means = frame.groupby("model", sort=False)["residual"].transform("mean")
+    return MarginError(
+        model_sd=float(frame.groupby("model", sort=False)["residual"].mean().std(ddof=0)),
+        layer_sd=float(np.std(frame["residual"] - means)),
+    )
+
+
 def mechanism_error(table: pd.DataFrame, best: dict[str, dict], seed: int = 0) -> dict:
     """Where the BOS mechanism forms, on held-out models (grouped CV): the share of models whose onset layer
     (the first layer that shows it at the end; none counts as a value) is predicted exactly, per run and per
     design (against the design's most common onset over its seeds), beside a model-free baseline (the training
     models' most common onset layer) and the seed-noise ceiling, the per-layer accuracy of mechanism-or-not (the
     predicted margin's call, features.mechanism.carries_mechanism), and the median |log(pred/measured)| of the
-    onset step where it is measured. The onset is the likeliest one (features.mechanism.likeliest_onset) given
-    each layer's chance of passing, from the held-out margin residuals' sd of the other folds (the whole sd,
-    `margin_residual_sd`, is what the service uses)."""
+    onset step where it is measured. The onset is the likeliest one (features.mechanism.onset_chances) under
+    the held-out margin error of the other folds, split into the offset a model's layers share and the rest
+    (the split over all folds, `margin_residual_sd_model` / `_layer`, is what the service uses)."""
     margin, step = target_name(MECHANISM, "bos_margin"), target_name(MECHANISM, "onset_step")
     share = target_name(MECHANISM, "bos_share")
     rows = table.reset_index(drop=True)
@@ -398,7 +409,8 @@ def mechanism_error(table: pd.DataFrame, best: dict[str, dict], seed: int = 0) -
     for m in dict.fromkeys(models):
         mine = models == m
         others = np.isfinite(residual) & (fold_of != fold_of[mine][0])
-        guess[m] = likeliest_onset(mechanism_probability(predicted[margin][mine], float(np.std(residual[others]))))
+        error = margin_error(residual[others], models[others])
+        guess[m] = likeliest_onset(onset_chances(predicted[margin][mine], error))
 
     def onsets(flags):
         return {m: onset_layer(flags[models == m]) for m in dict.fromkeys(models)}
@@ -429,6 +441,8 @@ def mechanism_error(table: pd.DataFrame, best: dict[str, dict], seed: int = 0) -
         if len(modes) == 1:
             design_truth[d] = modes[0]
     design_hits = [guess[by_design[d][0]] == truth_d for d, truth_d in design_truth.items()]
+    finite = np.isfinite(residual)
+    whole = margin_error(residual[finite], models[finite])
     with_onset = rows[step].notna().to_numpy() & np.isfinite(predicted[step])
     step_error = np.abs(
         np.log(np.expm1(predicted[step][with_onset]).clip(1) / np.expm1(rows[step].to_numpy()[with_onset]).clip(1))
@@ -446,6 +460,9 @@ def mechanism_error(table: pd.DataFrame, best: dict[str, dict], seed: int = 0) -
         "seed_pairs_same_onset_layer": float(np.mean([a == b for a, b in pairs])) if pairs else None,
         "layer_accuracy": float(np.mean(measured == has)),
         "margin_residual_sd": float(np.nanstd(residual)),
+        # the same residuals split into the offset a model's layers share and the rest (the service's onset)
+        "margin_residual_sd_model": whole.model_sd,
+        "margin_residual_sd_layer": whole.layer_sd,
         # each mechanism target's central band, in its target space (measured − predicted), calibrated held out
         "intervals": {
             target_parts(t)[1]: _target_band(rows[t].to_numpy() - predicted[t], fold_of)

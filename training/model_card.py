@@ -114,8 +114,8 @@ def model_card(m: dict) -> str:
             "## Where the BOS mechanism forms (held-out models)",
             "",
             f"- Onset layer (the first layer whose top-1 sits on BOS and stands ≥ 2× above the rest at the end; "
-            "predicted as the likeliest one, each layer's chance read from its predicted margin and the margin's "
-            f"held-out error, sd {mechanism.get('margin_residual_sd', float('nan')):.2f}) predicted exactly for "
+            "predicted as the likeliest one from the predicted margins and the margin's held-out error"
+            f"{margin_error_text(mechanism)}) predicted exactly for "
             f"{mechanism['onset_layer_exact']:.0%} of {mechanism['models']} held-out models; "
             f"the training models' most common onset layer gets {mechanism['baseline_most_common_onset_layer']:.0%}.",
             *[line.replace("- per", "- Per") + "." for line in design_onset_lines(mechanism)],
@@ -248,3 +248,13 @@ def scale_lines(m: dict) -> list[str]:
                 f"| {edge * high / low:.3g} | {tested} | {'yes' if s.get('applied', True) else 'no'} |"
             )
     return lines
+
+
+def margin_error_text(mechanism: dict) -> str:
+    """How the margin's held-out error enters the onset, as the card says it (an older model has one sd)."""
+    if "margin_residual_sd_model" not in mechanism:
+        return f", sd {mechanism.get('margin_residual_sd', float('nan')):.2f}, layers taken as independent"
+    return (
+        f": sd {mechanism['margin_residual_sd_model']:.2f} shared by a model's layers and "
+        f"{mechanism['margin_residual_sd_layer']:.2f} per layer"
+    )

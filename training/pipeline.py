@@ -195,6 +195,17 @@ def version_name(data: DataSet, best: dict[str, dict], seed: int) -> str:
     return time.strftime("%Y%m%d") + f"-{data.digest[:8]}-{hyper_hash(best)}-s{seed}"
 
 
+def unused_version(name: str, models_dir: Path) -> str:
+    """`name`, or `name-r2`, `-r3`, … if a version of that name is already in models_dir: a second export of the
+    same data and hyperparameters the same day (new evaluation code, a new field in the manifest) is a new
+    version, and a served folder is never rewritten."""
+    taken, revision = name, 1
+    while (models_dir / taken).exists():
+        revision += 1
+        taken = f"{name}-r{revision}"
+    return taken
+
+
 def grouped_r2(targets: dict[str, TargetData], best: dict[str, dict], seed: int) -> float:
     """Mean grouped-CV R² over all targets for a set of per-target hyperparameters."""
     scores = []
@@ -267,7 +278,7 @@ def export_stage(config: RetrainConfig, data: DataSet, best: dict[str, dict], ev
     """The challenger as a version folder under work/candidate/, with its manifest, card and report."""
     summary = fit_summary(data.fits)
     write_report(config.work, evaluation.scores, summary, evaluation.curves, evaluation.mechanism)
-    candidate = config.work / "candidate" / version_name(data, best, config.seed)
+    candidate = config.work / "candidate" / unused_version(version_name(data, best, config.seed), config.models)
     last_step = float(data.metrics["step"].max())
     provenance = data.provenance
     info = {
