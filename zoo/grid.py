@@ -167,7 +167,7 @@ def cpu2_random(count: int, seed: int = 11) -> list[RunSpec]:
 
 def cpu2_tier() -> list[RunSpec]:
     """In training order: bases and their seed replicates first (the noise floor), then the rest."""
-    designs = cpu2_one_factor() + cpu2_random(16)  # 12, then 4 more once the first 12 had trained
+    designs = cpu2_one_factor() + cpu2_random(24)  # 12, then 4 and 8 more as the earlier ones had trained
     by_name = {r.name: r for r in designs}
     seeded = [replace(by_name[n], name=f"{n}-s{s}", recipe=replace(CPU2_RECIPE, seed=s))
               for s in (1, 2) for n in CPU2_SEEDED]  # fmt: skip
