@@ -8,6 +8,7 @@ a config into per-layer curve parameters, derived quantities, curves and warning
 from __future__ import annotations
 
 import math
+import numbers
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -166,16 +167,15 @@ class Predictor:
     def check_steps(self, steps) -> np.ndarray:
         if steps is None:
             return np.asarray(self.default_steps, dtype=np.float64)
+        if isinstance(steps, np.ndarray) and steps.ndim == 1:
+            steps = steps.tolist()  # a Python caller's np.arange(...) reads as the list it holds
         if not isinstance(steps, (list, tuple)) or not steps:
             raise RequestError("steps", "expected a non-empty list of training steps")
         if len(steps) > MAX_STEPS:
             raise RequestError("steps", f"at most {MAX_STEPS} steps per request, got {len(steps)}")
         for s in steps:
-            if (
-                isinstance(s, bool)
-                or not isinstance(s, (int, float))
-                or (isinstance(s, float) and not math.isfinite(s))
-            ):
+            # numpy's integers and floats are numbers.Real too; booleans (Python's or numpy's) are not steps
+            if isinstance(s, (bool, np.bool_)) or not isinstance(s, numbers.Real) or not math.isfinite(s):
                 raise RequestError("steps", f"every step must be a finite number, got {s!r}")
             if not 0 <= s <= MAX_STEP_VALUE:
                 raise RequestError("steps", f"steps must lie in [0, {MAX_STEP_VALUE:.0e}], got {str(s)[:24]}")

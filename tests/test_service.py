@@ -34,7 +34,7 @@ from typer.testing import CliRunner
 
 from archcast.cli import app as cli_app
 from service.launch import free_port, serve_command, wait_ready
-from service.predictor import ModelError, Predictor
+from service.predictor import ModelError, Predictor, RequestError
 
 from .conftest import REPO
 
@@ -459,3 +459,14 @@ def test_responses_for_real_configs_match_the_documented_schema():
         assert not errors, f"{path.name}: {errors[:3]}"
         codes |= {w["code"] for w in body["warnings"]}
     assert {"feature_out_of_range", "interval_widened", "scale_extrapolated"} <= codes
+
+
+def test_a_python_caller_may_pass_numpy_steps_but_not_booleans():
+    predictor = Predictor(REPO / "models", threads=1)
+    config = json.loads((CONFIGS / "pythia-160m.json").read_text())
+    as_list = predictor.predict(config, [0, 250, 1000]).to_json()
+    for steps in (np.array([0, 250, 1000]), [np.int64(0), np.int64(250), np.float64(1000.0)]):
+        assert predictor.predict(config, steps).to_json() == as_list
+    for bad in ([0, np.bool_(True)], [0, True], [0, np.float64("nan")], np.zeros((2, 2)), ["1"]):
+        with pytest.raises(RequestError, match="steps"):
+            predictor.predict(config, bad)
