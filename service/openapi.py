@@ -49,7 +49,11 @@ METRIC_PREDICTION = {
         "derived": {
             "type": "object",
             "properties": {
-                "steady_state": NUMBER_OR_NULL,
+                "steady_state": {
+                    **NUMBER_OR_NULL,
+                    "description": "the fitted curve's limit as steps grow; where the value at the last step is "
+                    "still more than 10 % from it, where the layer settles is an extrapolation past the steps",
+                },
                 "extremum_kind": {
                     "enum": ["peak", "dip", "none"],
                     "description": "the emergence curve's extremum (params): peak when A > 0, dip when A < 0",

@@ -268,10 +268,23 @@ def describe(metric: str, curves: Curves, steps: np.ndarray) -> str:
     # without decay (λ = 0) a curve grows as log(step) and has no plateau: its layers are said apart
     kinds = zip(curves.peak_step.tolist(), curves.extremum_kind.tolist(), strict=True)
     endless = [i + 1 for i, (step, kind) in enumerate(kinds) if kind != "none" and math.isinf(step)]
-    settle = [v for i, v in enumerate(curves.steady_state.tolist()) if math.isfinite(v) and i + 1 not in endless]
-    if settle:
-        low, high = _fmt(min(settle)), _fmt(max(settle))
-        text += f"; settles at {low}" if low == high else f"; settles at {low}–{high}"
+    # a layer has settled where its last value is already near its limit; elsewhere the limit is where the
+    # fitted curve goes past the last step asked for, which no data backs
+    limits = [(i + 1, v, f) for i, (v, f) in enumerate(zip(curves.steady_state.tolist(), curves.final_value.tolist(),
+              strict=True)) if math.isfinite(v) and i + 1 not in endless]  # fmt: skip
+    settled = [(layer, v) for layer, v, f in limits if abs(f - v) <= SETTLED * max(abs(f), abs(v))]
+    unsettled = [(layer, v) for layer, v, f in limits if abs(f - v) > SETTLED * max(abs(f), abs(v))]
+    if settled:
+        text += f"; settles at {_span([v for _, v in settled])}"
+        if unsettled:
+            text += f" in layer{'s' if len(settled) > 1 else ''} {_ranges([layer for layer, _ in settled])}"
+    if unsettled:
+        layers, last = [layer for layer, _ in unsettled], max(steps.tolist(), default=0)
+        plural, verb = ("s", "they settle") if len(layers) > 1 else ("", "it settles")
+        text += (
+            f"; layer{plural} {_ranges(layers)} still far from the fitted limit ({_span([v for _, v in unsettled])}) "
+            f"at step {last:g}: where {verb} is an extrapolation"
+        )
     if endless:
         text += f"; no plateau in layer{'s' if len(endless) > 1 else ''} {_ranges(endless)} (still moving as log step)"
     last = max(steps.tolist(), default=0)
@@ -284,6 +297,15 @@ def describe(metric: str, curves: Curves, steps: np.ndarray) -> str:
         if layers:
             text += f"; {kind} in layers {_ranges(layers)}"
     return text
+
+
+# a layer whose last value is within this fraction of its steady state has settled
+SETTLED = 0.1
+
+
+def _span(values: list[float]) -> str:
+    low, high = _fmt(min(values)), _fmt(max(values))
+    return low if low == high else f"{low}–{high}"
 
 
 def _first(pair: tuple[float, int]) -> float:

@@ -124,6 +124,21 @@ def test_the_summary_says_which_layers_settle_and_which_keep_growing():
     assert "no plateau in layer 2 " in one
 
 
+def test_the_summary_does_not_say_a_layer_settles_where_it_is_still_far_from_its_limit_at_the_last_step():
+    from service.prediction import describe
+
+    steps = np.array([0.0, 10.0, 100.0, 1000.0])
+    # layer 1 has reached K = 5 by step 1000; layer 2 peaks late (λ small) and is still ~12 there, its K = 2
+    params = [[3.0, 0.01, 1.0, 2.0, 5.0], [20.0, 0.001, 1.0, 2.0, 2.0]]
+    curves = evaluate(params, steps, "ma_ratio")
+    assert abs(curves.final_value[0] - 5.0) < 0.01 and curves.final_value[1] > 5.0
+    text = describe("ma_ratio", curves, steps)
+    assert "settles at 5 in layer 1;" in text
+    assert "layer 2 still far from the fitted limit (2) at step 1000: where it settles is an extrapolation" in text
+    late = describe("ma_ratio", evaluate(params[1:], steps, "ma_ratio"), steps)
+    assert "settles" not in late.replace("it settles", "") and "layer 1 still far" in late
+
+
 def _dip_then_rise(steps):
     """A measured-like ratio curve: the initialisation's outliers fade over the first steps, then the mechanism
     grows to a plateau. No emergence curve follows both."""
