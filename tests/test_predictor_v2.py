@@ -150,3 +150,14 @@ def test_the_served_onset_says_how_likely_it_is_and_an_older_model_says_nothing(
     assert f"from layer 2 (chance {got.onset_chance:.0%})" in got.describe()
     older = mechanism_prediction({"bos_margin": margins})
     assert older.onset_layer == 2 and older.to_json()["onset_chance"] is None and "chance" not in older.describe()
+
+
+def test_the_onset_chance_calibration_counts_each_run_in_its_bin():
+    from training.evaluate import chance_calibration
+
+    chance = {"a": 0.3, "b": 0.45, "c": 0.6, "d": 0.95, "e": 1.0}
+    right = {"a": False, "b": True, "c": True, "d": True, "e": False}
+    bins = chance_calibration(chance, right)
+    assert [(b["low"], b["runs"]) for b in bins] == [(0.0, 2), (0.5, 1), (0.8, 2)]  # a chance of 1 is in the last
+    assert bins[0]["mean_chance"] == pytest.approx(0.375) and bins[0]["right"] == 0.5
+    assert bins[2]["right"] == 0.5 and bins[1]["right"] == 1.0

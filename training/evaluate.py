@@ -368,6 +368,22 @@ def margin_error(residual: np.ndarray, models: np.ndarray) -> MarginError:
     )
 
 
+ONSET_CHANCE_BINS = (0.0, 0.5, 0.8, 1.0)
+
+
+def chance_calibration(chance: dict[str, float], right: dict[str, bool]) -> list[dict]:
+    """Whether the served onset chance means what it says: per bin of chance, how many held-out runs fell in it,
+    their mean chance and the share whose onset layer was right."""
+    values, hits = np.array([chance[m] for m in right]), np.array([right[m] for m in right])
+    out = []
+    for low, high in zip(ONSET_CHANCE_BINS[:-1], ONSET_CHANCE_BINS[1:], strict=True):
+        inside = (values >= low) & ((values < high) | (high == ONSET_CHANCE_BINS[-1]))
+        if inside.any():
+            out.append({"low": low, "high": high, "runs": int(inside.sum()),
+                        "mean_chance": float(values[inside].mean()), "right": float(hits[inside].mean())})  # fmt: skip
+    return out
+
+
 def mechanism_error(table: pd.DataFrame, best: dict[str, dict], seed: int = 0) -> dict:
     """Where the BOS mechanism forms, on held-out models (grouped CV): the share of models whose onset layer
     (the first layer that shows it at the end; none counts as a value) is predicted exactly, per run and per
@@ -405,12 +421,13 @@ def mechanism_error(table: pd.DataFrame, best: dict[str, dict], seed: int = 0) -
             predicted[target][test] = model.predict(X[test])
     has = carries_mechanism(predicted[margin])
     residual = predicted[margin] - rows[margin].to_numpy()
-    guess = {}
+    guess, chance = {}, {}
     for m in dict.fromkeys(models):
         mine = models == m
         others = np.isfinite(residual) & (fold_of != fold_of[mine][0])
-        error = margin_error(residual[others], models[others])
-        guess[m] = likeliest_onset(onset_chances(predicted[margin][mine], error))
+        chances = onset_chances(predicted[margin][mine], margin_error(residual[others], models[others]))
+        guess[m] = likeliest_onset(chances)
+        chance[m] = float(chances[guess[m] or 0])  # what the service serves as onset_chance
 
     def onsets(flags):
         return {m: onset_layer(flags[models == m]) for m in dict.fromkeys(models)}
@@ -450,6 +467,7 @@ def mechanism_error(table: pd.DataFrame, best: dict[str, dict], seed: int = 0) -
     return {
         "models": len(truth),
         "onset_layer_exact": float(np.mean([truth[m] == guess[m] for m in truth])),
+        "onset_chance_calibration": chance_calibration(chance, {m: truth[m] == guess[m] for m in truth}),
         "onset_layer_exact_designs": float(np.mean(design_hits)),
         "designs_scored": len(design_hits),  # the designs whose seeds do not tie
         "baseline_most_common_onset_layer": baseline_hits / len(truth),

@@ -119,6 +119,7 @@ def model_card(m: dict) -> str:
             f"{mechanism['onset_layer_exact']:.0%} of {mechanism['models']} held-out models; "
             f"the training models' most common onset layer gets {mechanism['baseline_most_common_onset_layer']:.0%}.",
             *[line.replace("- per", "- Per") + "." for line in design_onset_lines(mechanism)],
+            *chance_lines(mechanism),
             *[line.replace("- seed", "- Seed") + "." for line in seed_ceiling_lines(mechanism)],
             *mechanism_band_lines(mechanism),
             f"- Mechanism or not, per layer (the predicted margin log(BOS ratio / largest elsewhere) ≥ log 2): "
@@ -258,3 +259,13 @@ def margin_error_text(mechanism: dict) -> str:
         f": sd {mechanism['margin_residual_sd_model']:.2f} shared by a model's layers and "
         f"{mechanism['margin_residual_sd_layer']:.2f} per layer"
     )
+
+
+def chance_lines(mechanism: dict) -> list[str]:
+    """The onset chance's calibration on held-out runs, where the model has it."""
+    bins = mechanism.get("onset_chance_calibration")
+    if not bins:
+        return []
+    parts = [f"{b['low']:.1f}–{b['high']:.1f}: {b['runs']} runs, mean chance {b['mean_chance']:.2f}, right in "
+             f"{b['right']:.0%}" for b in bins]  # fmt: skip
+    return [f"- The served onset chance against how often the onset was right, by chance: {'; '.join(parts)}."]
