@@ -96,12 +96,22 @@ class MarginError:
     whose whole margin profile sits high or low) and what is left per layer. Measured on the cpu2 zoo the shared
     part is most of it, so the layers of one model are far from independent."""
 
-    model_sd: float  # sd of a model's mean residual
-    layer_sd: float  # sd of the residuals about their model's mean
+    model_sd: float  # sd of the offset a model's layers share
+    layer_sd: float  # sd of each layer's error about that offset
 
     @property
     def total_sd(self) -> float:
+        """The sd of one layer's error, both parts together: what each layer's own chance is read with."""
         return math.hypot(self.model_sd, self.layer_sd)
+
+    @classmethod
+    def from_scores(cls, scores: dict) -> MarginError | None:
+        """From a manifest's mechanism scores (training.evaluate.mechanism_error): the split where it is there;
+        an older model with only the whole sd takes its layers as independent; none without any."""
+        whole, shared, own = (scores.get(f"margin_residual_sd{part}") for part in ("", "_model", "_layer"))
+        if shared is not None and own is not None:
+            return cls(model_sd=float(shared), layer_sd=float(own))
+        return None if whole is None else cls(model_sd=0.0, layer_sd=float(whole))
 
 
 def mechanism_probability(bos_margin, residual_sd: float) -> np.ndarray:
@@ -112,24 +122,42 @@ def mechanism_probability(bos_margin, residual_sd: float) -> np.ndarray:
     return ndtr((np.asarray(bos_margin, dtype=np.float64) - MARGIN_CUT) / residual_sd)
 
 
-# nodes and weights of the normal expectation over the shared offset (probabilists' Gauss–Hermite)
-_OFFSETS, _WEIGHTS = np.polynomial.hermite_e.hermegauss(24)
-_WEIGHTS = _WEIGHTS / _WEIGHTS.sum()
-
-
 def onset_chances(bos_margin, error: MarginError) -> np.ndarray:
     """(L + 1,) the chance that the measured onset is no layer (index 0) or layer k (index k), for one model's
-    predicted margins: given the shared offset u the layers pass independently, layer k first with chance
-    p_k(u) · Π_{j<k}(1 − p_j(u)), and u is averaged out. Taking the layers as independent (model_sd = 0)
-    overstates how likely some early layer is to pass when the whole profile is off together."""
+    predicted margins (NaN where any margin is not finite): given the shared offset u the layers pass
+    independently, layer k first with chance p_k(u) · Π_{j<k}(1 − p_j(u)), and u is averaged out. Taking the
+    layers as independent (model_sd = 0) overstates how likely some early layer is to pass when the whole
+    profile is off together."""
     from scipy.special import ndtr
 
     margin = np.asarray(bos_margin, dtype=np.float64)
-    shifted = margin[None, :] + error.model_sd * _OFFSETS[:, None] - MARGIN_CUT
+    if not np.isfinite(margin).all():
+        return np.full(len(margin) + 1, np.nan)
+    if error.model_sd > 0 and error.layer_sd == 0:
+        # every layer passes where the offset clears its own bar t_j: layer k is first for u in
+        # [t_k, min_{j<k} t_j), none for u below every bar
+        bars = (MARGIN_CUT - margin) / error.model_sd
+        lowest_before = np.minimum.accumulate(np.concatenate([[np.inf], bars]))  # min over j < k, k = 1..L+1
+        first = np.maximum(0.0, ndtr(lowest_before[:-1]) - ndtr(bars))
+        return np.concatenate([[ndtr(lowest_before[-1])], first])
+    offsets, weights = _offset_grid(error)
+    shifted = margin[None, :] + offsets[:, None] - MARGIN_CUT
     passes = ndtr(shifted / error.layer_sd) if error.layer_sd > 0 else (shifted >= 0).astype(np.float64)
-    none_before = np.cumprod(np.hstack([np.ones((len(_OFFSETS), 1)), 1.0 - passes]), axis=1)  # (nodes, L + 1)
-    first_at = passes * none_before[:, :-1]
-    return _WEIGHTS @ np.hstack([none_before[:, -1:], first_at])
+    none_before = np.cumprod(np.hstack([np.ones((len(offsets), 1)), 1.0 - passes]), axis=1)  # (nodes, L + 1)
+    return weights @ np.hstack([none_before[:, -1:], passes * none_before[:, :-1]])
+
+
+def _offset_grid(error: MarginError) -> tuple[np.ndarray, np.ndarray]:
+    """Offsets u and weights for the normal expectation over the shared offset, ±6 sd: spaced at a quarter of
+    the per-layer sd (in offset units) or finer, so that each layer's chance, a normal CDF of that width in u,
+    is resolved (a fixed Gauss–Hermite rule is off by up to 0.1 when the per-layer part is small)."""
+    if error.model_sd == 0:
+        return np.zeros(1), np.ones(1)
+    step = min(0.25, 0.25 * error.layer_sd / error.model_sd)
+    half = min(1000, math.ceil(6.0 / step))
+    z = np.linspace(-6.0, 6.0, 2 * half + 1)
+    weights = np.exp(-0.5 * z * z)
+    return z * error.model_sd, weights / weights.sum()
 
 
 def likeliest_onset(chances) -> int | None:

@@ -172,7 +172,7 @@ def verify(folder: Path, manifest: Manifest) -> dict[str, bytes]:
     return blobs
 
 
-def _same_files(a: Path, b: Path) -> bool:
+def same_files(a: Path, b: Path) -> bool:
     names = sorted(p.name for p in a.iterdir())
     return names == sorted(p.name for p in b.iterdir()) and all(
         (a / n).read_bytes() == (b / n).read_bytes() for n in names
@@ -187,7 +187,7 @@ def promote(candidate: Path, models_dir: Path) -> Path:
     models_dir.mkdir(parents=True, exist_ok=True)
     target = models_dir / candidate.name
     if target.resolve() != candidate.resolve():
-        if target.exists() and not _same_files(target, candidate):
+        if target.exists() and not same_files(target, candidate):
             if current_version(models_dir) == candidate.name:
                 raise ModelError(f"{target} is served and differs from {candidate}: it is never rewritten in place")
             trash = models_dir / f".{candidate.name}.old"

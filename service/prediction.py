@@ -113,12 +113,13 @@ class MechanismPrediction:
 
 
 def mechanism_prediction(
-    targets: dict[str, np.ndarray], margin_error: MarginError | None = None, intervals: dict[str, dict] | None = None
+    targets: dict[str, np.ndarray], error: MarginError | None = None, intervals: dict[str, dict] | None = None
 ) -> MechanismPrediction | None:
     """From the mechanism regressors' outputs; None where the model has none (a zoo without the BOS columns).
     A target the model could not learn (too few models measured it, e.g. no onset anywhere) reads as NaN. With
-    the margin's held-out error, each layer gets its chance and the onset is the likeliest one
-    (features.mechanism.onset_chances); without (an older model), the first layer whose margin passes.
+    the margin's held-out error, each layer gets its chance (both parts of the error together) and the onset is
+    the likeliest one (features.mechanism.onset_chances); without (an older model), or where a margin is not
+    finite, the first layer whose margin passes.
     `intervals` (name → the held-out band of measured − predicted in the target's own space, training.evaluate)
     give each target its central 80 % band per layer; the onset step's only where the layer shows the mechanism."""
     if "bos_margin" not in targets:
@@ -130,10 +131,11 @@ def mechanism_prediction(
     onset = np.where(has, _within("onset_step", targets.get("onset_step", nan)), np.nan)
     bands = {name: mechanism_band(name, targets[name], band, has) for name, band in (intervals or {}).items()
              if name in targets and band.get("low") is not None and band.get("high") is not None}  # fmt: skip
-    if margin_error is None or not margin_error.total_sd > 0:
+    if error is None or not error.total_sd > 0 or not np.isfinite(targets["bos_margin"]).all():
+        # no error to weigh, or a margin the model could not give: the first layer whose margin passes
         return MechanismPrediction(share, margin, has, onset, onset_layer(has), nan, intervals=bands)
-    chance = mechanism_probability(targets["bos_margin"], margin_error.total_sd)
-    chances = onset_chances(targets["bos_margin"], margin_error)
+    chance = mechanism_probability(targets["bos_margin"], error.total_sd)
+    chances = onset_chances(targets["bos_margin"], error)
     likeliest = likeliest_onset(chances)
     return MechanismPrediction(share, margin, has, onset, likeliest, chance, float(chances[likeliest or 0]), bands)
 
@@ -272,8 +274,8 @@ def describe(metric: str, curves: Curves, steps: np.ndarray) -> str:
     # fitted curve goes past the last step asked for, which no data backs
     limits = [(i + 1, v, f) for i, (v, f) in enumerate(zip(curves.steady_state.tolist(), curves.final_value.tolist(),
               strict=True)) if math.isfinite(v) and i + 1 not in endless]  # fmt: skip
-    settled = [(layer, v) for layer, v, f in limits if abs(f - v) <= SETTLED * max(abs(f), abs(v))]
-    unsettled = [(layer, v) for layer, v, f in limits if abs(f - v) > SETTLED * max(abs(f), abs(v))]
+    settled = [(layer, v) for layer, v, f in limits if abs(f - v) <= SETTLED * abs(v)]
+    unsettled = [(layer, v) for layer, v, f in limits if not abs(f - v) <= SETTLED * abs(v)]  # NaN final: not
     if settled:
         text += f"; settles at {_span([v for _, v in settled])}"
         if unsettled:
@@ -299,7 +301,7 @@ def describe(metric: str, curves: Curves, steps: np.ndarray) -> str:
     return text
 
 
-# a layer whose last value is within this fraction of its steady state has settled
+# a layer whose last value is within this fraction of its steady state (of the steady state's size) has settled
 SETTLED = 0.1
 
 

@@ -157,7 +157,8 @@ class Predictor:
         self.scale = scale_term(manifest.scale, ranges, self.metrics, len(self.projection_steps))
         self._band_nodes = {m: n for m, i in manifest.intervals.items() if i and (n := band_nodes(i)) is not None}
         self.recipe = manifest.recipe
-        self._margin_error = margin_error(manifest.info.get("mechanism_error", {}))
+        # the margin regressor's held-out error: each layer's chance and the onset's (an older model: none)
+        self._margin_error = MarginError.from_scores(manifest.info.get("mechanism_error", {}))
         self._mechanism_bands = manifest.info.get("mechanism_error", {}).get("intervals", {})  # held-out 80 % bands
 
     @property
@@ -174,9 +175,14 @@ class Predictor:
         if len(steps) > MAX_STEPS:
             raise RequestError("steps", f"at most {MAX_STEPS} steps per request, got {len(steps)}")
         for s in steps:
-            # numpy's integers and floats are numbers.Real too; booleans (Python's or numpy's) are not steps
-            if isinstance(s, (bool, np.bool_)) or not isinstance(s, numbers.Real) or not math.isfinite(s):
-                raise RequestError("steps", f"every step must be a finite number, got {s!r}")
+            # numpy's integers and floats are numbers.Real too; booleans (Python's or numpy's) are not steps, and
+            # an integer is always finite (math.isfinite would overflow on one past a float's range)
+            if (
+                isinstance(s, (bool, np.bool_))
+                or not isinstance(s, numbers.Real)
+                or (not isinstance(s, numbers.Integral) and not math.isfinite(s))
+            ):
+                raise RequestError("steps", f"every step must be a finite number, got {str(s)[:24]}")
             if not 0 <= s <= MAX_STEP_VALUE:
                 raise RequestError("steps", f"steps must lie in [0, {MAX_STEP_VALUE:.0e}], got {str(s)[:24]}")
         return np.asarray(steps, dtype=np.float64)
@@ -334,19 +340,6 @@ class Predictor:
                 clip_between(values * np.exp(q_low[None, :] * widen[:, None]), lo, hi),
                 clip_between(values * np.exp(q_high[None, :] * widen[:, None]), lo, hi),
             )
-
-
-def margin_error(mechanism_error: dict[str, Any]) -> MarginError | None:
-    """The margin regressor's held-out error from a manifest's mechanism scores: split into the offset a model's
-    layers share and the rest; an older model that has only the whole sd takes its layers as independent, and
-    one without any gives no chances."""
-    whole = mechanism_error.get("margin_residual_sd")
-    if whole is None:
-        return None
-    shared = mechanism_error.get("margin_residual_sd_model")
-    if shared is None:
-        return MarginError(model_sd=0.0, layer_sd=float(whole))
-    return MarginError(model_sd=float(shared), layer_sd=float(mechanism_error["margin_residual_sd_layer"]))
 
 
 def band_nodes(interval: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:

@@ -135,6 +135,10 @@ def test_the_summary_does_not_say_a_layer_settles_where_it_is_still_far_from_its
     text = describe("ma_ratio", curves, steps)
     assert "settles at 5 in layer 1;" in text
     assert "layer 2 still far from the fitted limit (2) at step 1000: where it settles is an extrapolation" in text
+    # 10 % of the steady state itself: a layer ending at 2.3 against a limit of 2 has not settled
+    near = [[0.12, 0.001, 1.0, 2.0, 2.0]]
+    assert 2.25 < evaluate(near, steps, "ma_ratio").final_value[0] < 2.35
+    assert "settles at" not in describe("ma_ratio", evaluate(near, steps, "ma_ratio"), steps)
     late = describe("ma_ratio", evaluate(params[1:], steps, "ma_ratio"), steps)
     assert "settles" not in late.replace("it settles", "") and "layer 1 still far" in late
 

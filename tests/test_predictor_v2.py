@@ -110,13 +110,40 @@ def test_an_offset_shared_by_a_models_layers_makes_no_onset_likelier_than_indepe
 
 
 def test_a_manifest_gives_its_margin_error_and_an_older_one_independent_layers():
-    from service.predictor import margin_error
-
-    assert margin_error({}) is None
-    assert margin_error({"margin_residual_sd": 0.3}).model_sd == 0.0
+    assert MarginError.from_scores({}) is None
+    assert MarginError.from_scores({"margin_residual_sd": 0.3}) == MarginError(model_sd=0.0, layer_sd=0.3)
+    # half a split (a hand-edited or partial manifest) reads as the whole sd, not a crash
+    assert MarginError.from_scores({"margin_residual_sd": 0.3, "margin_residual_sd_model": 0.2}).model_sd == 0.0
     scores = {"margin_residual_sd": 0.27, "margin_residual_sd_model": 0.24, "margin_residual_sd_layer": 0.13}
-    split = margin_error(scores)
-    assert (split.model_sd, split.layer_sd) == (0.24, 0.13)
+    assert MarginError.from_scores(scores) == MarginError(model_sd=0.24, layer_sd=0.13)
+
+
+@pytest.mark.parametrize("model_sd, layer_sd", [(0.236, 0.131), (0.29, 0.05), (0.3, 0.02), (0.3, 0.0), (0.0, 0.3)])
+def test_onset_chances_match_a_monte_carlo_of_the_shared_offset_and_per_layer_errors(model_sd, layer_sd):
+    from features.mechanism import MARGIN_CUT, onset_chances
+
+    rng = np.random.default_rng(7)
+    n = 400_000
+    for margins in ([MARGIN_CUT + 0.05, MARGIN_CUT - 0.1], [MARGIN_CUT - 0.02, MARGIN_CUT + 0.5],
+                    [0.3, 0.7, 0.9, 0.6, 0.8]):  # fmt: skip
+        error = MarginError(model_sd, layer_sd)
+        drawn = np.asarray(margins)[None, :] + rng.standard_normal((n, 1)) * model_sd
+        passes = drawn + rng.standard_normal((n, len(margins))) * layer_sd >= MARGIN_CUT
+        first = np.where(passes.any(axis=1), passes.argmax(axis=1) + 1, 0)
+        expected = np.bincount(first, minlength=len(margins) + 1) / n
+        got = onset_chances(margins, error)
+        np.testing.assert_allclose(got, expected, atol=0.004)  # ~5 sd of the draw's noise
+        assert got.sum() == pytest.approx(1.0)
+
+
+def test_a_margin_the_model_could_not_give_falls_back_to_the_first_layer_that_passes():
+    from features.mechanism import MARGIN_CUT, onset_chances
+    from service.prediction import mechanism_prediction
+
+    margins = np.array([MARGIN_CUT + 1.0, np.nan, MARGIN_CUT - 1.0])
+    assert np.isnan(onset_chances(margins, MarginError(0.2, 0.1))).all()
+    got = mechanism_prediction({"bos_margin": margins}, MarginError(0.2, 0.1))
+    assert got.onset_layer == 1 and got.to_json()["onset_chance"] is None
 
 
 def test_mechanism_bands_hold_the_prediction_stay_in_range_and_give_no_onset_band_without_the_mechanism():

@@ -5,7 +5,6 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
 
@@ -14,34 +13,46 @@ from training.real_check import real_model_check
 
 REPO = Path(__file__).resolve().parents[1]
 REAL = REPO / "data" / "real"
+FIGURES = ("layers", "ratio_spearman", "ratio_median_abs_log", "linearity_spearman", "linearity_median_abs_diff",
+           "mechanism_layers_agree")  # fmt: skip
 
 
-def test_the_committed_cards_real_model_figures_are_what_the_check_gives_on_the_measured_model(tmp_path):
+def committed():
     folder = resolve(REPO / "models")
-    manifest = read_manifest(folder)
+    return folder, read_manifest(folder)
+
+
+def test_the_committed_cards_real_model_figures_are_what_the_check_gives_on_the_measured_model():
+    folder, manifest = committed()
     stored = {m["model"]: m for m in manifest.info["real_model_check"]["models"]}
     got = real_model_check(folder, manifest, REAL)
+    assert {m["model"] for m in got["models"]} == set(stored)
     for entry in got["models"]:
-        for key in ("layers", "ratio_spearman", "ratio_median_abs_log", "linearity_spearman"):
+        for key in FIGURES:
             assert entry[key] == pytest.approx(stored[entry["model"]][key], rel=1e-6), key
         measured = pd.read_parquet(REAL / entry["model"] / "metrics.parquet")["ma_ratio"]
         assert entry["ratio_spread_measured"] == pytest.approx(measured.max() / measured.min())
-        assert entry["ratio_spread_predicted"] >= 1.0
-        assert f"{entry['ratio_spread_measured']:.1f}× measured" in got["table"][0]
+        header = next(line for line in got["table"] if line.startswith(f"**{entry['model']}**"))
+        assert f"{entry['ratio_spread_measured']:.1f}× measured" in header
     # the table has one row per layer under each model's header
     rows = [line for line in got["table"] if line.startswith("| ") and line[2].isdigit()]
     assert len(rows) == sum(e["layers"] for e in got["models"])
 
 
-def test_a_real_model_whose_layer_order_is_turned_over_gets_the_opposite_rank(tmp_path):
-    folder = resolve(REPO / "models")
-    manifest = read_manifest(folder)
-    for name, flip in (("as-measured", False), ("reversed", True)):
-        shutil.copy(REAL / "gemma-3-270m" / "config.json", (tmp_path / name).mkdir() or tmp_path / name)
-        metrics = pd.read_parquet(REAL / "gemma-3-270m" / "metrics.parquet").sort_values("layer")
-        if flip:  # a decreasing map of the ratio: every layer's rank turned over, the values still ratios ≥ 1
-            metrics["ma_ratio"] = 1e6 / metrics["ma_ratio"]
-        metrics.to_parquet(tmp_path / name / "metrics.parquet")
+def real_copy(folder: Path, name: str, change) -> None:
+    (folder / name).mkdir()
+    shutil.copy(REAL / "gemma-3-270m" / "config.json", folder / name / "config.json")
+    change(pd.read_parquet(REAL / "gemma-3-270m" / "metrics.parquet")).to_parquet(folder / name / "metrics.parquet")
+
+
+def test_layers_are_matched_by_number_and_a_turned_over_order_gets_the_opposite_rank(tmp_path):
+    folder, manifest = committed()
+    real_copy(tmp_path, "as-measured", lambda m: m)
+    real_copy(tmp_path, "rows-shuffled", lambda m: m.sample(frac=1.0, random_state=3))
+    # a decreasing map of the ratio: every layer's rank turned over, the values still ratios ≥ 1
+    real_copy(tmp_path, "turned-over", lambda m: m.assign(ma_ratio=1e6 / m["ma_ratio"]))
     got = {m["model"]: m for m in real_model_check(folder, manifest, tmp_path)["models"]}
-    assert np.isfinite(got["as-measured"]["ratio_spearman"])
-    assert got["reversed"]["ratio_spearman"] == pytest.approx(-got["as-measured"]["ratio_spearman"], abs=1e-9)
+    for key in FIGURES:
+        assert got["rows-shuffled"][key] == pytest.approx(got["as-measured"][key], rel=1e-12), key
+    assert got["turned-over"]["ratio_spearman"] == pytest.approx(-got["as-measured"]["ratio_spearman"], abs=1e-9)
+    assert got["as-measured"]["ratio_spread_predicted"] == got["turned-over"]["ratio_spread_predicted"]

@@ -467,6 +467,6 @@ def test_a_python_caller_may_pass_numpy_steps_but_not_booleans():
     as_list = predictor.predict(config, [0, 250, 1000]).to_json()
     for steps in (np.array([0, 250, 1000]), [np.int64(0), np.int64(250), np.float64(1000.0)]):
         assert predictor.predict(config, steps).to_json() == as_list
-    for bad in ([0, np.bool_(True)], [0, True], [0, np.float64("nan")], np.zeros((2, 2)), ["1"]):
+    for bad in ([0, np.bool_(True)], [0, True], [0, np.float64("nan")], np.zeros((2, 2)), ["1"], [0, 10**400]):
         with pytest.raises(RequestError, match="steps"):
             predictor.predict(config, bad)

@@ -84,6 +84,8 @@ def test_same_seed_retrains_give_identical_models_and_champion_is_kept(smoke_zoo
     # the same data and seed cannot beat the champion, so it stays served
     assert second.champion_score == pytest.approx(second.challenger_score)
     assert not second.promoted and current_version(models) == first.version
+    # and the same data, hyperparameters and code export the same files under the same name, not a revision
+    assert second.version == first.version
 
 
 @pytest.mark.slow

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import warnings
 from pathlib import Path
 
@@ -357,15 +358,18 @@ def seed_ceiling_lines(mechanism: dict) -> list[str]:
     ]
 
 
-def margin_error(residual: np.ndarray, models: np.ndarray) -> MarginError:
-    """Held-out margin residuals (predicted − measured) split into the sd of each model's mean and the sd of the
-    residuals about it."""
+def split_margin_error(residual: np.ndarray, models: np.ndarray) -> MarginError:
+    """Held-out margin residuals (predicted − measured) split into the sd of the offset a model's layers share
+    and of each layer's error about it: one-way random-effects estimates, σ_layer² = SS_within / (N − G) and
+    σ_model² = var(model means) − mean(σ_layer² / n_g), at least 0 (the spread of the means alone also holds
+    the per-layer part, and the plain sd about each mean understates it: ~4 layers a model here)."""
     frame = pd.DataFrame({"model": models, "residual": residual})
-    means = frame.groupby("model", sort=False)["residual"].transform("mean")
-    return MarginError(
-        model_sd=float(frame.groupby("model", sort=False)["residual"].mean().std(ddof=0)),
-        layer_sd=float(np.std(frame["residual"] - means)),
-    )
+    groups = frame.groupby("model", sort=False)["residual"]
+    means, sizes = groups.mean(), groups.size()
+    within = float(((frame["residual"] - groups.transform("mean")) ** 2).sum())
+    layer_var = within / max(len(frame) - len(means), 1)
+    model_var = max(0.0, float(means.var(ddof=1)) - float(np.mean(layer_var / sizes))) if len(means) > 1 else 0.0
+    return MarginError(model_sd=math.sqrt(model_var), layer_sd=math.sqrt(layer_var))
 
 
 ONSET_CHANCE_BINS = (0.0, 0.5, 0.8, 1.0)
@@ -425,7 +429,7 @@ def mechanism_error(table: pd.DataFrame, best: dict[str, dict], seed: int = 0) -
     for m in dict.fromkeys(models):
         mine = models == m
         others = np.isfinite(residual) & (fold_of != fold_of[mine][0])
-        chances = onset_chances(predicted[margin][mine], margin_error(residual[others], models[others]))
+        chances = onset_chances(predicted[margin][mine], split_margin_error(residual[others], models[others]))
         guess[m] = likeliest_onset(chances)
         chance[m] = float(chances[guess[m] or 0])  # what the service serves as onset_chance
 
@@ -459,7 +463,7 @@ def mechanism_error(table: pd.DataFrame, best: dict[str, dict], seed: int = 0) -
             design_truth[d] = modes[0]
     design_hits = [guess[by_design[d][0]] == truth_d for d, truth_d in design_truth.items()]
     finite = np.isfinite(residual)
-    whole = margin_error(residual[finite], models[finite])
+    whole = split_margin_error(residual[finite], models[finite])
     with_onset = rows[step].notna().to_numpy() & np.isfinite(predicted[step])
     step_error = np.abs(
         np.log(np.expm1(predicted[step][with_onset]).clip(1) / np.expm1(rows[step].to_numpy()[with_onset]).clip(1))

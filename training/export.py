@@ -33,6 +33,7 @@ def to_onnx(model: lightgbm.LGBMRegressor, path: Path, n_inputs: int = len(FEATU
             model, initial_types=[("features", FloatTensorType([None, n_inputs]))], target_opset=15
         )
     proto.doc_string = f"archcast {path.stem}; feature schema {SCHEMA_HASH}"
+    proto.graph.name = path.stem  # the converter names the graph with a random uuid: the same model, other bytes
     onnx.save_model(proto, str(path))
 
 

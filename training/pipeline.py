@@ -23,7 +23,7 @@ import training.fit
 import training.solvers
 import training.tune
 from features.curve import projection_steps
-from modelstore import CARD, current_version, promote, read_manifest
+from modelstore import CARD, current_version, promote, read_manifest, same_files
 from training.dataset import (
     CURVE,
     MeasuredData,
@@ -196,9 +196,9 @@ def version_name(data: DataSet, best: dict[str, dict], seed: int) -> str:
 
 
 def unused_version(name: str, models_dir: Path) -> str:
-    """`name`, or `name-r2`, `-r3`, … if a version of that name is already in models_dir: a second export of the
-    same data and hyperparameters the same day (new evaluation code, a new field in the manifest) is a new
-    version, and a served folder is never rewritten."""
+    """`name`, or the first of `name-r2`, `-r3`, … not yet in models_dir: a different export of the same data and
+    hyperparameters the same day (new evaluation code, a new field in the manifest) is a new version, and a
+    served folder is never rewritten."""
     taken, revision = name, 1
     while (models_dir / taken).exists():
         revision += 1
@@ -274,11 +274,24 @@ def scale_slopes(data: DataSet, curves: list[dict]) -> dict[str, dict[str, dict]
     return out
 
 
-def export_stage(config: RetrainConfig, data: DataSet, best: dict[str, dict], evaluation: Evaluation) -> Path:
-    """The challenger as a version folder under work/candidate/, with its manifest, card and report."""
+def export_new_version(config: RetrainConfig, data: DataSet, best: dict[str, dict], evaluation: Evaluation) -> Path:
+    """The challenger under its version name, or, where models/ already holds a different model of that name (the
+    same data and hyperparameters exported the same day by other code), under the next free revision. A rerun
+    that gives the same files keeps the name."""
+    candidate = export_stage(config, data, best, evaluation, version_name(data, best, config.seed))
+    served = config.models / candidate.name
+    if served.exists() and not same_files(served, candidate):
+        candidate = export_stage(config, data, best, evaluation, unused_version(candidate.name, config.models))
+    return candidate
+
+
+def export_stage(
+    config: RetrainConfig, data: DataSet, best: dict[str, dict], evaluation: Evaluation, name: str
+) -> Path:
+    """The challenger as the version folder work/candidate/<name>, with its manifest, card and report."""
     summary = fit_summary(data.fits)
     write_report(config.work, evaluation.scores, summary, evaluation.curves, evaluation.mechanism)
-    candidate = config.work / "candidate" / unused_version(version_name(data, best, config.seed), config.models)
+    candidate = config.work / "candidate" / name
     last_step = float(data.metrics["step"].max())
     provenance = data.provenance
     info = {
@@ -367,7 +380,7 @@ def retrain(config: RetrainConfig, console: Console | None = None) -> RetrainRes
     data = dataset_stage(config, measured, fits)
     best = tune_stage(config, data, console)
     evaluation = evaluate_stage(config, data, best, console)
-    candidate = export_stage(config, data, best, evaluation)
+    candidate = export_new_version(config, data, best, evaluation)
     decision = decide_stage(config, data, evaluation)
     champion = "none" if decision.champion_score is None else f"{decision.champion_score:.4f}"
     console.print(
@@ -380,7 +393,7 @@ def retrain(config: RetrainConfig, console: Console | None = None) -> RetrainRes
         # those hyperparameters trained on what is measured now, or new runs would never reach the service.
         console.print("[bold]refresh[/] the champion's hyperparameters, trained on the new data")
         evaluation = evaluate_stage(config, data, decision.champion_params, console)
-        candidate = export_stage(config, data, decision.champion_params, evaluation)
+        candidate = export_new_version(config, data, decision.champion_params, evaluation)
         decision = replace(decision, promote=True)
         reason += "; the champion's hyperparameters retrained on the new data are served instead"
     if decision.promote:
