@@ -388,7 +388,7 @@ def chance_calibration(chance: dict[str, float], right: dict[str, bool]) -> list
     return out
 
 
-def mechanism_error(table: pd.DataFrame, best: dict[str, dict], seed: int = 0) -> dict:
+def mechanism_error(table: pd.DataFrame, best: dict[str, dict], seed: int = 0, shared_offset: bool = True) -> dict:
     """Where the BOS mechanism forms, on held-out models (grouped CV): the share of models whose onset layer
     (the first layer that shows it at the end; none counts as a value) is predicted exactly, per run and per
     design (against the design's most common onset over its seeds), beside a model-free baseline (the training
@@ -396,7 +396,8 @@ def mechanism_error(table: pd.DataFrame, best: dict[str, dict], seed: int = 0) -
     predicted margin's call, features.mechanism.carries_mechanism), and the median |log(pred/measured)| of the
     onset step where it is measured. The onset is the likeliest one (features.mechanism.onset_chances) under
     the held-out margin error of the other folds, split into the offset a model's layers share and the rest
-    (the split over all folds, `margin_residual_sd_model` / `_layer`, is what the service uses)."""
+    (the split over all folds, `margin_residual_sd_model` / `_layer`, is what the service uses; with
+    shared_offset=False the layers are taken as independent, for scripts/onset_study.py)."""
     margin, step = target_name(MECHANISM, "bos_margin"), target_name(MECHANISM, "onset_step")
     share = target_name(MECHANISM, "bos_share")
     rows = table.reset_index(drop=True)
@@ -429,7 +430,10 @@ def mechanism_error(table: pd.DataFrame, best: dict[str, dict], seed: int = 0) -
     for m in dict.fromkeys(models):
         mine = models == m
         others = np.isfinite(residual) & (fold_of != fold_of[mine][0])
-        chances = onset_chances(predicted[margin][mine], split_margin_error(residual[others], models[others]))
+        error = split_margin_error(residual[others], models[others])
+        if not shared_offset:  # the layers taken as independent, with the same total error (for comparison)
+            error = MarginError(model_sd=0.0, layer_sd=error.total_sd)
+        chances = onset_chances(predicted[margin][mine], error)
         guess[m] = likeliest_onset(chances)
         chance[m] = float(chances[guess[m] or 0])  # what the service serves as onset_chance
 
