@@ -102,9 +102,11 @@ class MechanismPrediction:
         }
 
     def describe(self) -> str:
-        odds = f" (chance {self.onset_chance:.0%})" if math.isfinite(self.onset_chance) else ""
+        known = math.isfinite(self.onset_chance)
         if self.onset_layer is None:
+            odds = f" (chance that none does: {self.onset_chance:.0%})" if known else ""
             return f"mechanism: no layer is predicted to carry the BOS massive activation{odds}"
+        odds = f" (chance {self.onset_chance:.0%})" if known else ""
         layers = np.arange(1, len(self.has_mechanism) + 1)[self.has_mechanism]
         step = self.onset_step[self.onset_layer - 1]
         when = f", from about step {step:,.0f}" if np.isfinite(step) else ""
