@@ -94,7 +94,12 @@ CPU2_RECIPE = Recipe(steps=1000, batch_size=32, seq_len=128, lr=6e-3, warmup=50,
 DYT_LLM = {"norm": "dyt", "dyt_alpha": [0.05, 0.01, 0.01], "embed_scale": True}
 # 3 seeds each: the three base families, a mitigation on two of them and GLU's absence, then (added once the
 # first six had trained) one design of the fourth family and one of the third norm, which had none
-CPU2_SEEDED = ("llama", "neox", "gpt2", "llama-kvbias", "neox-kvbias", "llama-noglu", "qwen2", "llama-dyt")
+CPU2_SEEDED = ("llama", "neox", "gpt2", "llama-kvbias", "neox-kvbias", "llama-noglu", "qwen2", "llama-dyt",
+               # then (once all 85 runs had trained) the single-run designs whose one run formed the mechanism,
+               # cheapest first: seeds disagree on the onset layer in a third of pairs, so one run's onset is a
+               # noisy truth to score a design on
+               "llama-L2", "mix9-llama", "mix7-qwen2", "mix3-qwen2", "llama-H2", "llama-H8", "llama-bias",
+               "llama-kv2")  # fmt: skip
 FAMILIES = {"llama": "llama", "qwen2": "qwen2", "neox": "gpt_neox", "gpt2": "gpt2"}
 
 
