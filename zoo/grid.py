@@ -99,7 +99,10 @@ CPU2_SEEDED = ("llama", "neox", "gpt2", "llama-kvbias", "neox-kvbias", "llama-no
                # cheapest first: seeds disagree on the onset layer in a third of pairs, so one run's onset is a
                # noisy truth to score a design on
                "llama-L2", "mix9-llama", "mix7-qwen2", "mix3-qwen2", "llama-H2", "llama-H8", "llama-bias",
-               "llama-kv2")  # fmt: skip
+               "llama-kv2",
+               # the next eight of them, in the same order (2026-12-03)
+               "llama-tvr", "llama-tied", "llama-tvr-kvbias", "neox-nobias", "neox-tvr", "qwen2-kvbias",
+               "mix19-qwen2", "llama-ffn6")  # fmt: skip
 FAMILIES = {"llama": "llama", "qwen2": "qwen2", "neox": "gpt_neox", "gpt2": "gpt2"}
 
 
