@@ -203,10 +203,12 @@ class Predictor:
             seen = ", ".join(sorted(self._families))
             message = f"family {model_type!r} was never seen in training (seen: {seen})"
             warnings.append(PredictionWarning("family_unseen", message, feature="model_type", value=model_type))
-        below = (rows < self._low - 1e-6).any(axis=0)
-        above = (rows > self._high + 1e-6).any(axis=0)
+        # each feature's extremes once (two reductions), then plain Python over the few that leave the range
+        smallest, largest = np.minimum.reduce(rows, axis=0), np.maximum.reduce(rows, axis=0)
+        below, above = smallest < self._low - 1e-6, largest > self._high + 1e-6
+        low_values, high_values, below_flags = smallest.tolist(), largest.tolist(), below.tolist()
         for i in np.flatnonzero(below | above).tolist():
-            value = float(rows[:, i].min() if below[i] else rows[:, i].max())
+            value = low_values[i] if below_flags[i] else high_values[i]
             warnings.append(PredictionWarning(
                 "feature_out_of_range", f"feature {FEATURES[i]}={value:g} {self._range_text[i]}",
                 feature=FEATURES[i], value=value, range=self._ranges[i],

@@ -17,7 +17,7 @@ from zoo.grid import CPU2_SEEDED, tier
 from zoo.pipeline import is_committed
 
 
-def test_cpu2_tier_has_48_designs_at_d128_plus_three_seeds_of_six():
+def test_cpu2_tier_has_48_designs_at_d128_plus_two_more_seeds_of_each_seeded_design():
     runs = tier("cpu2")
     seeds = [r for r in runs if r.recipe.seed != 0]
     designs = [r for r in runs if r.recipe.seed == 0]

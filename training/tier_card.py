@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import math
 from pathlib import Path
 
 import matplotlib
@@ -162,34 +163,59 @@ def one_factor(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def family_figures(metrics: pd.DataFrame, table: pd.DataFrame, out: Path) -> list[Path]:
-    """One figure per family: a row per run; ratio, BOS share and linearity over steps; a line per layer."""
-    panels = (("ma_ratio", "top-1 / median |h|", True), ("top1_bos_share", "top-1 on BOS (share)", False),
-              ("linearity", "linearity", False))  # fmt: skip
+    """One figure per family, a row per run (seeds side by side), readable at a glance for dozens of runs: the
+    strongest layer's ratio over training, each layer's ratio at the end (a dot where it shows the BOS mechanism),
+    and the mean linearity over training."""
     paths = []
     for family, runs in table.groupby("family"):
         names = sorted(runs["run"])
-        fig, axes = plt.subplots(len(names), 3, figsize=(12, 2.3 * len(names)), squeeze=False)
-        for ax_row, name in zip(axes, names, strict=True):
-            m = metrics[metrics["model_id"] == name]
-            layers = sorted(m["layer"].unique())
-            colors = plt.cm.viridis(np.linspace(0, 0.9, len(layers)))
-            for ax, (metric, label, log_y) in zip(ax_row, panels, strict=True):
-                for layer, color in zip(layers, colors, strict=True):
-                    s = m[m["layer"] == layer].sort_values("step")
-                    ax.plot(np.maximum(s["step"], 1), s[metric], color=color, lw=1, label=f"L{layer}")
-                ax.set_xscale("log")
-                if log_y:
-                    ax.set_yscale("log")
-                ax.set_ylabel(label, fontsize=7)
-                ax.tick_params(labelsize=6)
-                ax.grid(alpha=0.3)
-            ax_row[0].set_title(name, fontsize=8, loc="left")
-            ax_row[0].legend(fontsize=5, ncol=2)
-        for ax in axes[-1]:
-            ax.set_xlabel("step (log; 0 at 1)", fontsize=7)
-        fig.suptitle(f"{family}: ratio, BOS share and linearity over training, a line per layer", fontsize=10)
-        paths.append(save_figure(fig, out / "figures" / f"{family}.png", dpi=70))
+        mine = metrics[metrics["model_id"].isin(names)]
+        last = mine[mine["step"] == mine.groupby("model_id")["step"].transform("max")]
+        ratio = mine.groupby(["model_id", "step"])["ma_ratio"].max().unstack().reindex(names)
+        linearity = mine.groupby(["model_id", "step"])["linearity"].mean().unstack().reindex(names)
+        end = last.pivot(index="model_id", columns="layer", values="ma_ratio").reindex(names)
+        shows = last.assign(hit=shows_mechanism(last)).pivot(index="model_id", columns="layer", values="hit")
+        height = 1.6 + 0.17 * len(names)
+        fig, axes = plt.subplots(1, 3, figsize=(14, height), gridspec_kw={"width_ratios": [3, 1.4, 3]})
+        rows = np.arange(len(names) + 1) - 0.5
+        top = max(2.0, float(np.nanmax(ratio.to_numpy())), float(np.nanmax(end.to_numpy())))
+        ratio_scale = matplotlib.colors.LogNorm(vmin=1, vmax=top)  # one scale for both ratio panels
+        lowest = float(np.nanmin(linearity.to_numpy()))
+        linearity_scale = matplotlib.colors.Normalize(math.floor(lowest * 10) / 10 if lowest < 1 else 0.0, 1)
+        for ax, frame, title, norm, cmap in (
+            (axes[0], ratio, "largest layer's top-1 / median |h|", ratio_scale, "magma"),
+            (axes[2], linearity, "mean linearity over layers", linearity_scale, "viridis"),
+        ):
+            image = ax.pcolormesh(_step_edges(frame.columns.to_numpy()), rows, frame.to_numpy(), norm=norm, cmap=cmap)
+            fig.colorbar(image, ax=ax, fraction=0.04, pad=0.01)
+            ticks = [t for t in (0, 10, 100, 1000, 10000) if t <= frame.columns.max()]
+            ax.set_xticks(np.log10(1 + np.array(ticks)), [f"{t:,}" for t in ticks], fontsize=7)
+            ax.set_xlabel("training step (log 1 + step)", fontsize=8)
+            ax.set_title(title, fontsize=9)
+        image = axes[1].pcolormesh(np.arange(end.shape[1] + 1) + 0.5, rows, end.to_numpy(), norm=ratio_scale,
+                                   cmap="magma")  # fmt: skip
+        fig.colorbar(image, ax=axes[1], fraction=0.08, pad=0.02)
+        hit_rows, hit_layers = np.nonzero(shows.reindex(index=names, columns=end.columns).fillna(False).to_numpy())
+        axes[1].scatter(end.columns.to_numpy()[hit_layers], hit_rows, s=9, c="#39d353", edgecolors="black", lw=0.4)
+        axes[1].set_xticks(end.columns.to_numpy(), [str(c) for c in end.columns], fontsize=6)
+        axes[1].set_xlabel("layer", fontsize=8)
+        axes[1].set_title("ratio at the end (dot: BOS mechanism)", fontsize=9)
+        for ax in axes:
+            ax.set_ylim(len(names) - 0.5, -0.5)
+            ax.set_yticks(np.arange(len(names)), names if ax is axes[0] else [""] * len(names), fontsize=6)
+        fig.suptitle(f"{family}: {len(names)} runs, the massive-activation ratio and linearity over training",
+                     fontsize=10)  # fmt: skip
+        paths.append(save_figure(fig, out / "figures" / f"{family}.png", dpi=80))
     return paths
+
+
+def _step_edges(steps: np.ndarray) -> np.ndarray:
+    """Cell edges on a log(1 + step) axis (log10) for checkpoints at `steps`: midway between neighbours."""
+    x = np.log10(1.0 + np.asarray(steps, dtype=np.float64))
+    if len(x) == 1:
+        return np.array([x[0] - 0.5, x[0] + 0.5])
+    mid = (x[1:] + x[:-1]) / 2
+    return np.concatenate([[x[0] - (mid[0] - x[0])], mid, [x[-1] + (x[-1] - mid[-1])]])
 
 
 def card(
