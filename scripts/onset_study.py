@@ -2,8 +2,9 @@
 
     .venv/bin/python scripts/onset_study.py [--seeds 5] [--tier-dir data/zoo/cpu2]
 
-Grouped CV by design, as training.evaluate.mechanism_error, with the served model's hyperparameters, repeated
-for several LightGBM seeds (the folds' regressors move with the seed: one seed's figure is not the method's).
+One design held out at a time, as training.evaluate.mechanism_error, with the served model's hyperparameters,
+repeated for several LightGBM seeds (the folds' regressors move with the seed: one seed's figure is not the
+method's).
 Prints, per seed, the share of held-out runs and of designs whose onset layer is exact, both ways.
 """
 

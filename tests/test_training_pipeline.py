@@ -13,7 +13,7 @@ from modelstore import current_version
 from training.dataset import build, load_configs
 from training.export import PARITY_TOLERANCE, onnx_predict
 from training.pipeline import RetrainConfig, retrain
-from training.tune import grouped_folds
+from training.tune import design_folds, grouped_folds
 
 
 @pytest.mark.slow
@@ -65,6 +65,18 @@ def test_grouped_folds_never_split_a_model(smoke_zoo):
     table = build(fit_table(pd.read_parquet(metrics))["model_id"], load_configs(configs))
     for train, test in grouped_folds(table["model_id"].to_numpy()):
         assert not set(table["model_id"].iloc[train]) & set(table["model_id"].iloc[test])
+
+
+def test_design_folds_hold_out_each_design_once_with_its_seed_replicates():
+    designs = np.array(["a", "a", "b", "c", "c", "c", "b"])  # rows: layers of runs, seeds of one design alike
+    folds = design_folds(designs)
+    assert len(folds) == 3
+    held = [set(designs[test]) for _, test in folds]
+    assert sorted(d for h in held for d in h) == ["a", "b", "c"] and all(len(h) == 1 for h in held)
+    for train, test in folds:
+        assert len(train) + len(test) == len(designs) and not set(designs[train]) & set(designs[test])
+    with pytest.raises(ValueError, match="at least 2"):
+        design_folds(np.array(["a", "a"]))
 
 
 @pytest.mark.slow

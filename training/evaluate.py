@@ -39,7 +39,7 @@ from training.dataset import (
 )
 from training.fit import curve_shapes
 from training.scale import axis_slopes
-from training.tune import cv_predictions, grouped_folds, lgbm, r2
+from training.tune import cv_predictions, design_folds, grouped_folds, lgbm, r2
 
 # The models every target is scored with: ours, the baselines under the same grouped CV, and the published
 # protocol (random 80/20 split of layers, which lets a model's own layers into training) for comparison.
@@ -389,8 +389,9 @@ def chance_calibration(chance: dict[str, float], right: dict[str, bool]) -> list
 
 
 def mechanism_error(table: pd.DataFrame, best: dict[str, dict], seed: int = 0, shared_offset: bool = True) -> dict:
-    """Where the BOS mechanism forms, on held-out models (grouped CV): the share of models whose onset layer
-    (the first layer that shows it at the end; none counts as a value) is predicted exactly, per run and per
+    """Where the BOS mechanism forms, on held-out models (one design left out at a time, tune.design_folds):
+    the share of models whose onset layer (the first layer that shows it at the end; none counts as a value) is
+    predicted exactly, per run and per
     design (against the design's most common onset over its seeds), beside a model-free baseline (the training
     models' most common onset layer) and the seed-noise ceiling, the per-layer accuracy of mechanism-or-not (the
     predicted margin's call, features.mechanism.carries_mechanism), and the median |log(pred/measured)| of the
@@ -406,7 +407,7 @@ def mechanism_error(table: pd.DataFrame, best: dict[str, dict], seed: int = 0, s
     X = feature_array(rows)
     measured = rows[MEASURED_FLAG].to_numpy() >= 0.5
     models, designs = rows["model_id"].to_numpy(), rows[DESIGN].to_numpy()
-    folds = grouped_folds(designs)
+    folds = design_folds(designs)
     fold_of = np.zeros(len(rows), dtype=int)
     for k, (_, test) in enumerate(folds):
         fold_of[test] = k
