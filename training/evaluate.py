@@ -391,14 +391,14 @@ def chance_calibration(chance: dict[str, float], right: dict[str, bool]) -> list
 def mechanism_error(table: pd.DataFrame, best: dict[str, dict], seed: int = 0, shared_offset: bool = True) -> dict:
     """Where the BOS mechanism forms, on held-out models (one design left out at a time, tune.design_folds):
     the share of models whose onset layer (the first layer that shows it at the end; none counts as a value) is
-    predicted exactly, per run and per
-    design (against the design's most common onset over its seeds), beside a model-free baseline (the training
-    models' most common onset layer) and the seed-noise ceiling, the per-layer accuracy of mechanism-or-not (the
-    predicted margin's call, features.mechanism.carries_mechanism), and the median |log(pred/measured)| of the
-    onset step where it is measured. The onset is the likeliest one (features.mechanism.onset_chances) under
-    the held-out margin error of the other folds, split into the offset a model's layers share and the rest
-    (the split over all folds, `margin_residual_sd_model` / `_layer`, is what the service uses; with
-    shared_offset=False the layers are taken as independent, for scripts/onset_study.py)."""
+    predicted exactly, per run and per design (against the design's most common onset over its seeds), beside a
+    model-free baseline (the training models' most common onset layer) and the seed-noise ceiling, the per-layer
+    accuracy of mechanism-or-not (the predicted margin's call, features.mechanism.carries_mechanism), and the
+    median |log(pred/measured)| of the onset step where it is measured. The onset is the likeliest one
+    (features.mechanism.onset_chances) under the held-out margin error of the other folds, split into the offset
+    a model's layers share and the rest (the split over all folds, `margin_residual_sd_model` / `_layer`, is
+    what the service uses; with shared_offset=False the layers are taken as independent, for
+    scripts/onset_study.py)."""
     margin, step = target_name(MECHANISM, "bos_margin"), target_name(MECHANISM, "onset_step")
     share = target_name(MECHANISM, "bos_share")
     rows = table.reset_index(drop=True)
