@@ -102,7 +102,10 @@ CPU2_SEEDED = ("llama", "neox", "gpt2", "llama-kvbias", "neox-kvbias", "llama-no
                "llama-kv2",
                # the next eight of them, in the same order (2026-12-03)
                "llama-tvr", "llama-tied", "llama-tvr-kvbias", "neox-nobias", "neox-tvr", "qwen2-kvbias",
-               "mix19-qwen2", "llama-ffn6")  # fmt: skip
+               "mix19-qwen2", "llama-ffn6",
+               # the last seven of them, in the same order (2026-12-03, third session)
+               "mix13-llama", "llama-noglu-ffn6", "llama-L6", "mix18-neox", "mix17-llama", "llama-L8",
+               "qwen2-L8")  # fmt: skip
 FAMILIES = {"llama": "llama", "qwen2": "qwen2", "neox": "gpt_neox", "gpt2": "gpt2"}
 
 
