@@ -5,7 +5,8 @@
 One design held out at a time, as training.evaluate.mechanism_error, with the served model's hyperparameters,
 repeated for several LightGBM seeds (the folds' regressors move with the seed: one seed's figure is not the
 method's).
-Prints, per seed, the share of held-out runs and of designs whose onset layer is exact, both ways.
+Prints, per seed, the share of held-out runs and of designs whose onset layer is exact, both ways; then the
+designs' score split by what their seeds say (one run, seeds that all agree, seeds that disagree).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import numpy as np
 
 from modelstore import read_manifest, resolve
 from training.dataset import build, load_configs, load_measured
-from training.evaluate import mechanism_error
+from training.evaluate import AGREEMENT_WORDS, mechanism_error
 from training.mechanism import mechanism_targets
 
 REPO = Path(__file__).resolve().parents[1]
@@ -33,6 +34,7 @@ def main() -> None:
     table = build(measured.metrics["model_id"], load_configs(measured.configs_dir), mechanism_targets(measured.metrics))
     scores = {"shared offset": [], "independent layers": []}
     bins = {name: [] for name in scores}
+    parts = {name: [] for name in scores}  # per seed: the designs' score by what their seeds say
     print(f"{'seed':>4}  {'shared offset (runs, designs)':>30}  {'independent layers (runs, designs)':>36}")
     for seed in range(args.seeds):
         row = []
@@ -41,11 +43,17 @@ def main() -> None:
             scores[name].append((got["onset_layer_exact"], got["onset_layer_exact_designs"]))
             row.append(f"{got['onset_layer_exact']:.1%}, {got['onset_layer_exact_designs']:.1%}")
             bins[name].append(got["onset_chance_calibration"])
+            parts[name].append(got["onset_layer_exact_designs_by_seed_agreement"])
         print(f"{seed:>4}  {row[0]:>30}  {row[1]:>36}")
     for name, values in scores.items():
         runs, designs = np.array(values).T
         print(f"{name}: runs {runs.min():.1%}–{runs.max():.1%} (mean {runs.mean():.1%}), "
               f"designs {designs.min():.1%}–{designs.max():.1%} (mean {designs.mean():.1%})")  # fmt: skip
+        for kind, words in AGREEMENT_WORDS.items():
+            exact = [seed[kind]["exact"] for seed in parts[name] if kind in seed]
+            if exact:
+                n = parts[name][0][kind]["designs"]
+                print(f"  designs {words}: {n}, exact in {min(exact):.1%}–{max(exact):.1%} (mean {np.mean(exact):.1%})")
         # whether the onset's chance means what it says, pooled over the seeds: per bin of chance
         for low in sorted({b["low"] for seed in bins[name] for b in seed}):
             pooled = [b for seed in bins[name] for b in seed if b["low"] == low]

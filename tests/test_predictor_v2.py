@@ -188,3 +188,24 @@ def test_the_onset_chance_calibration_counts_each_run_in_its_bin():
     assert [(b["low"], b["runs"]) for b in bins] == [(0.0, 2), (0.5, 1), (0.8, 2)]  # a chance of 1 is in the last
     assert bins[0]["mean_chance"] == pytest.approx(0.375) and bins[0]["right"] == 0.5
     assert bins[2]["right"] == 0.5 and bins[1]["right"] == 1.0
+
+
+def test_designs_are_scored_on_their_seeds_most_common_onset_and_split_by_seed_agreement():
+    from training.evaluate import design_onset_lines, score_designs
+
+    onsets = {"once": [2], "agree": [1, 1, 1], "split": [2, 1, 2], "tie": [1, None], "none": [None, None, 3]}
+    guess = {"once": 2, "agree": 1, "split": 1, "tie": 1, "none": None}
+    scored = score_designs(onsets, guess)
+    assert scored["designs"] == 4  # the tie has no most common onset and is left out
+    assert scored["exact"] == 0.75
+    assert scored["by_seed_agreement"] == {
+        "single": {"designs": 1, "exact": 1.0},
+        "unanimous": {"designs": 1, "exact": 1.0},
+        "split": {"designs": 2, "exact": 0.5},  # "split" guessed 1 against its mode 2; "none" right on None
+    }
+    report = {"onset_layer_exact_designs": scored["exact"], "designs_scored": scored["designs"], "designs": 5,
+              "onset_layer_exact_designs_by_seed_agreement": scored["by_seed_agreement"]}  # fmt: skip
+    (line,) = design_onset_lines(report)
+    assert (
+        "exact in 75% of 4 designs: 100% of the 1 trained once" in line and "50% of the 2 whose seeds disagree" in line
+    )
