@@ -104,6 +104,10 @@ class MarginError:
         """The sd of one layer's error, both parts together: what each layer's own chance is read with."""
         return math.hypot(self.model_sd, self.layer_sd)
 
+    def widened(self, factor: float) -> MarginError:
+        """Both parts times `factor` (≥ 1): outside the training domain the held-out error says too little."""
+        return MarginError(model_sd=self.model_sd * factor, layer_sd=self.layer_sd * factor)
+
     @classmethod
     def from_scores(cls, scores: dict) -> MarginError | None:
         """From a manifest's mechanism scores (training.evaluate.mechanism_error): the split where it is there;

@@ -29,7 +29,7 @@ WARNING_CODES = (
     "feature_out_of_range",  # a feature outside the training range
     "steps_beyond_training",  # steps past the last training checkpoint
     "curve_clipped",  # a curve left its metric's possible range and was clipped to it
-    "interval_widened",  # the 80 % bands widened with distance from the training domain
+    "interval_widened",  # the 80 % bands (and the mechanism's error) widened with distance from the training domain
     "scale_extrapolated",  # past the trained width or depth, the scale term moved the curves
 )
 
@@ -115,7 +115,10 @@ class MechanismPrediction:
 
 
 def mechanism_prediction(
-    targets: dict[str, np.ndarray], error: MarginError | None = None, intervals: dict[str, dict] | None = None
+    targets: dict[str, np.ndarray],
+    error: MarginError | None = None,
+    intervals: dict[str, dict] | None = None,
+    widen: np.ndarray | None = None,
 ) -> MechanismPrediction | None:
     """From the mechanism regressors' outputs; None where the model has none (a zoo without the BOS columns).
     A target the model could not learn (too few models measured it, e.g. no onset anywhere) reads as NaN. With
@@ -123,7 +126,9 @@ def mechanism_prediction(
     the likeliest one (features.mechanism.onset_chances); without (an older model), or where a margin is not
     finite, the first layer whose margin passes.
     `intervals` (name → the held-out band of measured − predicted in the target's own space, training.evaluate)
-    give each target its central 80 % band per layer; the onset step's only where the layer shows the mechanism."""
+    give each target its central 80 % band per layer; the onset step's only where the layer shows the mechanism.
+    `widen` ((L,), ≥ 1; the service's distance from the training domain) stretches each layer's band and the
+    margin error by the same rule as the curves' bands: the chances move towards even odds far from the data."""
     if "bos_margin" not in targets:
         return None
     nan = np.full(len(targets["bos_margin"]), np.nan)
@@ -131,23 +136,29 @@ def mechanism_prediction(
     margin = _within("bos_margin", targets["bos_margin"])
     has = carries_mechanism(margin)
     onset = np.where(has, _within("onset_step", targets.get("onset_step", nan)), np.nan)
-    bands = {name: mechanism_band(name, targets[name], band, has) for name, band in (intervals or {}).items()
+    widen = np.ones(len(margin)) if widen is None else np.asarray(widen, dtype=np.float64)
+    bands = {name: mechanism_band(name, targets[name], band, has, widen) for name, band in (intervals or {}).items()
              if name in targets and band.get("low") is not None and band.get("high") is not None}  # fmt: skip
     if error is None or not error.total_sd > 0 or not np.isfinite(targets["bos_margin"]).all():
         # no error to weigh, or a margin the model could not give: the first layer whose margin passes
         return MechanismPrediction(share, margin, has, onset, onset_layer(has), nan, intervals=bands)
+    if widen.max() > 1:  # one factor for the model: its layers' shared offset and their own error alike
+        error = error.widened(float(widen.max()))
     chance = mechanism_probability(targets["bos_margin"], error.total_sd)
     chances = onset_chances(targets["bos_margin"], error)
     likeliest = likeliest_onset(chances)
     return MechanismPrediction(share, margin, has, onset, likeliest, chance, float(chances[likeliest or 0]), bands)
 
 
-def mechanism_band(name: str, predicted: np.ndarray, band: dict, has: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(L,) low and high of a mechanism target's 80 % band: the held-out residual quantiles added in the target's
-    own space (features.mechanism.MECHANISM_TARGETS), back in its units, clipped to what it can be."""
+def mechanism_band(
+    name: str, predicted: np.ndarray, band: dict, has: np.ndarray, widen: np.ndarray | float = 1.0
+) -> tuple[np.ndarray, np.ndarray]:
+    """(L,) low and high of a mechanism target's 80 % band: the held-out residual quantiles (times `widen`, per
+    layer) added in the target's own space (features.mechanism.MECHANISM_TARGETS), back in its units, clipped to
+    what it can be."""
     form = TRANSFORM_FORMS[MECHANISM_TARGETS[name]]
     raw = form.forward(np.asarray(predicted, dtype=np.float64))
-    low, high = (_within(name, form.inverse(raw + band[end])) for end in ("low", "high"))
+    low, high = (_within(name, form.inverse(raw + band[end] * widen)) for end in ("low", "high"))
     if name == "onset_step":  # an onset only where the layer shows the mechanism
         return np.where(has, low, np.nan), np.where(has, high, np.nan)
     return low, high

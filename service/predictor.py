@@ -307,15 +307,16 @@ class Predictor:
             out[metric] = MetricPrediction(stacked, curves, self.band(metric, t, curves.values, widen))
         warnings = self.domain_warnings(rows.astype(np.float64), spec.model_type) + self.step_warnings(t) + clipped
         warnings += self.scale_warnings(rows, shift, metrics)
-        if self._band_nodes and widen.max() > 1:
+        if (self._band_nodes or self._margin_error) and widen.max() > 1:
             warnings.append(PredictionWarning(
                 "interval_widened",
-                f"outside the training domain the 80 % bands are widened up to {widen.max():.1f}× in log space, "
-                "by distance from the training range (a rule, not calibrated there)",
+                f"outside the training domain the 80 % bands are widened up to {widen.max():.1f}× (in log space "
+                "for the curves), and the BOS mechanism's chances are read with an error as much larger, by "
+                "distance from the training range (a rule, not calibrated there)",
                 feature="interval", value=float(widen.max()), range=(1.0, 1.0 + MAX_WIDENING),
             ))  # fmt: skip
         layer = self.layer_values(layer_outputs)
-        mechanism = mechanism_prediction(layer.get(MECHANISM, {}), self._margin_error, self._mechanism_bands)
+        mechanism = mechanism_prediction(layer.get(MECHANISM, {}), self._margin_error, self._mechanism_bands, widen)
         tokens = self.recipe.get("tokens_per_step")
         return Prediction(self.version, spec.model_type, t, out, warnings, mechanism, self.recipe,
                           t * tokens if tokens else None)  # fmt: skip

@@ -209,3 +209,37 @@ def test_designs_are_scored_on_their_seeds_most_common_onset_and_split_by_seed_a
     assert (
         "exact in 75% of 4 designs: 100% of the 1 trained once" in line and "50% of the 2 whose seeds disagree" in line
     )
+
+
+def test_outside_the_training_domain_the_mechanism_is_read_with_a_wider_error_and_inside_it_is_not():
+    from features.mechanism import MARGIN_CUT, onset_chances
+    from service.prediction import mechanism_prediction
+
+    targets = {"bos_share": np.array([0.9, 0.3, 0.95]), "bos_margin": MARGIN_CUT + np.array([0.4, -0.5, 0.2])}
+    bands = {"bos_share": {"low": -0.2, "high": 0.1}, "bos_margin": {"low": -0.3, "high": 0.25}}
+    error = MarginError(model_sd=0.2, layer_sd=0.1)
+    inside = mechanism_prediction(targets, error, bands)
+    assert mechanism_prediction(targets, error, bands, widen=np.ones(3)).to_json() == inside.to_json()
+    outside = mechanism_prediction(targets, error, bands, widen=np.array([1.0, 3.0, 2.0]))
+    # each layer's chance nearer even odds, on the same side of them: the margin's call does not change
+    assert (np.abs(outside.probability - 0.5) < np.abs(inside.probability - 0.5)).all()
+    assert ((outside.probability >= 0.5) == (inside.probability >= 0.5)).all()
+    assert outside.onset_chance == pytest.approx(float(onset_chances(targets["bos_margin"], error.widened(3.0))[1]))
+    assert (outside.has_mechanism == inside.has_mechanism).all()
+    # the bands stretch per layer by that layer's factor, around the same prediction
+    (low_in, high_in), (low_out, high_out) = inside.intervals["bos_margin"], outside.intervals["bos_margin"]
+    assert (high_out - outside.bos_margin) == pytest.approx((high_in - inside.bos_margin) * np.array([1, 3, 2]))
+    assert (low_out <= low_in).all()
+
+
+def test_a_config_far_from_the_zoo_says_its_mechanism_chances_are_widened():
+    import json
+
+    from service.predictor import Predictor
+
+    config = json.loads((REPO / "examples" / "configs" / "llama-2-7b.json").read_text())
+    got = Predictor().predict(config)
+    (widened,) = [w for w in got.warnings if w.code == "interval_widened"]
+    assert "mechanism's chances" in widened.message and widened.value > 1
+    # far out, no layer is called with the zoo's confidence either way
+    assert (np.abs(got.mechanism.probability - 0.5) < 0.3).all()
