@@ -258,9 +258,13 @@ def predict_cmd(
     write_table(frame, out)
     configs = frame["name"].nunique()
     typer.echo(
-        f"{configs} configs, {len(frame)} rows → {out} (model {predictor.version}; "
-        f"{warned} configs outside the training domain)"
+        f"{_count(configs, 'config')}, {len(frame)} rows → {out} (model {predictor.version}; "
+        f"{_count(warned, 'config')} with warnings)"
     )
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 @app.command("serve")

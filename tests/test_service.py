@@ -184,6 +184,7 @@ def test_cli_and_http_give_identical_numbers(client, models_env, tmp_path):
         ],
     )
     assert result.exit_code == 0, result.output
+    assert "1 config, " in result.output  # one config is not "1 configs"
     table = pd.DataFrame(json.loads(out.read_text()))
     for layer in http["layers"]:
         for metric, values in layer["metrics"].items():
