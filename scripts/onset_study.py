@@ -5,8 +5,9 @@
 One design held out at a time, as training.evaluate.mechanism_error, with the served model's hyperparameters,
 repeated for several LightGBM seeds (the folds' regressors move with the seed: one seed's figure is not the
 method's).
-Prints, per seed, the share of held-out runs and of designs whose onset layer is exact, both ways; then the
-designs' score split by what their seeds say (one run, seeds that all agree, seeds that disagree).
+Prints how many runs it reads (beside the served model's count), then, per seed, the share of held-out runs
+and of designs whose onset layer is exact, both ways; then the designs' score split by what their seeds say (one
+run, seeds that all agree, seeds that disagree).
 """
 
 from __future__ import annotations
@@ -29,8 +30,12 @@ def main() -> None:
     p.add_argument("--seeds", type=int, default=5)
     p.add_argument("--tier-dir", type=Path, default=REPO / "data" / "zoo" / "cpu2")
     args = p.parse_args()
-    best = {t.name: t.params for t in read_manifest(resolve(REPO / "models")).targets}
+    manifest = read_manifest(resolve(REPO / "models"))
+    best = {t.name: t.params for t in manifest.targets}
     measured = load_measured(args.tier_dir, None)
+    # which runs these figures are on: the served model's count, or more (runs that landed after its retrain)
+    runs, trained = measured.metrics["model_id"].nunique(), manifest.domain["models"]
+    print(f"{runs} runs in {args.tier_dir} (the served {manifest.version} was trained on {trained})")
     table = build(measured.metrics["model_id"], load_configs(measured.configs_dir), mechanism_targets(measured.metrics))
     scores = {"shared offset": [], "independent layers": []}
     bins = {name: [] for name in scores}

@@ -137,6 +137,8 @@ def mechanism_prediction(
     has = carries_mechanism(margin)
     onset = np.where(has, _within("onset_step", targets.get("onset_step", nan)), np.nan)
     widen = np.ones(len(margin)) if widen is None else np.asarray(widen, dtype=np.float64)
+    if widen.shape != margin.shape or not (np.isfinite(widen) & (widen >= 1)).all():
+        raise ValueError(f"widen must be one finite factor ≥ 1 per layer, got {widen}")
     bands = {name: mechanism_band(name, targets[name], band, has, widen) for name, band in (intervals or {}).items()
              if name in targets and band.get("low") is not None and band.get("high") is not None}  # fmt: skip
     if error is None or not error.total_sd > 0 or not np.isfinite(targets["bos_margin"]).all():

@@ -307,12 +307,11 @@ class Predictor:
             out[metric] = MetricPrediction(stacked, curves, self.band(metric, t, curves.values, widen))
         warnings = self.domain_warnings(rows.astype(np.float64), spec.model_type) + self.step_warnings(t) + clipped
         warnings += self.scale_warnings(rows, shift, metrics)
-        if (self._band_nodes or self._margin_error) and widen.max() > 1:
+        if widen.max() > 1 and (widened := self.widened_parts()):
             warnings.append(PredictionWarning(
                 "interval_widened",
-                f"outside the training domain the 80 % bands are widened up to {widen.max():.1f}× (in log space "
-                "for the curves), and the BOS mechanism's chances are read with an error as much larger, by "
-                "distance from the training range (a rule, not calibrated there)",
+                f"outside the training domain, by up to {widen.max():.1f}× with distance from the training range "
+                f"(a rule, not calibrated there): {'; '.join(widened)}",
                 feature="interval", value=float(widen.max()), range=(1.0, 1.0 + MAX_WIDENING),
             ))  # fmt: skip
         layer = self.layer_values(layer_outputs)
@@ -320,6 +319,17 @@ class Predictor:
         tokens = self.recipe.get("tokens_per_step")
         return Prediction(self.version, spec.model_type, t, out, warnings, mechanism, self.recipe,
                           t * tokens if tokens else None)  # fmt: skip
+
+    def widened_parts(self) -> list[str]:
+        """What this model widens outside the training domain, in the interval_widened warning's words."""
+        parts = []
+        if self._band_nodes:
+            parts.append("the curves' 80 % bands are widened (in log space)")
+        if self._mechanism_bands:
+            parts.append("the BOS mechanism's 80 % bands are widened")
+        if self._margin_error:
+            parts.append("the BOS mechanism's chances are read with an error as much larger")
+        return parts
 
     def widening(self, rows: np.ndarray) -> np.ndarray:
         """(L,): 1 inside the training range of every feature; 1 + the largest distance outside it (in units of

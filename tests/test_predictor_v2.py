@@ -230,16 +230,28 @@ def test_outside_the_training_domain_the_mechanism_is_read_with_a_wider_error_an
     (low_in, high_in), (low_out, high_out) = inside.intervals["bos_margin"], outside.intervals["bos_margin"]
     assert (high_out - outside.bos_margin) == pytest.approx((high_in - inside.bos_margin) * np.array([1, 3, 2]))
     assert (low_out <= low_in).all()
+    for bad in (np.array([1.0, np.nan, 2.0]), np.array([1.0, 0.5, 2.0]), np.ones(2)):  # no silent NaN or narrowing
+        with pytest.raises(ValueError, match="widen"):
+            mechanism_prediction(targets, error, bands, widen=bad)
 
 
 def test_a_config_far_from_the_zoo_says_its_mechanism_chances_are_widened():
     import json
 
+    from features import read_spec, spec_matrix
+    from features.mechanism import MECHANISM
+    from service.prediction import mechanism_prediction
     from service.predictor import Predictor
 
     config = json.loads((REPO / "examples" / "configs" / "llama-2-7b.json").read_text())
-    got = Predictor().predict(config)
+    predictor = Predictor()
+    got = predictor.predict(config)
     (widened,) = [w for w in got.warnings if w.code == "interval_widened"]
     assert "mechanism's chances" in widened.message and widened.value > 1
+    # the same regressor outputs read with the zoo's own error: every layer's chance moves towards even odds
+    _, layer_outputs = predictor.run(spec_matrix(read_spec(config)))
+    targets = predictor.layer_values(layer_outputs)[MECHANISM]
+    plain = mechanism_prediction(targets, predictor._margin_error, predictor._mechanism_bands)
+    assert (np.abs(got.mechanism.probability - 0.5) < np.abs(plain.probability - 0.5)).all()
     # far out, no layer is called with the zoo's confidence either way
     assert (np.abs(got.mechanism.probability - 0.5) < 0.3).all()
