@@ -219,6 +219,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, help="default: data/real/<model>")
     args = parser.parse_args(argv)
     anchor = ANCHORS[args.model]
+    # the commit measured from (read before anything runs), "-dirty" where the checkout had uncommitted changes
+    commit = subprocess.run(
+        ["git", "describe", "--always", "--dirty", "--abbrev=40"], cwd=REPO, capture_output=True, text=True
+    ).stdout.strip()
     args.out = args.out or REPO / "data" / "real" / args.model
     CACHE.mkdir(parents=True, exist_ok=True)
     gguf, versions = fetch_gguf(anchor)
@@ -259,10 +263,7 @@ def main(argv: list[str] | None = None) -> int:
             "torch": torch.__version__,
             "transformers": transformers.__version__,
             "gguf": md.version("gguf"),
-            # the commit measured from, and "-dirty" where the checkout had changes not yet committed
-            "archcast": subprocess.run(
-                ["git", "describe", "--always", "--dirty", "--abbrev=40"], cwd=REPO, capture_output=True, text=True
-            ).stdout.strip(),
+            "archcast": commit,
         },
         "hardware": {"machine": platform.machine(), "processor": platform.processor() or platform.machine()},
         "measured": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
