@@ -26,7 +26,7 @@ def test_cpu2_tier_has_48_designs_at_d128_plus_two_more_seeds_of_each_seeded_des
     assert Counter(r.name.rsplit("-s", 1)[0] for r in seeds) == {name: 2 for name in CPU2_SEEDED}
     assert {r.family for r in designs} == {"llama", "qwen2", "gpt_neox", "gpt2"}
     assert sum(r.name.startswith("mix") for r in designs) >= 12
-    assert {r.layers for r in designs} >= {2, 4, 10} and {r.d for r in designs} >= {128, 256}
+    assert {r.layers for r in designs} >= {2, 4, 10, 16} and {r.d for r in designs} >= {128, 256, 320}
     changes = [r.changes for r in designs]
     for change in ({"kv_bias": True}, {"tvr": True}, {"glu": False}, {"norm": "dyt"}):
         ((key, value),) = change.items()

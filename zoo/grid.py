@@ -150,6 +150,10 @@ def cpu2_one_factor() -> list[RunSpec]:
         v(gpt2, "untied", overrides={"tie_word_embeddings": False}),
         # the fourth family
         v(qwen2, "kvbias", changes={"kv_bias": True}), v(qwen2, "L8", layers=8),
+        # past the edge once the grid above had trained (2026-12-04): a width beyond 256, so that the width slope
+        # can be tested held out (with two designs at the widest width, neither lies past the others' range), and
+        # a depth nearer real models' (the real anchors have 18 and 30 layers)
+        v(llama, "d320", d=320, heads=10), v(llama, "L16", layers=16),
     ]  # fmt: skip
 
 
