@@ -140,6 +140,18 @@ def test_promotion_needs_better_parameters_and_no_worse_curves():
     assert should_promote(0.10, None, {"ma_ratio": 0.9}, None)[0]
 
 
+def test_promotion_refuses_a_challenger_that_places_the_onset_layer_in_fewer_held_out_designs():
+    from training.pipeline import should_promote
+
+    curves = {"ma_ratio": 0.70}
+    better = (0.20, 0.15, {"ma_ratio": 0.69}, curves)
+    promoted, reason = should_promote(*better, challenger_onset=0.800, champion_onset=0.815)
+    assert not promoted and "80.0% < 81.5%" in reason
+    assert should_promote(*better, challenger_onset=0.815, champion_onset=0.815)[0]  # a tie is no worse
+    assert should_promote(*better, challenger_onset=0.8, champion_onset=None)[0]  # an older champion: no score
+    assert should_promote(*better, force=True, challenger_onset=0.5, champion_onset=0.9)[0]
+
+
 def test_seed_replicates_share_a_design_and_never_straddle_a_fold():
     # Leave-architecture-out: a seed replicate (the same config under another run name) has the same feature
     # rows, so holding one out while training on the other would score the predictor on a design it has seen.

@@ -67,6 +67,11 @@ PAPER_FEATURES: tuple[str, ...] = (
 PAPER_COLUMNS = [FEATURES.index(f) for f in PAPER_FEATURES]
 
 
+# the onset score the model card leads with and the promotion rule weighs: the share of held-out designs whose onset
+# layer is exact (mechanism_error)
+ONSET_DESIGNS = "onset_layer_exact_designs"
+
+
 def _scores(y, pred) -> dict:
     return {"r2": r2(y, pred), "mae": float(np.mean(np.abs(y - pred)))}
 
@@ -337,7 +342,7 @@ def write_report(
 
 def design_onset_lines(mechanism: dict) -> list[str]:
     """The onset layer scored per design, against its seeds' most common one (where the report has it)."""
-    if "onset_layer_exact_designs" not in mechanism:
+    if ONSET_DESIGNS not in mechanism:
         return []
     return [
         f"- per design (its seeds' most common onset layer as the truth, one vote each; designs whose seeds tie "
@@ -505,7 +510,7 @@ def mechanism_error(table: pd.DataFrame, best: dict[str, dict], seed: int = 0, s
         "models": len(truth),
         "onset_layer_exact": float(np.mean([truth[m] == guess[m] for m in truth])),
         "onset_chance_calibration": chance_calibration(chance, {m: truth[m] == guess[m] for m in truth}),
-        "onset_layer_exact_designs": designs_scored["exact"],
+        ONSET_DESIGNS: designs_scored["exact"],
         "designs_scored": designs_scored["designs"],  # the designs whose seeds do not tie
         "onset_layer_exact_designs_by_seed_agreement": designs_scored["by_seed_agreement"],
         "baseline_most_common_onset_layer": baseline_hits / len(truth),
