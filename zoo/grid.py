@@ -154,6 +154,9 @@ def cpu2_one_factor() -> list[RunSpec]:
         # can be tested held out (with two designs at the widest width, neither lies past the others' range), and
         # a depth nearer real models' (the real anchors have 18 and 30 layers)
         v(llama, "d320", d=320, heads=10), v(llama, "L16", layers=16),
+        # then the depth of the two other families with a learned or rotary position and LayerNorm (GPT-2 forms the
+        # mechanism last layer first, NeoX from a middle layer at 8 layers: where does it start at 16?)
+        v(neox, "L16", layers=16), v(gpt2, "L16", layers=16),
     ]  # fmt: skip
 
 
