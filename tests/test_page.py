@@ -410,7 +410,7 @@ def test_warnings_are_in_words_and_prominent_outside_the_training_domain(server,
     assert browser.find_element(By.ID, "domain").is_displayed()
     assert shown_texts(browser, "#domain-list li") == outside
     assert shown_texts(browser, "#notes-list li") == others
-    assert any("n_layers=12 is outside the training range" in text for text in outside)
+    assert any("d_model=768 is outside the training range" in text for text in outside)
     browser.save_screenshot(str(tmp_path / "outside.png"))
 
     # a pasted config inside the domain: no such warning, and a deeper one brings it back
