@@ -19,7 +19,7 @@ import numpy as np
 
 from modelstore import read_manifest, resolve
 from training.dataset import build, load_configs, load_measured
-from training.evaluate import AGREEMENT_WORDS, mechanism_error
+from training.evaluate import AGREEMENT_WORDS, ONSET_DESIGNS, mechanism_error
 from training.mechanism import mechanism_targets
 
 REPO = Path(__file__).resolve().parents[1]
@@ -45,7 +45,7 @@ def main() -> None:
         row = []
         for name, shared in (("shared offset", True), ("independent layers", False)):
             got = mechanism_error(table, best, seed, shared_offset=shared)
-            scores[name].append((got["onset_layer_exact"], got["onset_layer_exact_designs"]))
+            scores[name].append((got["onset_layer_exact"], got[ONSET_DESIGNS]))
             row.append(f"{got['onset_layer_exact']:.1%}, {got['onset_layer_exact_designs']:.1%}")
             bins[name].append(got["onset_chance_calibration"])
             parts[name].append(got["onset_layer_exact_designs_by_seed_agreement"])

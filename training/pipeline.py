@@ -114,6 +114,7 @@ class Decision:
     champion_score: float | None = None
     champion_params: dict[str, dict] | None = None  # its hyperparameters, where comparable
     champion_data: str | None = None  # the data hash it was trained on
+    champion_mechanism: dict | None = None  # its hyperparameters' onset scores on the challenger's data
 
 
 @dataclass(frozen=True)
@@ -217,7 +218,11 @@ def grouped_r2(targets: dict[str, TargetData], best: dict[str, dict], seed: int)
     return float(np.nanmean(scores))
 
 
-def evaluate_stage(config: RetrainConfig, data: DataSet, best: dict[str, dict], console: Console) -> Evaluation:
+def evaluate_stage(
+    config: RetrainConfig, data: DataSet, best: dict[str, dict], console: Console, mechanism: dict | None = None
+) -> Evaluation:
+    """Grouped-CV scores, held-out curve errors and onset scores of `best` on `data`; `mechanism` where the onset
+    scores of these hyperparameters on this data are already known (decide_stage scored the champion's)."""
     console.print("[bold]evaluate[/] grouped CV against baselines")
     cache = config.work / f"evaluation-{data.digest[:8]}-{hyper_hash(best)}-s{config.seed}.json"
     if cache.exists():
@@ -233,7 +238,8 @@ def evaluate_stage(config: RetrainConfig, data: DataSet, best: dict[str, dict], 
         curve_error(data.table, data.metrics, data.fits, m, best[curve_target(m)], config.seed, reference_steps(data))
         for m in config.metric_names
     ]
-    mechanism = mechanism_error(data.table, best, config.seed)
+    if mechanism is None:
+        mechanism = mechanism_error(data.table, best, config.seed)
     # the same grouped-CV R² that grouped_r2 computes, read off the scores instead of a second CV pass
     cv_mean_r2 = float(np.nanmean([scores[name]["scores"][OURS]["r2"] for name in best]))
     return Evaluation(scores, curves, cv_mean_r2, mechanism)
@@ -360,7 +366,7 @@ def should_promote(
 
 def decide_stage(config: RetrainConfig, data: DataSet, evaluation: Evaluation) -> Decision:
     """The champion's hyperparameters scored on the challenger's data, then should_promote."""
-    champion, champion_curves, champion_onset, params, trained_on = None, None, None, None, None
+    champion, champion_curves, champion_mechanism, params, trained_on = None, None, None, None, None
     version = current_version(config.models)
     if version and (config.models / version / "manifest.json").exists():
         manifest = read_manifest(config.models / version)
@@ -377,12 +383,13 @@ def decide_stage(config: RetrainConfig, data: DataSet, evaluation: Evaluation) -
                 for m in config.metric_names
             }
             if ONSET_DESIGNS in evaluation.mechanism:  # scored only where the challenger has one to compare
-                champion_onset = mechanism_error(data.table, params, config.seed).get(ONSET_DESIGNS)
+                champion_mechanism = mechanism_error(data.table, params, config.seed)
     promote_it, reason = should_promote(
         evaluation.cv_mean_r2, champion, evaluation.curve_errors, champion_curves, config.force,
-        challenger_onset=evaluation.mechanism.get(ONSET_DESIGNS), champion_onset=champion_onset,
+        challenger_onset=evaluation.mechanism.get(ONSET_DESIGNS),
+        champion_onset=(champion_mechanism or {}).get(ONSET_DESIGNS),
     )  # fmt: skip
-    return Decision(promote_it, reason, champion, params, trained_on)
+    return Decision(promote_it, reason, champion, params, trained_on, champion_mechanism)
 
 
 def retrain(config: RetrainConfig, console: Console | None = None) -> RetrainResult:
@@ -404,7 +411,7 @@ def retrain(config: RetrainConfig, console: Console | None = None) -> RetrainRes
         # The champion's hyperparameters won on the new data, but the served files learnt from the old: serve
         # those hyperparameters trained on what is measured now, or new runs would never reach the service.
         console.print("[bold]refresh[/] the champion's hyperparameters, trained on the new data")
-        evaluation = evaluate_stage(config, data, decision.champion_params, console)
+        evaluation = evaluate_stage(config, data, decision.champion_params, console, decision.champion_mechanism)
         candidate = export_new_version(config, data, decision.champion_params, evaluation)
         decision = replace(decision, promote=True)
         reason += "; the champion's hyperparameters retrained on the new data are served instead"
