@@ -134,10 +134,11 @@ def evaluate_metrics(
         correction = Correction(first, np.concatenate([corrections[m].log_factor for m in names]))
     both = _evaluate(stacked, steps, low, high, None, correction)
     edges = np.cumsum([0, *sizes])
-    return {
-        m: Curves(*(getattr(both, f.name)[a:b] for f in fields(Curves)))
-        for m, a, b in zip(names, edges[:-1], edges[1:], strict=True)
-    }
+    parts = [getattr(both, name) for name in _CURVES_FIELDS]
+    return {m: Curves(*(part[a:b] for part in parts)) for m, a, b in zip(names, edges[:-1], edges[1:], strict=True)}
+
+
+_CURVES_FIELDS = tuple(f.name for f in fields(Curves))
 
 
 def clip_between(values, low, high) -> np.ndarray:
@@ -159,36 +160,37 @@ def _evaluate(
         raw = curve(t[None, :], *(c[:, None] for c in (A, lam, gamma, t0, K)))
         t_peak = peak_step(lam, gamma, t0)
         observable = np.isfinite(t_peak) & (t_peak > 0)
-        peak = np.where(observable, curve(np.where(observable, t_peak, 0.0), A, lam, gamma, t0, K), np.nan)
-        at_last = last_step is None and len(t) > 0  # the final value is the curve's at its last step
-        if last_step is None:
-            last_step = float(t.max()) if len(t) else 0.0
-        last_step = np.asarray(last_step, dtype=np.float64)
-        final = curve(last_step, A, lam, gamma, t0, K)
+        peak_at = np.where(observable, t_peak, 0.0)
+        peak = np.where(observable, curve(peak_at, A, lam, gamma, t0, K), np.nan)
+        # read at the largest step asked for, the final value is that column of the curves (the same operations
+        # on the same numbers), taken after the correction and the clip below
+        last_column = int(np.argmax(t)) if last_step is None and len(t) else None
+        if last_column is None:
+            final = curve(np.asarray(0.0 if last_step is None else last_step, dtype=np.float64), A, lam, gamma, t0, K)
         steady = np.where((lam > 0) | (A == 0), K, np.where(A > 0, np.inf, -np.inf))
         low_t, high_t = low[:, None], high[:, None]
-        outside = (raw < low_t) | (raw > high_t)
         if correction is not None:  # on the emergence curve as the correction was measured from (corrected_base)
-            factor = np.exp(correction.at(t))
-            raw = corrected_base(raw, low_t, high_t) * factor
-            outside = (raw < low_t) | (raw > high_t)  # what is served: the corrected curve
-            peak = corrected_base(peak, low, high) * np.exp(correction.at_each(np.where(observable, t_peak, 0.0)))
-            if at_last:  # already interpolated there
-                last = factor[:, int(np.argmax(t))]
-            else:
-                last = np.exp(correction.at_each(np.broadcast_to(last_step, A.shape)))
-            final = corrected_base(final, low, high) * last
+            raw = corrected_base(raw, low_t, high_t) * np.exp(correction.at(t))
+            peak = corrected_base(peak, low, high) * np.exp(correction.at_each(peak_at))
+            if last_column is None:
+                last = np.broadcast_to(0.0 if last_step is None else last_step, A.shape)
+                final = corrected_base(final, low, high) * np.exp(correction.at_each(last))
             steady = corrected_base(steady, low, high) * np.exp(correction.log_factor[:, -1])
+        outside = (raw < low_t) | (raw > high_t)  # what is served: the corrected curve, where there is a correction
+    values = clip_between(raw, low_t, high_t)
     return Curves(
-        values=clip_between(raw, low_t, high_t),
+        values=values,
         clipped=outside,
         steady_state=clip_between(steady, low, high),
-        extremum_kind=np.where(A > 0, "peak", np.where(A < 0, "dip", "none")),
+        extremum_kind=_EXTREMA[(A > 0).view(np.int8) - (A < 0).view(np.int8) + 1],  # NaN: neither, "none"
         peak_step=t_peak,
         peak_observable=observable,
         peak_value=clip_between(peak, low, high),  # NaN stays NaN
-        final_value=clip_between(final, low, high),
+        final_value=values[:, last_column].copy() if last_column is not None else clip_between(final, low, high),
     )
+
+
+_EXTREMA = np.array(["dip", "none", "peak"])  # by sign of A, −1 … 1
 
 
 @dataclass(frozen=True)

@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 import pandas as pd
+from scipy.special import ndtr  # the normal CDF as a bare ufunc: scipy.stats' norm.cdf costs 0.1 ms a call
 
 BOS_SHARE = 0.9  # share of windows whose top-1 is at position 0
 ABOVE_REST = 2.0  # BOS top-1 over the largest value away from BOS
@@ -121,8 +123,6 @@ class MarginError:
 def mechanism_probability(bos_margin, residual_sd: float) -> np.ndarray:
     """Per layer, the chance that the measured margin passes, for a predicted margin whose held-out error is
     normal with this sd: ≥ 0.5 exactly where carries_mechanism() says yes."""
-    from scipy.special import ndtr  # the normal CDF as a bare ufunc: scipy.stats' norm.cdf costs 0.1 ms a call
-
     return ndtr((np.asarray(bos_margin, dtype=np.float64) - MARGIN_CUT) / residual_sd)
 
 
@@ -132,8 +132,6 @@ def onset_chances(bos_margin, error: MarginError) -> np.ndarray:
     independently, layer k first with chance p_k(u) · Π_{j<k}(1 − p_j(u)), and u is averaged out. Taking the
     layers as independent (model_sd = 0) overstates how likely some early layer is to pass when the whole
     profile is off together."""
-    from scipy.special import ndtr
-
     margin = np.asarray(bos_margin, dtype=np.float64)
     if not np.isfinite(margin).all():
         return np.full(len(margin) + 1, np.nan)
@@ -151,17 +149,22 @@ def onset_chances(bos_margin, error: MarginError) -> np.ndarray:
     return weights @ np.hstack([none_before[:, -1:], passes * none_before[:, :-1]])
 
 
+@lru_cache(maxsize=64)  # MarginError is frozen, so hashable: a served model's grid (one per widening) made once
 def _offset_grid(error: MarginError) -> tuple[np.ndarray, np.ndarray]:
     """Offsets u and weights for the normal expectation over the shared offset, ±6 sd: spaced at a quarter of
     the per-layer sd (in offset units) or finer, so that each layer's chance, a normal CDF of that width in u,
-    is resolved (a fixed Gauss–Hermite rule is off by up to 0.1 when the per-layer part is small)."""
+    is resolved (a fixed Gauss–Hermite rule is off by up to 0.1 when the per-layer part is small). Read-only:
+    the arrays are shared between calls."""
     if error.model_sd == 0:
-        return np.zeros(1), np.ones(1)
-    step = min(0.25, 0.25 * error.layer_sd / error.model_sd)
-    half = min(1000, math.ceil(6.0 / step))
-    z = np.linspace(-6.0, 6.0, 2 * half + 1)
-    weights = np.exp(-0.5 * z * z)
-    return z * error.model_sd, weights / weights.sum()
+        offsets, weights = np.zeros(1), np.ones(1)
+    else:
+        step = min(0.25, 0.25 * error.layer_sd / error.model_sd)
+        half = min(1000, math.ceil(6.0 / step))
+        z = np.linspace(-6.0, 6.0, 2 * half + 1)
+        weights = np.exp(-0.5 * z * z)
+        offsets, weights = z * error.model_sd, weights / weights.sum()
+    offsets.flags.writeable = weights.flags.writeable = False
+    return offsets, weights
 
 
 def likeliest_onset(chances) -> int | None:

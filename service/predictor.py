@@ -297,7 +297,7 @@ class Predictor:
             stacked = params[metric]
             if curves.clipped.any():
                 low, high = METRIC_RANGE[metric]
-                layers_out = sorted({int(i) + 1 for i in np.nonzero(curves.clipped)[0]})
+                layers_out = (np.flatnonzero(curves.clipped.any(axis=1)) + 1).tolist()
                 clipped.append(PredictionWarning(
                     "curve_clipped",
                     f"{metric}: curve values outside its possible range [{low:g}, {high:g}] were clipped to it "
