@@ -157,6 +157,10 @@ def cpu2_one_factor() -> list[RunSpec]:
         # then the depth of the two other families with a learned or rotary position and LayerNorm (GPT-2 forms the
         # mechanism last layer first, NeoX from a middle layer at 8 layers: where does it start at 16?)
         v(neox, "L16", layers=16), v(gpt2, "L16", layers=16),
+        # past 16 layers (2026-12-04), so that the depth slopes, untested while three designs share the edge at 16,
+        # are tested held out, and nearer the real anchors' depth: does NeoX's top-1 reach BOS at two thirds of
+        # the depth again, or at a fixed layer?
+        v(llama, "L24", layers=24), v(neox, "L24", layers=24),
     ]  # fmt: skip
 
 
