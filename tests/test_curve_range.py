@@ -241,3 +241,15 @@ def test_reference_steps_are_spread_evenly_in_log_step_over_the_measured_ones():
     assert read_at.tolist() == [0, 1, 4, 8, 16, 32, 75, 125, 250, 500, 1000]
     assert set(read_at) <= set(steps)
     assert projection_steps([0, 10, 20], 11).tolist() == [0, 10, 20]  # fewer measured steps: all of them
+
+
+def test_extremum_kind_follows_the_sign_of_a_and_the_final_value_the_largest_step_in_any_order():
+    params = np.array([[1.0, 0.01, 1.0, 2.0, 3.0], [-1.0, 0.01, 1.0, 2.0, 3.0], [0.0, 0.01, 1.0, 2.0, 3.0],
+                       [np.nan, 0.01, 1.0, 2.0, 3.0]])  # fmt: skip
+    unsorted = np.array([30.0, 1000.0, 0.0, 5.0])
+    curves = evaluate(params, unsorted, "ma_ratio")
+    assert curves.extremum_kind.tolist() == ["peak", "dip", "none", "none"]
+    at_last = evaluate(params, unsorted, "ma_ratio", last_step=1000.0)  # read at that step, not off the curves
+    np.testing.assert_array_equal(curves.final_value[:3], at_last.final_value[:3])
+    np.testing.assert_array_equal(curves.final_value[:3], curves.values[:3, 1])
+    assert np.isnan(curves.final_value[3])
