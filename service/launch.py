@@ -25,8 +25,8 @@ def free_port(host: str = "127.0.0.1") -> int:
         return s.getsockname()[1]
 
 
-def serve_command(host: str = "127.0.0.1", port: int = 3000) -> list[str]:
-    return [sys.executable, "-m", "bentoml", "serve", SERVICE, "--host", host, "--port", str(port)]
+def serve_command(host: str = "127.0.0.1", port: int = 3000, service: str = SERVICE) -> list[str]:
+    return [sys.executable, "-m", "bentoml", "serve", service, "--host", host, "--port", str(port)]
 
 
 def wait_ready(server: subprocess.Popen, port: int, host: str = "127.0.0.1", timeout: float = 120.0) -> None:
