@@ -110,7 +110,7 @@ class MechanismPrediction:
         layers = np.arange(1, len(self.has_mechanism) + 1)[self.has_mechanism]
         step = self.onset_step[self.onset_layer - 1]
         when = f", from about step {step:,.0f}" if np.isfinite(step) else ""
-        where = f"; in layers {_ranges(layers)}" if len(layers) else "; no single layer is more likely than not"
+        where = f"; in {_layers(layers)}" if len(layers) else "; no single layer is more likely than not"
         return f"mechanism: BOS massive activation most likely from layer {self.onset_layer}{odds}{when}{where}"
 
 
@@ -294,7 +294,7 @@ def describe(metric: str, curves: Curves, steps: np.ndarray) -> str:
     if settled:
         text += f"; settles at {_span([v for _, v in settled])}"
         if unsettled:
-            text += f" in layer{'s' if len(settled) > 1 else ''} {_ranges([layer for layer, _ in settled])}"
+            text += f" in {_layers([layer for layer, _ in settled])}"
     if unsettled:
         layers, last = [layer for layer, _ in unsettled], max(steps.tolist(), default=0)
         plural, verb = ("s", "they settle") if len(layers) > 1 else ("", "it settles")
@@ -303,7 +303,7 @@ def describe(metric: str, curves: Curves, steps: np.ndarray) -> str:
             f"at step {last:g}: where {verb} is an extrapolation"
         )
     if endless:
-        text += f"; no plateau in layer{'s' if len(endless) > 1 else ''} {_ranges(endless)} (still moving as log step)"
+        text += f"; no plateau in {_layers(endless)} (still moving as log step)"
     last = max(steps.tolist(), default=0)
     extrema = zip(
         curves.peak_observable.tolist(), curves.extremum_kind.tolist(), curves.peak_step.tolist(), strict=True
@@ -312,7 +312,7 @@ def describe(metric: str, curves: Curves, steps: np.ndarray) -> str:
     for kind in ("peak", "dip"):
         layers = [layer for k, layer in where if k == kind]
         if layers:
-            text += f"; {kind} in layers {_ranges(layers)}"
+            text += f"; {kind} in {_layers(layers)}"
     return text
 
 
@@ -343,6 +343,11 @@ def _half_way_step(values: list[float], steps: list[float]) -> float | None:
     if not math.isfinite(change) or abs(change) < 1e-12:
         return None
     return next((float(t) for t, v in pairs if (v - first) / change >= 0.5), None)
+
+
+def _layers(layers) -> str:
+    """[3] → "layer 3"; [1, 2, 3, 5] → "layers 1–3, 5"."""
+    return f"layer{'s' if len(layers) > 1 else ''} {_ranges(layers)}"
 
 
 def _ranges(layers) -> str:

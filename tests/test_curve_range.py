@@ -120,6 +120,7 @@ def test_the_summary_says_which_layers_settle_and_which_keep_growing():
     params = [[3.0, 0.01, 1.0, 2.0, 5.0], [2.0, 0.0, 0.1, 1.0, 4.0], [2.0, 0.0, 0.1, 1.0, 6.0]]
     text = describe("ma_ratio", evaluate(params, steps, "ma_ratio"), steps)
     assert "settles at 5" in text and "no plateau in layers 2–3" in text
+    assert "; peak in layer 1" in text and "layers 1" not in text  # one layer is said as one
     one = describe("ma_ratio", evaluate(params[:2], steps, "ma_ratio"), steps)
     assert "no plateau in layer 2 " in one
 
