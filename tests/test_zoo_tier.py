@@ -13,17 +13,18 @@ import torch
 import archmods
 from features.mechanism import read_mechanism, shows_mechanism
 from training.zoo_tier import add_run, load_provenance, load_tier
-from zoo.grid import CPU2_SEEDED, tier
+from zoo.grid import CPU2_SEEDED, CPU2_TIED, tier
 from zoo.pipeline import is_committed
 
 
-def test_cpu2_tier_has_48_designs_at_d128_plus_two_more_seeds_of_each_seeded_design():
+def test_cpu2_tier_has_48_designs_at_d128_plus_two_more_seeds_of_each_seeded_design_and_a_third_of_the_tied():
     runs = tier("cpu2")
     seeds = [r for r in runs if r.recipe.seed != 0]
     designs = [r for r in runs if r.recipe.seed == 0]
     assert len(designs) >= 48 and all(r.d >= 128 for r in runs)
     assert len({r.name for r in runs}) == len(runs)
-    assert Counter(r.name.rsplit("-s", 1)[0] for r in seeds) == {name: 2 for name in CPU2_SEEDED}
+    assert Counter(r.name.rsplit("-s", 1)[0] for r in seeds) == {n: 2 + (n in CPU2_TIED) for n in CPU2_SEEDED}
+    assert set(CPU2_TIED) <= set(CPU2_SEEDED)
     assert {r.family for r in designs} == {"llama", "qwen2", "gpt_neox", "gpt2"}
     assert sum(r.name.startswith("mix") for r in designs) >= 12
     assert {r.layers for r in designs} >= {2, 4, 10, 16} and {r.d for r in designs} >= {128, 256, 320}
