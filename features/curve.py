@@ -165,16 +165,16 @@ def _evaluate(
         # read at the largest step asked for, the final value is that column of the curves (the same operations
         # on the same numbers), taken after the correction and the clip below
         last_column = int(np.argmax(t)) if last_step is None and len(t) else None
-        if last_column is None:
-            final = curve(np.asarray(0.0 if last_step is None else last_step, dtype=np.float64), A, lam, gamma, t0, K)
+        if last_column is None:  # a step given (scalar or per row), or no steps asked for: step 0
+            last_at = np.asarray(0.0 if last_step is None else last_step, dtype=np.float64)
+            final = curve(last_at, A, lam, gamma, t0, K)
         steady = np.where((lam > 0) | (A == 0), K, np.where(A > 0, np.inf, -np.inf))
         low_t, high_t = low[:, None], high[:, None]
         if correction is not None:  # on the emergence curve as the correction was measured from (corrected_base)
             raw = corrected_base(raw, low_t, high_t) * np.exp(correction.at(t))
             peak = corrected_base(peak, low, high) * np.exp(correction.at_each(peak_at))
             if last_column is None:
-                last = np.broadcast_to(0.0 if last_step is None else last_step, A.shape)
-                final = corrected_base(final, low, high) * np.exp(correction.at_each(last))
+                final = corrected_base(final, low, high) * np.exp(correction.at_each(np.broadcast_to(last_at, A.shape)))
             steady = corrected_base(steady, low, high) * np.exp(correction.log_factor[:, -1])
         outside = (raw < low_t) | (raw > high_t)  # what is served: the corrected curve, where there is a correction
     values = clip_between(raw, low_t, high_t)

@@ -149,7 +149,9 @@ def onset_chances(bos_margin, error: MarginError) -> np.ndarray:
     return weights @ np.hstack([none_before[:, -1:], passes * none_before[:, :-1]])
 
 
-@lru_cache(maxsize=64)  # MarginError is frozen, so hashable: a served model's grid (one per widening) made once
+# MarginError is frozen, so hashable: a model's own grid is made once; a widened error (outside the training domain,
+# a factor per design) gets its own, kept for the last 64
+@lru_cache(maxsize=64)
 def _offset_grid(error: MarginError) -> tuple[np.ndarray, np.ndarray]:
     """Offsets u and weights for the normal expectation over the shared offset, ±6 sd: spaced at a quarter of
     the per-layer sd (in offset units) or finer, so that each layer's chance, a normal CDF of that width in u,

@@ -46,7 +46,7 @@ def main() -> None:
         for name, shared in (("shared offset", True), ("independent layers", False)):
             got = mechanism_error(table, best, seed, shared_offset=shared)
             scores[name].append((got["onset_layer_exact"], got[ONSET_DESIGNS]))
-            row.append(f"{got['onset_layer_exact']:.1%}, {got['onset_layer_exact_designs']:.1%}")
+            row.append(f"{got['onset_layer_exact']:.1%}, {got[ONSET_DESIGNS]:.1%}")
             bins[name].append(got["onset_chance_calibration"])
             parts[name].append(got["onset_layer_exact_designs_by_seed_agreement"])
         print(f"{seed:>4}  {row[0]:>30}  {row[1]:>36}")
