@@ -20,6 +20,9 @@ from pathlib import Path
 
 import pandas as pd
 
+# the recipe fields written beside each run's metrics as recipe_<field> (zoo.spec.Recipe's names)
+RECIPE_COLUMNS = ("steps", "batch_size", "seq_len", "lr", "min_lr_frac", "warmup", "weight_decay", "bos", "seed")
+
 
 def run_files(tier_dir: Path) -> list[Path]:
     return sorted((Path(tier_dir) / "runs").glob("*.parquet"))
@@ -44,7 +47,12 @@ def add_run(run_dir: Path, metrics_dir: Path, tier_dir: Path, command: str) -> P
     summary = json.loads((run_dir / "run.json").read_text())
     metrics = pd.read_parquet(metrics_dir / "metrics.parquet")
     name = run_dir.name
-    metrics = metrics[metrics["model_id"] == name]
+    metrics = metrics[metrics["model_id"] == name].copy()
+    recipe = summary["spec"]["recipe"]
+    # the recipe travels with every row, so a run's table is readable on its own (training reads these columns)
+    for key in RECIPE_COLUMNS:
+        metrics[f"recipe_{key}"] = recipe[key]
+    metrics["tokens"] = metrics["step"].astype("int64") * int(summary["tokens_per_step"])
     expected = len(summary["checkpoints"])
     if metrics["step"].nunique() != expected:
         raise ValueError(f"{name}: {metrics['step'].nunique()} checkpoints measured, the run saved {expected}")
@@ -59,9 +67,11 @@ def add_run(run_dir: Path, metrics_dir: Path, tier_dir: Path, command: str) -> P
         "spec": summary["spec"],
         "training": {k: summary[k] for k in ("n_params", "initial_loss", "final_loss", "seconds", "tokens_per_step")},
         "training_threads": summary.get("threads"),
+        "recipe": recipe,
+        "sittings": summary.get("sittings", []),  # one entry per start or resume of the training
         "tvr_rescales": summary.get("tvr_rescales"),
         "corpus": {k: corpus[k] for k in ("source", "sha256")},
-        "commands": [f"archcast zoo run --tier {tier_dir.name} --only {name} --jobs 2 --threads 1", command],
+        "commands": [f"archcast zoo run --tier {tier_dir.name} --only {name} --threads {summary['threads']}", command],
         "extraction": manifest["settings"],
         "probe_sha256": manifest["probe_sha256"],
         "versions": {

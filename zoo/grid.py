@@ -200,6 +200,45 @@ def cpu2_tier() -> list[RunSpec]:
     return runs[:4] + seeded[:3] + runs[4:8] + seeded[3:] + runs[8:]
 
 
+# The token axis (ground truth v3): 4× the cpu2 tokens (4,000 steps of 32 × 128), cosine over each run's own
+# length, so that a long run differs from its cpu2 run by its length alone (the length is a recipe feature);
+# a warmup-stable-decay schedule would change the schedule's shape as well. 40 linear checkpoints, every 100 steps.
+LONG_RECIPE = replace(CPU2_RECIPE, steps=4000)
+
+
+def long_tier() -> list[RunSpec]:
+    """The designs whose mechanism had not formed by step 1,000 in cpu2, their bases, and a wide mitigation."""
+    by_name = {r.name: r for r in cpu2_one_factor()}
+    names = ("llama", "neox", "llama-d192", "llama-d256", "llama-d320", "llama-L10", "llama-L16", "neox-L16",
+             "gpt2-L16", "gpt2-d256", "qwen2-L8")  # fmt: skip
+    runs = [by_name[n] for n in names]
+    neox_wide = replace(by_name["neox"], name="neox-d256", d=256, heads=8)
+    runs += [neox_wide, _variant(neox_wide, "kvbias", changes={"kv_bias": True})]
+    return [replace(r, name=f"{r.name}-t4", recipe=LONG_RECIPE) for r in runs]
+
+
+# The recipe axis (ground truth v3): one change to the cpu2 recipe at a time, at the cpu2 length in tokens.
+RECIPE_VARIANTS = {
+    "lr0.5": dict(lr=CPU2_RECIPE.lr * 0.5),
+    "lr2": dict(lr=CPU2_RECIPE.lr * 2),
+    "wd0.1": dict(weight_decay=0.1),
+    "nobos": dict(bos=False),
+    "b128": dict(batch_size=CPU2_RECIPE.batch_size * 4, steps=CPU2_RECIPE.steps // 4, warmup=CPU2_RECIPE.warmup // 4),
+}
+RECIPE_DESIGNS = ("llama", "neox", "gpt2", "qwen2", "llama-kvbias", "llama-noglu")
+
+
+def recipe_tier() -> list[RunSpec]:
+    """Six designs × five recipe changes, and the base Llama's second seed under each (against seed noise)."""
+    by_name = {r.name: r for r in cpu2_one_factor()}
+    runs = []
+    for design, seed in [("llama", 0), ("llama", 1), *((d, 0) for d in RECIPE_DESIGNS[1:])]:
+        for key, change in RECIPE_VARIANTS.items():
+            name = f"{design}-{key}" + (f"-s{seed}" if seed else "")
+            runs.append(replace(by_name[design], name=name, recipe=replace(CPU2_RECIPE, seed=seed, **change)))
+    return runs
+
+
 def tier(name: str) -> list[RunSpec]:
     if name == "smoke":
         small = dict(d=32, layers=2, heads=2)
@@ -212,6 +251,10 @@ def tier(name: str) -> list[RunSpec]:
         return [replace(r, recipe=CPU_RECIPE) for r in runs]
     if name == "cpu2":
         return cpu2_tier()
+    if name == "long":
+        return long_tier()
+    if name == "recipe":
+        return recipe_tier()
     if name == "gpu":  # wider and deeper, longer runs
         runs = one_factor_grid() + random_combinations(12)
         return [replace(r, name=f"{r.name}-g", d=r.d * 4, layers=r.layers * 2, heads=r.heads * 2 if r.heads < 8
@@ -219,4 +262,4 @@ def tier(name: str) -> list[RunSpec]:
     raise ValueError(f"unknown tier {name!r}; choose one of {', '.join(TIERS)}")
 
 
-TIERS = ("smoke", "cpu", "cpu2", "gpu")
+TIERS = ("smoke", "cpu", "cpu2", "long", "recipe", "gpu")

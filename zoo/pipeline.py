@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import multiprocessing
-import shutil
 import traceback
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
@@ -17,7 +16,9 @@ from zoo.spec import RunSpec
 from zoo.tokenizer import load_or_train
 from zoo.train import RUN_FILE, train_run
 
-VOCAB_SIZE = {"smoke": 512, "cpu": 4096, "cpu2": 4096, "gpu": 8192}
+VOCAB_SIZE = {"smoke": 512, "cpu": 4096, "cpu2": 4096, "long": 4096, "recipe": 4096, "gpu": 8192}
+# the v3 tiers extend cpu2 along tokens and recipe: the same tokenizer and token stream, so runs compare
+TOKENS_OF = {"long": "cpu2", "recipe": "cpu2"}
 
 
 @dataclass(frozen=True)
@@ -33,9 +34,11 @@ def prepare(tier: str, cache: Path) -> ZooData:
     cache = Path(cache)
     corpus = committed_slice() if tier == "smoke" else fetch(cache / "corpus")
     base = cache / "zoo" / tier
-    tok_dir = base / "tokenizer"
+    base.mkdir(parents=True, exist_ok=True)
+    shared = cache / "zoo" / TOKENS_OF.get(tier, tier)
+    tok_dir = shared / "tokenizer"
     tokenizer = load_or_train(tok_dir, corpus.train, VOCAB_SIZE[tier])
-    tokens = base / "tokens.npy"
+    tokens = shared / "tokens.npy"
     if not tokens.exists():
         ids = tokenizer(corpus.train.read_text(encoding="utf-8"), add_special_tokens=False)["input_ids"]
         np.save(tokens, np.asarray(ids, dtype=np.uint16))
@@ -65,8 +68,7 @@ def _train_one(spec: RunSpec, data: ZooData, threads: int, device: str) -> dict:
         torch.set_num_threads(threads)
     tokenizer = PreTrainedTokenizerFast.from_pretrained(data.tokenizer_dir)
     tokens = np.load(data.tokens)
-    run_dir = data.runs_dir / spec.name
-    shutil.rmtree(run_dir, ignore_errors=True)  # an unfinished run restarts from scratch
+    run_dir = data.runs_dir / spec.name  # an unfinished run continues from its last complete checkpoint
     return train_run(spec, tokens, tokenizer, run_dir, device=device, log=lambda m: print(m, flush=True))
 
 

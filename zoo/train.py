@@ -1,4 +1,10 @@
-"""Train one zoo run from scratch and save its checkpoint series (a folder per step)."""
+"""Train one zoo run and save its checkpoint series (a folder per step); an interrupted run resumes.
+
+Each checkpoint folder also holds `trainer_state.pt` (weights, optimizer, sampler and torch RNG states,
+the losses so far) until the next checkpoint is complete, so a run killed at any moment continues from
+its last complete checkpoint and ends with the weights an uninterrupted run would have (bit for bit, at
+the same thread count and torch build).
+"""
 
 from __future__ import annotations
 
@@ -16,6 +22,7 @@ from contracts import STEP_FILE
 from zoo.spec import Recipe, RunSpec
 
 RUN_FILE = "run.json"  # written last: its presence marks a finished run
+STATE_FILE = "trainer_state.pt"  # what a resumed run needs; kept in the latest checkpoint only
 
 
 def lr_at(step: int, recipe: Recipe) -> float:
@@ -61,14 +68,32 @@ def tvr_rescale_(model: torch.nn.Module, sigma: float, threshold: float) -> int:
     return count
 
 
-def save_checkpoint(model, tokenizer, folder: Path, step: int, loss: float | None, tokens_seen: int) -> None:
-    tmp = folder.with_name(f".{folder.name}.tmp")  # hidden until complete: extraction skips it
+def save_checkpoint(
+    model, tokenizer, folder: Path, step: int, loss: float | None, tokens_seen: int, state: dict | None = None
+) -> None:
+    """Write folder/ atomically (a hidden temporary folder renamed when complete: extraction skips it)."""
+    tmp = folder.with_name(f".{folder.name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     archmods.save_causal_lm(model, tmp)
     tokenizer.save_pretrained(tmp)
     (tmp / STEP_FILE).write_text(json.dumps({"step": step, "loss": loss, "tokens": tokens_seen}))
+    if state is not None:
+        torch.save(state, tmp / STATE_FILE)
     shutil.rmtree(folder, ignore_errors=True)
     tmp.rename(folder)
+
+
+def latest_state(run_dir: Path) -> Path | None:
+    """The trainer state of the run's latest complete checkpoint, if any."""
+    states = Path(run_dir).glob(f"step*/{STATE_FILE}")
+    found = [(json.loads((f.parent / STEP_FILE).read_text())["step"], f) for f in states]
+    return max(found)[1] if found else None
+
+
+def _drop_older_states(run_dir: Path, keep: Path) -> None:
+    for f in Path(run_dir).glob(f"step*/{STATE_FILE}"):
+        if f != keep:
+            f.unlink()
 
 
 def optimizer_for(model: torch.nn.Module, recipe: Recipe) -> torch.optim.AdamW:
@@ -97,7 +122,10 @@ def train_step(model, optimizer, batch: torch.Tensor, step: int, recipe: Recipe,
 
 
 def train_run(spec: RunSpec, tokens: np.ndarray, tokenizer, run_dir: Path, device: str = "cpu", log=print) -> dict:
-    """Train `spec` and write run_dir/step{N}/ for each checkpoint step, then run.json."""
+    """Train `spec` and write run_dir/step{N}/ for each checkpoint step, then run.json.
+
+    Continues from the latest complete checkpoint's trainer state when run_dir has one.
+    """
     recipe = spec.recipe
     torch.manual_seed(recipe.seed)
     config = spec.config(len(tokenizer), tokenizer.bos_token_id, tokenizer.eos_token_id)
@@ -107,14 +135,42 @@ def train_run(spec: RunSpec, tokens: np.ndarray, tokenizer, run_dir: Path, devic
     checkpoints = set(recipe.checkpoint_steps())
     use_tvr = bool(spec.changes.get("tvr"))
     run_dir.mkdir(parents=True, exist_ok=True)
-    start, losses, tvr_count = time.time(), [], 0
-    tokens_per_step = recipe.batch_size * recipe.seq_len
-    for step in range(recipe.steps + 1):
-        if step in checkpoints:
-            recent = float(np.mean(losses[-20:])) if losses else None
-            save_checkpoint(
-                model.eval().cpu(), tokenizer, run_dir / f"step{step}", step, recent, step * tokens_per_step
+    first, losses, tvr_count, seconds_before, sittings = 0, [], 0, 0.0, []
+    state_file = latest_state(run_dir)
+    if state_file is not None:
+        state = torch.load(state_file, weights_only=False)
+        if state["spec"] != json.loads(json.dumps(spec.to_dict(), default=str)):
+            raise ValueError(
+                f"{spec.name}: {run_dir} holds a run of another spec; remove the folder to train this one afresh"
             )
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        batches.rng.bit_generator.state = state["sampler"]
+        torch.set_rng_state(state["torch_rng"])
+        first, losses, tvr_count = state["step"], state["losses"], state["tvr_count"]
+        seconds_before, sittings = state["seconds"], state["sittings"]
+        log(f"{spec.name}: resuming from step {first}")
+    sittings = [*sittings, {"from_step": first, "threads": torch.get_num_threads(), "torch": torch.__version__}]
+    start = time.time()
+    tokens_per_step = recipe.batch_size * recipe.seq_len
+    for step in range(first, recipe.steps + 1):
+        if step in checkpoints and not (state_file is not None and step == first):
+            recent = float(np.mean(losses[-20:])) if losses else None
+            folder = run_dir / f"step{step}"
+            state = {
+                "spec": json.loads(json.dumps(spec.to_dict(), default=str)),
+                "step": step,
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "sampler": batches.rng.bit_generator.state,
+                "torch_rng": torch.get_rng_state(),
+                "losses": losses,
+                "tvr_count": tvr_count,
+                "seconds": seconds_before + time.time() - start,
+                "sittings": sittings,
+            }
+            save_checkpoint(model.eval().cpu(), tokenizer, folder, step, recent, step * tokens_per_step, state)
+            _drop_older_states(run_dir, keep=folder / STATE_FILE)
             model.to(device).train()
         if step == recipe.steps:
             break
@@ -124,17 +180,19 @@ def train_run(spec: RunSpec, tokens: np.ndarray, tokenizer, run_dir: Path, devic
         losses.append(loss)
         if step % 100 == 0:
             log(f"{spec.name}: step {step}/{recipe.steps} loss {losses[-1]:.3f}")
+    _drop_older_states(run_dir, keep=Path())  # a finished run needs no trainer state
     summary = {
         "spec": spec.to_dict(),
         "n_params": sum(p.numel() for p in model.parameters()),
         "final_loss": float(np.mean(losses[-20:])),
         "initial_loss": losses[0],
-        "seconds": round(time.time() - start, 1),
+        "seconds": round(seconds_before + time.time() - start, 1),
         "tokens_per_step": tokens_per_step,
         "checkpoints": sorted(checkpoints),
         "tvr_rescales": tvr_count,
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
+        "sittings": sittings,
     }
     (run_dir / RUN_FILE).write_text(json.dumps(summary, indent=2, default=str))
     return summary

@@ -1,0 +1,91 @@
+"""zoo/: a run killed mid-way and started again ends with the weights of a run that was never interrupted."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from zoo.train import RUN_FILE, STATE_FILE, latest_state
+
+# trains one small run (TVR on, so its rescale count is part of the state) in a process of its own
+WORKER = """
+import sys, numpy as np, torch
+from pathlib import Path
+from transformers import PreTrainedTokenizerFast
+from zoo.spec import Recipe, RunSpec
+from zoo.train import train_run
+torch.set_num_threads(1)
+tok_dir, tokens, run_dir = sys.argv[1:4]
+recipe = Recipe(steps=400, batch_size=2, seq_len=32, warmup=5, n_linear_checkpoints=10, log_until=8, tvr_every=5)
+spec = RunSpec("resume-llama", "llama", d=32, layers=2, heads=2, changes={"tvr": True}, recipe=recipe)
+train_run(spec, np.load(tokens), PreTrainedTokenizerFast.from_pretrained(tok_dir), Path(run_dir), log=lambda m: None)
+"""
+
+
+def _sha256s(run_dir: Path) -> dict[str, str]:
+    return {p.parent.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in run_dir.glob("step*/model.safetensors")}
+
+
+def _worker(tok_dir: Path, tokens: Path, run_dir: Path) -> subprocess.Popen:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen([sys.executable, "-c", WORKER, str(tok_dir), str(tokens), str(run_dir)], env=env)
+
+
+def test_a_run_killed_mid_way_resumes_to_the_weights_of_an_uninterrupted_run(tokenizer, tmp_path):
+    tok_dir, tokens = tmp_path / "tokenizer", tmp_path / "tokens.npy"
+    tokenizer.save_pretrained(tok_dir)
+    text = Path(__file__).resolve().parents[1].joinpath("data", "corpus", "train_slice.txt").read_text()
+    np.save(tokens, np.asarray(tokenizer(text[:200_000], add_special_tokens=False)["input_ids"], dtype=np.uint16))
+
+    whole, cut = tmp_path / "whole", tmp_path / "cut"
+    assert _worker(tok_dir, tokens, whole).wait(timeout=600) == 0
+
+    killed = _worker(tok_dir, tokens, cut)
+    deadline = time.time() + 600
+    while not (cut / "step120" / STATE_FILE).exists():  # a checkpoint a third of the way in
+        assert killed.poll() is None and time.time() < deadline, "the run ended before it could be killed"
+        time.sleep(0.005)
+    killed.send_signal(signal.SIGKILL)
+    killed.wait()
+    assert not (cut / RUN_FILE).exists(), "the run finished before the kill: nothing was resumed"
+    state = latest_state(cut)
+    assert state is not None and len(list(cut.glob(f"step*/{STATE_FILE}"))) == 1  # only the latest is kept
+    assert len(_sha256s(cut)) < len(_sha256s(whole))
+
+    assert _worker(tok_dir, tokens, cut).wait(timeout=600) == 0
+    assert _sha256s(cut) == _sha256s(whole)  # every checkpoint, the last included, bit for bit
+    summary, reference = (json.loads((d / RUN_FILE).read_text()) for d in (cut, whole))
+    assert summary["final_loss"] == reference["final_loss"] and summary["tvr_rescales"] == reference["tvr_rescales"]
+    assert [s["from_step"] for s in summary["sittings"]][0] == 0 and summary["sittings"][-1]["from_step"] > 0
+    assert not list(cut.glob(f"step*/{STATE_FILE}"))  # a finished run keeps no trainer state
+
+
+def test_a_run_folder_of_another_spec_is_refused_not_resumed(tokenizer, tmp_path):
+    from zoo.spec import Recipe, RunSpec
+    from zoo.train import train_run
+
+    text = Path(__file__).resolve().parents[1].joinpath("data", "corpus", "train_slice.txt").read_text()
+    ids = np.asarray(tokenizer(text[:50_000], add_special_tokens=False)["input_ids"], dtype=np.uint16)
+    recipe = Recipe(steps=6, batch_size=2, seq_len=16, warmup=1, n_linear_checkpoints=3)
+    spec = RunSpec("a", "llama", d=32, layers=1, heads=2, recipe=recipe)
+    run_dir = tmp_path / "a"
+
+    def crash(message):  # the trainer logs after step 0, once checkpoint 0 and its state are written
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train_run(spec, ids, tokenizer, run_dir, log=crash)
+    assert latest_state(run_dir) == run_dir / "step0" / STATE_FILE
+    with pytest.raises(ValueError, match="another spec"):
+        train_run(spec.with_recipe(lr=1e-3), ids, tokenizer, run_dir, log=lambda m: None)
+    summary = train_run(spec, ids, tokenizer, run_dir, log=lambda m: None)  # the same spec resumes
+    assert summary["sittings"][-1]["from_step"] == 0 and len(summary["sittings"]) == 2
