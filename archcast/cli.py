@@ -142,7 +142,7 @@ def fit_cmd(
 
     import pandas as pd
 
-    from features.curve import PUBLISHED_MEAN_R2
+    from emergence.curve import PUBLISHED_MEAN_R2
     from training.fit import FitWarning, fit_table
     from training.solvers import PRIOR_STRENGTH
 

@@ -19,7 +19,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.colors import LogNorm  # noqa: E402
 
-from features.mechanism import read_mechanism, shows_mechanism  # noqa: E402
+from emergence.mechanism import read_mechanism, shows_mechanism  # noqa: E402
 
 
 def figure(rows: pd.DataFrame, title: str, summary: str) -> plt.Figure:

@@ -61,11 +61,11 @@ class Manifest:
     metrics: list[str]
     domain: dict[str, Any]  # {"feature_ranges", "model_types", "models", "layers"}
     default_steps: list[int] = field(default_factory=list)
-    projection_steps: list[float] = field(default_factory=list)  # where the curve regressors are read (features.curve)
+    projection_steps: list[float] = field(default_factory=list)  # where the curve regressors are read (emergence.curve)
     recipe: dict[str, Any] = field(default_factory=dict)  # the training recipe the steps refer to
     intervals: dict[str, dict[str, Any]] = field(default_factory=dict)  # metric → conformal band by step
     shapes: dict[str, list[list[float]]] = field(default_factory=dict)  # metric → curve shapes (λ, γ, t0)
-    scale: dict[str, dict[str, Any]] = field(default_factory=dict)  # metric → axis → slope (features.scale)
+    scale: dict[str, dict[str, Any]] = field(default_factory=dict)  # metric → axis → slope (emergence.scale)
     reference_rows: dict[str, dict[str, Any]] = field(default_factory=dict)  # name → {"config", "rows"}
     info: dict[str, Any] = field(default_factory=dict)
 

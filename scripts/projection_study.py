@@ -4,7 +4,7 @@
 
 Grouped CV by design, as training.evaluate.curve_error, with the served model's hyperparameters; the regressors
 are fitted once per fold and read at every measured step, then each choice of reference steps is projected
-(features.curve.project) and scored bare and corrected (features.curve.Correction), without the scale term.
+(emergence.curve.project) and scored bare and corrected (emergence.curve.Correction), without the scale term.
 Prints the median |log(predicted / measured)| over every held-out checkpoint, and the error step by step.
 """
 
@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from features.curve import Projector, curve_rows, evaluate, project, projection_steps
+from emergence.curve import Projector, curve_rows, evaluate, project, projection_steps
 from modelstore import read_manifest, resolve
 from training.dataset import DESIGN, build, curve_data, feature_array, load_configs, load_measured, measured_by_step
 from training.fit import FitWarning, curve_shapes, fit_table

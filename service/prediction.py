@@ -10,8 +10,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from features.curve import PARAMS, TRANSFORM_FORMS, Curves, clip_between
-from features.mechanism import (
+from emergence.curve import PARAMS, TRANSFORM_FORMS, Curves, clip_between
+from emergence.mechanism import (
     ABOVE_REST,
     BOS_SHARE,
     MECHANISM_TARGETS,
@@ -66,7 +66,7 @@ class MechanismPrediction:
     bos_margin: np.ndarray  # (L,) log(top-1 ratio / largest ratio away from the first token)
     has_mechanism: np.ndarray  # (L,) bool: whether the layer shows the mechanism (its predicted margin passes)
     onset_step: np.ndarray  # (L,) the step from which the layer shows it (NaN where it does not)
-    onset_layer: int | None  # the likeliest first layer that shows it (features.mechanism.likeliest_onset)
+    onset_layer: int | None  # the likeliest first layer that shows it (emergence.mechanism.likeliest_onset)
     probability: np.ndarray  # (L,) the chance that the layer shows it (NaN for a model without residuals)
     onset_chance: float = float("nan")  # the chance that onset_layer is the measured onset (NaN: no residuals)
     intervals: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)  # name → (L,) 80 % band
@@ -123,7 +123,7 @@ def mechanism_prediction(
     """From the mechanism regressors' outputs; None where the model has none (a zoo without the BOS columns).
     A target the model could not learn (too few models measured it, e.g. no onset anywhere) reads as NaN. With
     the margin's held-out error, each layer gets its chance (both parts of the error together) and the onset is
-    the likeliest one (features.mechanism.onset_chances); without (an older model), or where a margin is not
+    the likeliest one (emergence.mechanism.onset_chances); without (an older model), or where a margin is not
     finite, the first layer whose margin passes.
     `intervals` (name → the held-out band of measured − predicted in the target's own space, training.evaluate)
     give each target its central 80 % band per layer; the onset step's only where the layer shows the mechanism.
@@ -156,7 +156,7 @@ def mechanism_band(
     name: str, predicted: np.ndarray, band: dict, has: np.ndarray, widen: np.ndarray | float = 1.0
 ) -> tuple[np.ndarray, np.ndarray]:
     """(L,) low and high of a mechanism target's 80 % band: the held-out residual quantiles (times `widen`, per
-    layer) added in the target's own space (features.mechanism.MECHANISM_TARGETS), back in its units, clipped to
+    layer) added in the target's own space (emergence.mechanism.MECHANISM_TARGETS), back in its units, clipped to
     what it can be."""
     form = TRANSFORM_FORMS[MECHANISM_TARGETS[name]]
     raw = form.forward(np.asarray(predicted, dtype=np.float64))

@@ -20,8 +20,7 @@ import onnx.compose
 import onnxruntime
 
 from contracts import CURRENT_POINTER
-from features import FEATURES, ArchcastError, read_spec, spec_matrix
-from features.curve import (
+from emergence.curve import (
     METRIC_RANGE,
     Correction,
     Projector,
@@ -31,8 +30,9 @@ from features.curve import (
     from_target,
     project,
 )
-from features.mechanism import MECHANISM, MarginError
-from features.scale import AXES, scale_term
+from emergence.mechanism import MECHANISM, MarginError
+from emergence.scale import AXES, scale_term
+from features import FEATURES, ArchcastError, read_spec, spec_matrix
 from modelstore import ModelError, read_manifest, resolve, verify
 from service.prediction import MetricPrediction, Prediction, PredictionWarning, mechanism_prediction
 
@@ -125,7 +125,7 @@ class Predictor:
                 "archcast, which regressed the five parameters one by one): retrain it (`archcast retrain`)"
             )
         self.curve_targets = [curves[m] for m in self.metrics]
-        # each curve regressor is read at the reference steps its export names and projected (features.curve)
+        # each curve regressor is read at the reference steps its export names and projected (emergence.curve)
         if not manifest.projection_steps:
             raise ModelError(
                 f"{self.folder.name} does not name the steps its curve regressors are read at (an export of an "
@@ -230,7 +230,7 @@ class Predictor:
 
     def scale_warnings(self, rows: np.ndarray, shift: np.ndarray, metrics: list[str]) -> list[PredictionWarning]:
         """Where the scale term moved the curves: along which axes, by how much at the last step, and whether
-        past the reach of the measured trend (features.scale)."""
+        past the reach of the measured trend (emergence.scale)."""
         beyond = self.scale.beyond(rows)
         moving = self.scale.moving(beyond)
         if not moving or not shift.any():
@@ -263,7 +263,7 @@ class Predictor:
     ) -> tuple[dict[str, np.ndarray], dict[str, Correction]]:
         """metric → (L, 5) emergence-curve parameters, and metric → the correction that takes those curves
         through the regressor's values: each curve regressor's log values at the projection steps, moved by the
-        scale term's (M, T) `shift`, projected onto the emergence curve (features.curve.project), all metrics in
+        scale term's (M, T) `shift`, projected onto the emergence curve (emergence.curve.project), all metrics in
         one pass. Both in the order of `metrics`."""
         M, T = len(curve_outputs), len(self.projection_steps)
         logs = np.concatenate(curve_outputs, axis=None).astype(np.float64).reshape(M, -1, T)

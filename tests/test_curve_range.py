@@ -1,4 +1,4 @@
-"""features/curve.py: every value `evaluate` reads off a curve (the curve, its steady state, its extremum and its
+"""emergence/curve.py: every value `evaluate` reads off a curve (the curve, its steady state, its extremum and its
 final value) lies inside what the metric can be, and `clipped` marks exactly the steps where the raw curve left it."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from features.curve import METRIC_RANGE, evaluate
+from emergence.curve import METRIC_RANGE, evaluate
 
 STEPS = np.array([0.0, 5.0, 30.0, 100.0, 1000.0])
 # (A, λ, γ, t0, K): the extremum sits near step 27 (x* = exp(W(1/λ)) ≈ 29.5), |A·e^{−λx*}·ln x*| ≈ 2.5·|A|
@@ -43,7 +43,7 @@ def test_curves_steady_states_extrema_and_final_values_are_clipped_to_the_metric
 def test_several_metrics_evaluated_in_one_pass_equal_each_evaluated_alone():
     from dataclasses import fields
 
-    from features.curve import evaluate_metrics
+    from emergence.curve import evaluate_metrics
 
     rng = np.random.default_rng(0)
     steps = [0, 3, 50, 400, 5000]
@@ -66,7 +66,7 @@ def test_several_metrics_evaluated_in_one_pass_equal_each_evaluated_alone():
         for f in fields(alone):
             np.testing.assert_array_equal(getattr(together[metric], f.name), getattr(alone, f.name), err_msg=f.name)
     # and with each metric's own correction
-    from features.curve import Correction
+    from emergence.curve import Correction
 
     read_at = np.array([0.0, 10.0, 300.0, 2000.0])
     corrections = {m: Correction(read_at, rng.normal(0, 0.3, (len(p), len(read_at)))) for m, p in params.items()}
@@ -79,7 +79,7 @@ def test_several_metrics_evaluated_in_one_pass_equal_each_evaluated_alone():
 
 def test_a_grouped_projection_equals_each_groups_own_projection():
     # The service projects every metric in one pass; each row must take the best shape of its own metric only.
-    from features.curve import Projector, curve
+    from emergence.curve import Projector, curve
 
     rng = np.random.default_rng(1)
     steps = np.array([0, 1, 4, 16, 64, 256, 1000], dtype=float)
@@ -99,7 +99,7 @@ def test_a_grouped_projection_equals_each_groups_own_projection():
 def test_shapes_that_draw_one_curve_are_kept_once_so_ties_do_not_depend_on_rounding():
     # λ = 0 with γ and t0 scaled alike draws ln(c·x) = ln c + ln x: the same curve up to K. The projection
     # keeps the first; a flat row stays flat (A = 0 to rounding, not a spurious dip).
-    from features.curve import Projector, curve
+    from emergence.curve import Projector, curve
 
     steps = np.array([0, 2, 8, 32, 128, 512, 1000], dtype=float)
     shapes = np.array([[0.0, 1.0, 1.0], [0.0, 0.1, 0.1], [0.0, 0.01, 0.01], [0.002, 0.5, 2.0], [0.0, 0.05, 1.0]])
@@ -152,7 +152,7 @@ def _dip_then_rise(steps):
 
 
 def test_a_corrected_curve_passes_through_the_values_it_was_projected_from():
-    from features.curve import Projector, project, projection_steps
+    from emergence.curve import Projector, project, projection_steps
 
     steps = np.array([0, 1, 2, 4, 8, 16, 32, *range(50, 1001, 25)], dtype=np.float64)
     read_at = projection_steps(steps)
@@ -176,7 +176,7 @@ def test_a_corrected_curve_passes_through_the_values_it_was_projected_from():
 
 
 def test_steady_state_and_peak_value_are_read_off_the_corrected_curve():
-    from features.curve import Correction
+    from emergence.curve import Correction
 
     params = np.array([[3.0, 0.01, 1.0, 2.0, 20.0], [2.0, 0.02, 0.5, 1.0, 10.0]])  # both decay to K in range
     read_at = np.array([0.0, 10.0, 1000.0])
@@ -197,7 +197,7 @@ def test_steady_state_and_peak_value_are_read_off_the_corrected_curve():
 
 
 def test_a_correction_reads_nan_as_nan_past_the_ends_as_the_ends_and_one_step_everywhere():
-    from features.curve import Correction
+    from emergence.curve import Correction
 
     two = Correction(np.array([0.0, 100.0]), np.array([[0.0, 1.0]]))
     got = two.at_each(np.array([np.nan]))
@@ -210,7 +210,7 @@ def test_a_correction_reads_nan_as_nan_past_the_ends_as_the_ends_and_one_step_ev
 
 
 def test_clipped_marks_where_the_served_corrected_curve_leaves_the_range():
-    from features.curve import Correction
+    from emergence.curve import Correction
 
     params = np.array([[3.0, 0.01, 1.0, 2.0, 1.0]])  # a ratio curve that stays above 1 …
     steps = np.array([0.0, 10.0, 100.0])
@@ -223,7 +223,7 @@ def test_clipped_marks_where_the_served_corrected_curve_leaves_the_range():
 def test_a_zero_correction_changes_nothing():
     from dataclasses import fields
 
-    from features.curve import Correction
+    from emergence.curve import Correction
 
     params = np.array(OVERSHOOT["ma_ratio"] + [[3.0, 0.0, 0.1, 1.0, 2.0]])
     zero = Correction(np.array([0.0, 10.0, 1000.0]), np.zeros((len(params), 3)))
@@ -235,7 +235,7 @@ def test_a_zero_correction_changes_nothing():
 
 
 def test_reference_steps_are_spread_evenly_in_log_step_over_the_measured_ones():
-    from features.curve import projection_steps
+    from emergence.curve import projection_steps
 
     steps = [0, 1, 2, 4, 8, 16, 32, *range(50, 1001, 25)]
     read_at = projection_steps(steps, 11)

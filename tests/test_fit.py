@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from emergence.curve import PARAMS, curve, evaluate, jacobian, peak_step
 from features import ArchcastError
-from features.curve import PARAMS, curve, evaluate, jacobian, peak_step
 from training.fit import FitWarning, fit_table
 from training.solvers import _Penalised, _transformed, fit_series, fit_towards
 

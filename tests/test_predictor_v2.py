@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.mechanism import BOS_SHARE, MarginError, carries_mechanism, onset_layer
+from emergence.mechanism import BOS_SHARE, MarginError, carries_mechanism, onset_layer
 from training.dataset import load_measured
 from training.evaluate import INTERVAL_LEVEL, conformal_band
 from training.mechanism import mechanism_targets, onset_step
@@ -46,7 +46,7 @@ def test_mechanism_targets_read_share_margin_and_onset_per_layer():
 
 def test_in_the_zoo_a_margin_that_passes_comes_with_the_top1_on_bos():
     """Why the predictor reads mechanism-or-not off its predicted margin alone: in the committed cpu2 zoo the
-    share test never binds where the margin passes (features.mechanism)."""
+    share test never binds where the margin passes (emergence.mechanism)."""
     measured = mechanism_targets(load_measured(REPO / "data" / "zoo" / "cpu2").metrics)
     passes = carries_mechanism(measured["bos_margin"])
     assert passes.sum() >= 20
@@ -75,7 +75,7 @@ def test_conformal_bands_cover_their_level_on_data_they_were_not_calibrated_on()
 
 
 def test_the_likeliest_onset_weighs_every_layer_and_agrees_with_the_margin_call_at_even_odds():
-    from features.mechanism import MARGIN_CUT, MarginError, likeliest_onset, mechanism_probability, onset_chances
+    from emergence.mechanism import MARGIN_CUT, MarginError, likeliest_onset, mechanism_probability, onset_chances
 
     independent = MarginError(model_sd=0.0, layer_sd=0.3)
     sure, unlikely = MARGIN_CUT + 1.0, MARGIN_CUT - 1.0
@@ -94,7 +94,7 @@ def test_the_likeliest_onset_weighs_every_layer_and_agrees_with_the_margin_call_
 
 
 def test_an_offset_shared_by_a_models_layers_makes_no_onset_likelier_than_independent_layers_would():
-    from features.mechanism import MARGIN_CUT, MarginError, likeliest_onset, onset_chances
+    from emergence.mechanism import MARGIN_CUT, MarginError, likeliest_onset, onset_chances
 
     # the same total error; when most of it moves all four layers together, "none of them passes" is about as
     # likely as one layer failing, so the four near-even layers no longer make layer 1 a near certainty
@@ -120,7 +120,7 @@ def test_a_manifest_gives_its_margin_error_and_an_older_one_independent_layers()
 
 @pytest.mark.parametrize("model_sd, layer_sd", [(0.236, 0.131), (0.29, 0.05), (0.3, 0.02), (0.3, 0.0), (0.0, 0.3)])
 def test_onset_chances_match_a_monte_carlo_of_the_shared_offset_and_per_layer_errors(model_sd, layer_sd):
-    from features.mechanism import MARGIN_CUT, onset_chances
+    from emergence.mechanism import MARGIN_CUT, onset_chances
 
     rng = np.random.default_rng(7)
     n = 400_000
@@ -137,7 +137,7 @@ def test_onset_chances_match_a_monte_carlo_of_the_shared_offset_and_per_layer_er
 
 
 def test_a_margin_the_model_could_not_give_falls_back_to_the_first_layer_that_passes():
-    from features.mechanism import MARGIN_CUT, onset_chances
+    from emergence.mechanism import MARGIN_CUT, onset_chances
     from service.prediction import mechanism_prediction
 
     margins = np.array([MARGIN_CUT + 1.0, np.nan, MARGIN_CUT - 1.0])
@@ -165,7 +165,7 @@ def test_mechanism_bands_hold_the_prediction_stay_in_range_and_give_no_onset_ban
 
 
 def test_the_served_onset_says_how_likely_it_is_and_an_older_model_says_nothing():
-    from features.mechanism import MARGIN_CUT, onset_chances
+    from emergence.mechanism import MARGIN_CUT, onset_chances
     from service.prediction import mechanism_prediction
 
     margins = np.array([MARGIN_CUT - 0.2, MARGIN_CUT + 0.3, MARGIN_CUT + 0.4])
@@ -212,7 +212,7 @@ def test_designs_are_scored_on_their_seeds_most_common_onset_and_split_by_seed_a
 
 
 def test_outside_the_training_domain_the_mechanism_is_read_with_a_wider_error_and_inside_it_is_not():
-    from features.mechanism import MARGIN_CUT, onset_chances
+    from emergence.mechanism import MARGIN_CUT, onset_chances
     from service.prediction import mechanism_prediction
 
     targets = {"bos_share": np.array([0.9, 0.3, 0.95]), "bos_margin": MARGIN_CUT + np.array([0.4, -0.5, 0.2])}
@@ -238,8 +238,8 @@ def test_outside_the_training_domain_the_mechanism_is_read_with_a_wider_error_an
 def test_a_config_far_from_the_zoo_says_its_mechanism_chances_are_widened():
     import json
 
+    from emergence.mechanism import MECHANISM
     from features import read_spec, spec_matrix
-    from features.mechanism import MECHANISM
     from service.prediction import mechanism_prediction
     from service.predictor import Predictor
 

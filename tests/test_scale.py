@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from emergence.scale import AxisSlope, ScaleTerm
 from features import feature_matrix
-from features.scale import AxisSlope, ScaleTerm
 from service.predictor import Predictor
 from training.dataset import build
 from training.scale import axis_slopes

@@ -329,7 +329,7 @@ def test_openapi_document_and_docs_page_are_archcasts_own(client):
 def test_curves_stay_within_what_each_metric_can_be():
     # The committed model extrapolates far outside its zoo for a 12-layer, d=768 config; whatever the
     # parameters, a ratio is >= 1 and a linearity score lies in [0, 1], and clipping is announced.
-    from features.curve import METRIC_RANGE
+    from emergence.curve import METRIC_RANGE
 
     config = json.loads((REPO / "examples" / "configs" / "pythia-160m.json").read_text())
     result = Predictor(REPO / "models").predict(config).to_json()  # the committed model, whatever the env says
@@ -357,8 +357,8 @@ def test_one_combined_onnx_session_equals_one_session_per_model_file():
     import numpy as np
     import onnxruntime
 
+    from emergence.curve import curve_rows
     from features import feature_matrix
-    from features.curve import curve_rows
 
     predictor = Predictor(REPO / "models", threads=1)
     rows = np.concatenate([feature_matrix(json.loads(p.read_text())) for p in sorted(CONFIGS.glob("*.json"))])
@@ -379,8 +379,8 @@ def test_the_served_curve_passes_through_the_curve_regressors_values_at_the_refe
     # values at the reference steps (moved by the scale term where it applies), and the params stay the curve's.
     import numpy as np
 
+    from emergence.curve import METRIC_RANGE, curve
     from features import read_spec, spec_matrix
-    from features.curve import METRIC_RANGE, curve
 
     predictor = Predictor(REPO / "models", threads=1)
     config = json.loads((CONFIGS / "pythia-160m.json").read_text())

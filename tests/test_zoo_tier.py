@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import archmods
-from features.mechanism import read_mechanism, shows_mechanism
+from emergence.mechanism import read_mechanism, shows_mechanism
 from training.zoo_tier import add_run, load_provenance, load_tier
 from zoo.grid import CPU2_SEEDED, CPU2_TIED, tier
 from zoo.pipeline import is_committed

@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from emergence.curve import TRANSFORM_FORMS, curve_rows, to_log_value
+from emergence.mechanism import MECHANISM, MECHANISM_TARGETS
 from features import FEATURES, ArchcastError, featurize, read_spec
-from features.curve import TRANSFORM_FORMS, curve_rows, to_log_value
-from features.mechanism import MECHANISM, MECHANISM_TARGETS
 from training.fit import without_duplicates
 
 CURVE = "curve"  # the target of a metric's curve regressor: log(metric) at (features, step)

@@ -16,8 +16,7 @@ from sklearn.model_selection import train_test_split
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from features import FEATURES
-from features.curve import (
+from emergence.curve import (
     PUBLISHED_LAYERS,
     PUBLISHED_MEAN_R2,
     Projector,
@@ -26,8 +25,9 @@ from features.curve import (
     project,
     projection_steps,
 )
-from features.mechanism import MECHANISM, MarginError, carries_mechanism, likeliest_onset, onset_chances, onset_layer
-from features.scale import AXES, ScaleTerm
+from emergence.mechanism import MECHANISM, MarginError, carries_mechanism, likeliest_onset, onset_chances, onset_layer
+from emergence.scale import AXES, ScaleTerm
+from features import FEATURES
 from training.dataset import (
     DESIGN,
     MEASURED_FLAG,
@@ -135,12 +135,12 @@ def curve_error(
 
     Each fold's curve regressor learns from the training models' checkpoints; its predictions for the held-out
     layers at the measured steps are projected onto the emergence curve over shapes from the training models'
-    fits alone and corrected to pass through the regressor's values (features.curve.project), evaluated and
+    fits alone and corrected to pass through the regressor's values (emergence.curve.project), evaluated and
     clipped as the service serves them. Every checkpoint of every held-out layer counts.
     `direct_median_abs_log_ratio` is the regressor's own error read at every measured step, and
     `emergence_median_abs_log_ratio` that of the bare emergence curves, without the correction.
 
-    The scale term (features.scale) is tested axis by axis: a held-out model past its fold's training range on
+    The scale term (emergence.scale) is tested axis by axis: a held-out model past its fold's training range on
     an axis where that fold measured a slope is predicted with that axis's shift alone and without it
     (`extrapolated`); an axis is served (`applied`) unless its shift did harm there, or where nothing tested
     it. The scores and the band are those of the served model: only the applied axes' shifts.
@@ -433,9 +433,9 @@ def mechanism_error(table: pd.DataFrame, best: dict[str, dict], seed: int = 0, s
     the share of models whose onset layer (the first layer that shows it at the end; none counts as a value) is
     predicted exactly, per run and per design (against the design's most common onset over its seeds), beside a
     model-free baseline (the training models' most common onset layer) and the seed-noise ceiling, the per-layer
-    accuracy of mechanism-or-not (the predicted margin's call, features.mechanism.carries_mechanism), and the
+    accuracy of mechanism-or-not (the predicted margin's call, emergence.mechanism.carries_mechanism), and the
     median |log(pred/measured)| of the onset step where it is measured. The onset is the likeliest one
-    (features.mechanism.onset_chances) under the held-out margin error of the other folds, split into the offset
+    (emergence.mechanism.onset_chances) under the held-out margin error of the other folds, split into the offset
     a model's layers share and the rest (the split over all folds, `margin_residual_sd_model` / `_layer`, is
     what the service uses; with shared_offset=False the layers are taken as independent, for
     scripts/onset_study.py)."""

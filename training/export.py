@@ -82,7 +82,7 @@ def write_version(
     references: dict[str, dict] | None = None,
 ) -> Manifest:
     """Train each target on all its rows, export, check parity, write manifest and card. A curve regressor reads
-    the features plus the step (features.curve.curve_rows); the others read the features."""
+    the features plus the step (emergence.curve.curve_rows); the others read the features."""
     folder.mkdir(parents=True, exist_ok=True)
     targets = []
     for name, data in target_rows.items():

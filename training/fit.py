@@ -31,8 +31,8 @@ from dataclasses import asdict, dataclass, replace
 import numpy as np
 import pandas as pd
 
+from emergence.curve import PARAMS, evaluate
 from features import ArchcastError
-from features.curve import PARAMS, evaluate
 from training.solvers import (
     PRIOR_STRENGTH,
     USABLE_R2,
@@ -191,7 +191,7 @@ def fit_table(
     return pd.DataFrame(rows, columns=list(FIT_COLUMNS))
 
 
-MAX_SHAPES = 256  # curve shapes a metric's predictions are projected onto (features.curve.Projector)
+MAX_SHAPES = 256  # curve shapes a metric's predictions are projected onto (emergence.curve.Projector)
 
 
 def curve_shapes(fits: pd.DataFrame, metric: str, last_step: float, models=None) -> np.ndarray:

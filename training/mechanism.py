@@ -1,4 +1,4 @@
-"""The mechanism targets of one (model, layer), read from its measured series (features.mechanism defines them).
+"""The mechanism targets of one (model, layer), read from its measured series (emergence.mechanism defines them).
 
 - has_mechanism: 1 where the layer shows the mechanism at the last checkpoint, else 0;
 - bos_share: top1_bos_share at the last checkpoint;
@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from features.mechanism import MECHANISM_TARGETS, shows_mechanism
+from emergence.mechanism import MECHANISM_TARGETS, shows_mechanism
 
 COLUMNS = ("model_id", "layer", "has_mechanism", *MECHANISM_TARGETS)  # the flag: the truth the margin call is scored on
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import math
 
-from features.curve import PUBLISHED_MEAN_R2
-from features.scale import AXES
+from emergence.curve import PUBLISHED_MEAN_R2
+from emergence.scale import AXES
 from training.evaluate import GROUPED_BASELINES, OURS, design_onset_lines, seed_ceiling_lines
 
 

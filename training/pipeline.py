@@ -18,11 +18,11 @@ import numpy as np
 import pandas as pd
 from rich.console import Console
 
-import features.curve
+import emergence.curve
 import training.fit
 import training.solvers
 import training.tune
-from features.curve import projection_steps
+from emergence.curve import projection_steps
 from modelstore import CARD, current_version, promote, read_manifest, same_files
 from training.dataset import (
     CURVE,
@@ -137,7 +137,7 @@ def _digest(*parts: bytes | str) -> str:
 
 def fits_key(metrics_digest: str, metric_names) -> str:
     """Resume key of the fits: the measured series, the metrics fitted and the fitting code."""
-    code = [Path(m.__file__).read_bytes() for m in (training.fit, training.solvers, features.curve)]
+    code = [Path(m.__file__).read_bytes() for m in (training.fit, training.solvers, emergence.curve)]
     return _digest(metrics_digest, *code, ",".join(metric_names))
 
 
@@ -260,7 +260,7 @@ def fit_summary(fits: pd.DataFrame) -> dict:
 
 
 def reference_steps(data: DataSet) -> np.ndarray:
-    """The steps the curve regressors are read at (features.curve.projection_steps): one list for scoring, the
+    """The steps the curve regressors are read at (emergence.curve.projection_steps): one list for scoring, the
     scale term and the export alike."""
     return projection_steps(sorted(int(s) for s in data.metrics["step"].unique()))
 

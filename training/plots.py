@@ -11,7 +11,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from features.curve import PARAMS, curve  # noqa: E402
+from emergence.curve import PARAMS, curve  # noqa: E402
 
 
 def plot_fits(metrics: pd.DataFrame, fits: pd.DataFrame, out_dir: Path) -> list[Path]:

@@ -11,10 +11,10 @@ import numpy as np
 import pandas as pd
 from scipy.stats import spearmanr
 
+from emergence.curve import Projector, curve_rows, evaluate, from_target, project
+from emergence.mechanism import MECHANISM, carries_mechanism, shows_mechanism
+from emergence.scale import scale_term
 from features import feature_matrix
-from features.curve import Projector, curve_rows, evaluate, from_target, project
-from features.mechanism import MECHANISM, carries_mechanism, shows_mechanism
-from features.scale import scale_term
 from modelstore import Manifest
 from training.export import onnx_predict
 

@@ -1,7 +1,7 @@
-"""The scale term's slopes (features.scale), measured between runs that differ in one axis alone.
+"""The scale term's slopes (emergence.scale), measured between runs that differ in one axis alone.
 
 Per metric and axis (width, depth): the runs are grouped into designs that agree on every feature that does not
-move with the axis (features.scale.MOVES_WITH), each run summarised by the median over its layers of log(metric)
+move with the axis (emergence.scale.MOVES_WITH), each run summarised by the median over its layers of log(metric)
 at each projection step; the slope is the within-design least-squares slope of that on log(axis) (design fixed
 effects: what differs between designs does not leak in), with its standard error. Seed replicates sit in their
 design and so weigh in the noise.
@@ -12,9 +12,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from emergence.curve import to_log_value
+from emergence.scale import AXES, MOVES_WITH, AxisSlope
 from features import FEATURES
-from features.curve import to_log_value
-from features.scale import AXES, MOVES_WITH, AxisSlope
 from training.dataset import measured_by_step
 
 

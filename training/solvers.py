@@ -24,7 +24,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 from scipy.optimize import least_squares
 
-from features.curve import PARAMS, TRANSFORM_FORMS, TRANSFORMS, curve, curve_parts, jacobian
+from emergence.curve import PARAMS, TRANSFORM_FORMS, TRANSFORMS, curve, curve_parts, jacobian
 
 MIN_POINTS = 6  # five parameters need at least one degree of freedom
 # Box on the normalised problem (A, λ, γ, t0, K; t and y scaled to [0, 1]): A up to 100 series ranges, decay
@@ -225,7 +225,7 @@ GOOD_R2 = 0.95  # a fit from the prior this good is not compared with the coarse
 MIN_R2_GAIN = 0.01  # a weaker pull is kept only if it raises R² by more than this
 # Searched coordinates v = (A, log λ, log γ, log t0, K): λ, γ, t0 > 0 (so x > 0) by construction.
 _LOG_COORDS = slice(1, 4)
-# The target transforms (features.curve) as scalar functions and slopes, in PARAMS order.
+# The target transforms (emergence.curve) as scalar functions and slopes, in PARAMS order.
 _FORWARDS = [TRANSFORM_FORMS[TRANSFORMS[name]].scalar for name in PARAMS]
 _SLOPES = [TRANSFORM_FORMS[TRANSFORMS[name]].slope for name in PARAMS]
 
@@ -243,7 +243,7 @@ def _to_coords(p) -> np.ndarray:
 
 
 def _transformed(p) -> np.ndarray:
-    """The parameters as the regressors' targets (features.curve.to_target, one float at a time: this runs in
+    """The parameters as the regressors' targets (emergence.curve.to_target, one float at a time: this runs in
     the fit's inner loop)."""
     return np.array([forward(float(value)) for forward, value in zip(_FORWARDS, p, strict=True)])
 

@@ -20,7 +20,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from features.mechanism import BOS_SHARE, shows_mechanism  # noqa: E402
+from emergence.mechanism import BOS_SHARE, shows_mechanism  # noqa: E402
 from training.datacard import design_columns, markdown_table, save_figure  # noqa: E402
 from training.mechanism import onset_step  # noqa: E402
 from training.zoo_tier import load_provenance, load_tier  # noqa: E402

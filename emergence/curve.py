@@ -354,7 +354,7 @@ def _distinct_shapes(steps: np.ndarray, shapes: np.ndarray) -> tuple[np.ndarray,
 
 
 def project(log_values, projector: Projector, metrics: list[str]) -> tuple[np.ndarray, list[Correction]]:
-    """Curve regressors' log values at projector.steps (already moved by the scale term, features.scale), one
+    """Curve regressors' log values at projector.steps (already moved by the scale term, emergence.scale), one
     (L, T) block per group of the projector (group i: metrics[i]) as (G, L, T), → the emergence curves closest to
     them, (G, L, 5), and per group the Correction that takes each curve through its values at those steps
     (each curve clipped to its metric's range and both floored as the regressor's targets are, to_log_value)."""
