@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -99,13 +100,27 @@ def test_a_measured_run_is_committed_with_provenance_and_read_back(smoke_zoo, tm
     record = load_provenance(tier_dir)["llama"]
     assert record["corpus"]["sha256"] and record["training"]["seconds"] > 0 and record["hardware"]["cpus"] >= 1
     assert (tier_dir / "configs" / "llama.json").exists() and target.exists()
+    recipe = json.loads((run / "run.json").read_text())["spec"]["recipe"]
+    assert record["recipe"] == recipe and record["sittings"][0]["from_step"] == 0
+    assert (back["recipe_lr"] == recipe["lr"]).all() and (back["recipe_bos"] == recipe["bos"]).all()
+    assert (back["tokens"] == back["step"] * recipe["batch_size"] * recipe["seq_len"]).all()
     frame[frame["model_id"] == "llama"].query("step > 0").to_parquet(measured / "metrics.parquet")
     with pytest.raises(ValueError, match="checkpoints measured"):
         add_run(run, measured, tier_dir, "archcast extract …")
 
 
-def test_committed_runs_are_not_trained_again():
-    assert not is_committed("cpu2", "no-such-run")
+def test_committed_runs_are_not_trained_again(tmp_path):
+    from zoo.corpus import committed_slice
+    from zoo.pipeline import ZooData, run_all
+
+    assert is_committed("cpu2", "llama") and not is_committed("cpu2", "no-such-run")
+    committed = next(r for r in tier("cpu2") if r.name == "llama")
+    # no tokenizer and no tokens here: any attempt to train the committed run would fail and be reported
+    data = ZooData("cpu2", committed_slice(), tmp_path / "no-tokenizer", tmp_path / "no-tokens.npy", tmp_path / "runs")
+    assert run_all([committed], data) == {}
+    assert not (tmp_path / "runs").exists()
+    unseen = replace(committed, name="no-such-run")
+    assert "no-such-run" in run_all([unseen], data)  # the same call does try a run that is not committed
 
 
 def _series(name, seed, ratios, shares, spec_extra=None):
