@@ -20,13 +20,26 @@ app = typer.Typer(
     add_completion=False,
     # plain click help: typer's rich panels print `--help <bool>` and cut option names at 80 columns
     rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
 err = Console(stderr=True)
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        typer.echo(f"archcast {version('archcast')}")
+        raise typer.Exit()
+
+
 @app.callback()
-def _group() -> None:
-    """Keeps `archcast` a command group even while it has a single subcommand."""
+def _group(
+    version: bool = typer.Option(
+        False, "--version", callback=_print_version, is_eager=True, help="Print archcast's version and exit."
+    ),
+) -> None:
+    """Predict massive-activation emergence and layer linearity from a transformer's config."""
 
 
 FORWARD = {"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": []}
@@ -234,9 +247,10 @@ def predict_cmd(
     import pandas as pd
     from rich.progress import track
 
-    from service.batch import predict_many, warning_summary, write_table
+    from service.batch import check_out, predict_many, warning_summary, write_table
     from service.predictor import Predictor
 
+    check_out(out)  # before any prediction is computed
     predictor = Predictor(models)
     step_list = [float(s) for s in steps.split(",")] if steps else None
     metric_list = metrics.split(",") if metrics else None

@@ -55,6 +55,9 @@ def iter_configs(sources: list[str]) -> Iterator[tuple[str, dict[str, Any]]]:
                     yield str(config.pop("name", f"{path.stem}:{n}")), config
         elif path.exists():
             yield path.stem, _config(path.read_text(), str(path))
+        elif path.suffix in (".json", ".jsonl") or source.startswith((".", "/", "~")):
+            # a hub id is owner/name: a file name that is not there is a typo, not a model to download
+            raise ArchcastError(source, "no such file or folder")
         else:
             yield source, _hub_config(source)
 
@@ -70,7 +73,17 @@ def warning_summary(name: str, prediction: Prediction) -> str | None:
     return f"{name}: {kinds} (see the warnings column)"
 
 
+OUT_SUFFIXES = (".parquet", ".csv", ".json")
+
+
+def check_out(out: Path) -> None:
+    """Refuse an output name before any prediction is computed."""
+    if out.suffix not in OUT_SUFFIXES:
+        raise ArchcastError("--out", f"must end in .parquet, .csv or .json, got {out.name!r}")
+
+
 def write_table(frame: pd.DataFrame, out: Path) -> None:
+    check_out(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     if out.suffix == ".parquet":
         frame.to_parquet(out, index=False)
@@ -80,8 +93,6 @@ def write_table(frame: pd.DataFrame, out: Path) -> None:
         # json.dumps keeps every float exactly (pandas' to_json rounds to 15 digits); NaN becomes null
         records = frame.astype(object).where(frame.notna(), None).to_dict(orient="records")
         out.write_text(json.dumps(records, indent=1))
-    else:
-        raise ArchcastError("--out", f"must end in .parquet, .csv or .json, got {out.name!r}")
 
 
 def predict_many(

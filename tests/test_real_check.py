@@ -29,7 +29,10 @@ def test_the_committed_cards_real_model_figures_are_what_the_check_gives_on_the_
     assert {m["model"] for m in got["models"]} == set(stored)
     for entry in got["models"]:
         for key in FIGURES:
-            assert entry[key] == pytest.approx(stored[entry["model"]][key], rel=1e-6), key
+            # rank figures move by a tie's worth across CPUs: the predicted profile has tied layers (Gemma's
+            # 6/7 and 8-10) whose order another CPU's kernels can break (stored 0.8694, 0.8725 on an AMD EPYC)
+            tie = 0.01 if key.endswith("spearman") else 0.0
+            assert entry[key] == pytest.approx(stored[entry["model"]][key], rel=1e-6, abs=tie), key
         measured = pd.read_parquet(REAL / entry["model"] / "metrics.parquet")["ma_ratio"]
         assert entry["ratio_spread_measured"] == pytest.approx(measured.max() / measured.min())
         header = next(line for line in got["table"] if line.startswith(f"**{entry['model']}**"))

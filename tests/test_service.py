@@ -219,6 +219,18 @@ def test_hub_ids_fail_clearly_when_offline(models_env, tmp_path, monkeypatch):
         list(__import__("service.batch", fromlist=["iter_configs"]).iter_configs(["acme/not-here"]))
 
 
+def test_a_missing_file_is_named_not_sent_to_the_hub_and_a_bad_out_is_refused_first(tmp_path, monkeypatch):
+    from service.batch import iter_configs
+
+    monkeypatch.setattr("service.batch._hub_config", lambda model_id: pytest.fail(f"{model_id} sent to the hub"))
+    for typo in ("nosuch.json", str(tmp_path / "cfgs"), "./here.jsonl"):
+        with pytest.raises(ValueError, match="no such file or folder"):
+            list(iter_configs([typo]))
+    monkeypatch.setattr("service.predictor.Predictor.__init__", lambda *a, **k: pytest.fail("model loaded"))
+    result = CliRunner().invoke(cli_app, ["predict", "examples/configs", "--out", str(tmp_path / "x.txt")])
+    assert getattr(result.exception, "field", None) == "--out"  # the CLI's main prints it as one line, exit 2
+
+
 @pytest.mark.slow
 def test_tampered_or_foreign_models_are_refused(models_env, tmp_path):
     copy = tmp_path / "models"
