@@ -228,7 +228,12 @@ def card(
     ratio_var = variance_decomposition(table, "ratio_end")
     onset_var = variance_decomposition(table, "bos_onset_step", transform=lambda s: np.log(np.maximum(s, 1)))
     effects = one_factor(table)
-    recipe = next(iter(provenance.values()))["spec"]["recipe"]
+    recipes = {json.dumps({k: v for k, v in p["spec"]["recipe"].items() if k != "seed"}) for p in provenance.values()}
+    recipe_line = (
+        f"- Recipe: {recipes.pop()} (seeds aside)"
+        if len(recipes) == 1
+        else f"- Recipes: {len(recipes)} different (each run's is in its provenance and `recipe_*` columns)"
+    )
     corpus = next(iter(provenance.values()))["corpus"]
     stalled = table[~table["trained"]]
     lines = [
@@ -247,7 +252,7 @@ def card(
         "```",
         "",
         f"- Corpus: {corpus['source']}, train text sha256 `{corpus['sha256'][:16]}…`; probe `data/probe/probe.txt`.",
-        f"- Recipe: {json.dumps(recipe)}",
+        recipe_line,
         f"- The mechanism at the last checkpoint: top-1 on BOS (share ≥ {BOS_SHARE}) in **{bos_pairs:.0%}** of "
         f"(run, layer) pairs ({len(last)} pairs); BOS top-1 also ≥ 2× the largest non-BOS value in "
         f"{mech_pairs:.0%}. The `cpu` tier had its top-1 on BOS in 19 % of pairs.",
