@@ -230,7 +230,7 @@ def card(
     effects = one_factor(table)
     recipes = {json.dumps({k: v for k, v in p["spec"]["recipe"].items() if k != "seed"}) for p in provenance.values()}
     recipe_line = (
-        f"- Recipe: {recipes.pop()} (seeds aside)"
+        f"- Recipe: {next(iter(recipes))} (seeds aside)"
         if len(recipes) == 1
         else f"- Recipes: {len(recipes)} different (each run's is in its provenance and `recipe_*` columns)"
     )

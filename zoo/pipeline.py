@@ -16,7 +16,7 @@ from zoo.spec import RunSpec
 from zoo.tokenizer import load_or_train
 from zoo.train import RUN_FILE, train_run
 
-VOCAB_SIZE = {"smoke": 512, "cpu": 4096, "cpu2": 4096, "long": 4096, "recipe": 4096, "gpu": 8192}
+VOCAB_SIZE = {"smoke": 512, "cpu": 4096, "cpu2": 4096, "gpu": 8192}
 # the v3 tiers extend cpu2 along tokens and recipe: the same tokenizer and token stream, so runs compare
 TOKENS_OF = {"long": "cpu2", "recipe": "cpu2"}
 
@@ -37,7 +37,7 @@ def prepare(tier: str, cache: Path) -> ZooData:
     base.mkdir(parents=True, exist_ok=True)
     shared = cache / "zoo" / TOKENS_OF.get(tier, tier)
     tok_dir = shared / "tokenizer"
-    tokenizer = load_or_train(tok_dir, corpus.train, VOCAB_SIZE[tier])
+    tokenizer = load_or_train(tok_dir, corpus.train, VOCAB_SIZE[shared.name])
     tokens = shared / "tokens.npy"
     if not tokens.exists():
         ids = tokenizer(corpus.train.read_text(encoding="utf-8"), add_special_tokens=False)["input_ids"]

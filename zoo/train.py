@@ -90,7 +90,7 @@ def latest_state(run_dir: Path) -> Path | None:
     return max(found)[1] if found else None
 
 
-def _drop_older_states(run_dir: Path, keep: Path) -> None:
+def _drop_older_states(run_dir: Path, keep: Path | None) -> None:
     for f in Path(run_dir).glob(f"step*/{STATE_FILE}"):
         if f != keep:
             f.unlink()
@@ -135,11 +135,12 @@ def train_run(spec: RunSpec, tokens: np.ndarray, tokenizer, run_dir: Path, devic
     checkpoints = set(recipe.checkpoint_steps())
     use_tvr = bool(spec.changes.get("tvr"))
     run_dir.mkdir(parents=True, exist_ok=True)
+    spec_record = json.loads(json.dumps(spec.to_dict(), default=str))  # as it reads back from the state file
     first, losses, tvr_count, seconds_before, sittings = 0, [], 0, 0.0, []
     state_file = latest_state(run_dir)
     if state_file is not None:
-        state = torch.load(state_file, weights_only=False)
-        if state["spec"] != json.loads(json.dumps(spec.to_dict(), default=str)):
+        state = torch.load(state_file, map_location="cpu", weights_only=False)  # a GPU run resumes anywhere
+        if state["spec"] != spec_record:
             raise ValueError(
                 f"{spec.name}: {run_dir} holds a run of another spec; remove the folder to train this one afresh"
             )
@@ -154,11 +155,11 @@ def train_run(spec: RunSpec, tokens: np.ndarray, tokenizer, run_dir: Path, devic
     start = time.time()
     tokens_per_step = recipe.batch_size * recipe.seq_len
     for step in range(first, recipe.steps + 1):
-        if step in checkpoints and not (state_file is not None and step == first):
+        if step in checkpoints and not (state_file is not None and step == first):  # not the one resumed from
             recent = float(np.mean(losses[-20:])) if losses else None
             folder = run_dir / f"step{step}"
             state = {
-                "spec": json.loads(json.dumps(spec.to_dict(), default=str)),
+                "spec": spec_record,
                 "step": step,
                 "model": model.state_dict(),
                 "optimizer": optimizer.state_dict(),
@@ -180,7 +181,7 @@ def train_run(spec: RunSpec, tokens: np.ndarray, tokenizer, run_dir: Path, devic
         losses.append(loss)
         if step % 100 == 0:
             log(f"{spec.name}: step {step}/{recipe.steps} loss {losses[-1]:.3f}")
-    _drop_older_states(run_dir, keep=Path())  # a finished run needs no trainer state
+    _drop_older_states(run_dir, keep=None)  # a finished run needs no trainer state
     summary = {
         "spec": spec.to_dict(),
         "n_params": sum(p.numel() for p in model.parameters()),
