@@ -17,7 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from emergence.curve import Projector, curve_rows, evaluate, project, projection_steps
+from emergence.curve import Projector, curve_rows, evaluate, projection_steps
+from emergence.path import project_curves
 from modelstore import read_manifest, resolve
 from training.dataset import DESIGN, build, curve_data, feature_array, load_configs, load_measured, measured_by_step
 from training.fit import FitWarning, curve_shapes, fit_table
@@ -62,6 +63,8 @@ def main() -> None:
             logs = regressor.predict(curve_rows(X[test], steps)).reshape(len(test), len(steps))
         folds.append((test, logs, curve_shapes(fits, args.metric, float(steps.max()), set(models[train]))))
 
+    metric = args.metric
+
     def errors(read_at: np.ndarray | None, corrected: bool) -> np.ndarray:
         out = []
         for test, logs, shapes in folds:
@@ -69,8 +72,13 @@ def main() -> None:
                 predicted = np.exp(logs)
             else:
                 at = np.searchsorted(steps, read_at)
-                fitted, (correction,) = project(logs[None, :, at], Projector(read_at, shapes), [args.metric])
-                predicted = evaluate(fitted[0], steps, args.metric, correction=correction if corrected else None).values
+                projected = project_curves(
+                    logs[None, :, at], np.zeros((1, len(at))), Projector(read_at, shapes), [metric]
+                )
+                if corrected:  # as served (emergence.path), without the scale term
+                    predicted = projected.at(steps)[metric].values
+                else:
+                    predicted = evaluate(projected.params[metric], steps, metric).values
             with np.errstate(all="ignore"):
                 out.append(np.abs(np.log(predicted / truth[test])))
         return np.vstack(out)

@@ -20,17 +20,9 @@ import onnx.compose
 import onnxruntime
 
 from contracts import CURRENT_POINTER
-from emergence.curve import (
-    METRIC_RANGE,
-    Correction,
-    Projector,
-    clip_between,
-    curve_rows,
-    evaluate_metrics,
-    from_target,
-    project,
-)
+from emergence.curve import METRIC_RANGE, Projector, clip_between, curve_rows, from_target
 from emergence.mechanism import MECHANISM, MarginError
+from emergence.path import ProjectedCurves, project_curves
 from emergence.scale import AXES, scale_term
 from features import FEATURES, ArchcastError, read_spec, spec_matrix
 from modelstore import ModelError, read_manifest, resolve, verify
@@ -258,18 +250,12 @@ class Predictor:
         outputs = self.session.run(None, feeds)
         return outputs[: len(self.curve_targets)], outputs[len(self.curve_targets) :]
 
-    def parameters(
-        self, curve_outputs: list[np.ndarray], metrics: list[str], shift: np.ndarray
-    ) -> tuple[dict[str, np.ndarray], dict[str, Correction]]:
-        """metric → (L, 5) emergence-curve parameters, and metric → the correction that takes those curves
-        through the regressor's values: each curve regressor's log values at the projection steps, moved by the
-        scale term's (M, T) `shift`, projected onto the emergence curve (emergence.curve.project), all metrics in
-        one pass. Both in the order of `metrics`."""
+    def curves(self, curve_outputs: list[np.ndarray], metrics: list[str], shift: np.ndarray) -> ProjectedCurves:
+        """The `metrics`' curves from the curve regressors' outputs, moved by the scale term's (M, T) `shift`
+        (emergence.path, all metrics in one pass)."""
         M, T = len(curve_outputs), len(self.projection_steps)
         logs = np.concatenate(curve_outputs, axis=None).astype(np.float64).reshape(M, -1, T)
-        params, corrections = project(logs + shift[:, None, :], self.projector, self.metrics)  # (M, L, 5), M
-        index = {t.metric: i for i, t in enumerate(self.curve_targets)}
-        return {m: params[index[m]] for m in metrics}, {m: corrections[index[m]] for m in metrics}
+        return project_curves(logs, shift, self.projector, [t.metric for t in self.curve_targets], metrics)
 
     def layer_values(self, layer_outputs: list[np.ndarray]) -> dict[str, dict[str, np.ndarray]]:
         """metric → name → (L,) for the per-layer targets (the mechanism's), in original units."""
@@ -289,12 +275,12 @@ class Predictor:
         rows = spec_matrix(spec)  # (L, F) float32
         curve_outputs, layer_outputs = self.run(rows)
         shift = self.scale.shift(rows)
-        params, corrections = self.parameters(curve_outputs, metrics, shift)
+        projected = self.curves(curve_outputs, metrics, shift)
         widen = self.widening(rows.astype(np.float64))
         out: dict[str, MetricPrediction] = {}
         clipped: list[PredictionWarning] = []
-        for metric, curves in evaluate_metrics(params, t, corrections).items():  # in `metrics` order
-            stacked = params[metric]
+        for metric, curves in projected.at(t).items():  # in `metrics` order
+            stacked = projected.params[metric]
             if curves.clipped.any():
                 low, high = METRIC_RANGE[metric]
                 layers_out = (np.flatnonzero(curves.clipped.any(axis=1)) + 1).tolist()

@@ -26,7 +26,7 @@ ALLOWED = {
     "archmods": {"contracts"},
     "extraction": {"archmods", "contracts"},
     "zoo": {"archmods", "contracts"},
-    "training": {"features", "emergence", "modelstore", "contracts"},
+    "training": {"features", "emergence", "modelstore", "service", "contracts"},  # service: the served predictor
     "service": {"features", "emergence", "modelstore", "contracts"},
     "archcast": set(OURS),
 }

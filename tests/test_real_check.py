@@ -25,7 +25,7 @@ def committed():
 def test_the_committed_cards_real_model_figures_are_what_the_check_gives_on_the_measured_model():
     folder, manifest = committed()
     stored = {m["model"]: m for m in manifest.info["real_model_check"]["models"]}
-    got = real_model_check(folder, manifest, REAL)
+    got = real_model_check(folder, REAL)
     assert {m["model"] for m in got["models"]} == set(stored)
     for entry in got["models"]:
         for key in FIGURES:
@@ -54,7 +54,7 @@ def test_layers_are_matched_by_number_and_a_turned_over_order_gets_the_opposite_
     real_copy(tmp_path, "rows-shuffled", lambda m: m.sample(frac=1.0, random_state=3))
     # a decreasing map of the ratio: every layer's rank turned over, the values still ratios ≥ 1
     real_copy(tmp_path, "turned-over", lambda m: m.assign(ma_ratio=1e6 / m["ma_ratio"]))
-    got = {m["model"]: m for m in real_model_check(folder, manifest, tmp_path)["models"]}
+    got = {m["model"]: m for m in real_model_check(folder, tmp_path)["models"]}
     for key in FIGURES:
         assert got["rows-shuffled"][key] == pytest.approx(got["as-measured"][key], rel=1e-12), key
     assert got["turned-over"]["ratio_spearman"] == pytest.approx(-got["as-measured"]["ratio_spearman"], abs=1e-9)

@@ -22,10 +22,10 @@ from emergence.curve import (
     Projector,
     curve_rows,
     evaluate,
-    project,
     projection_steps,
 )
 from emergence.mechanism import MECHANISM, MarginError, carries_mechanism, likeliest_onset, onset_chances, onset_layer
+from emergence.path import project_curves
 from emergence.scale import AXES, ScaleTerm
 from features import FEATURES
 from training.dataset import (
@@ -176,9 +176,8 @@ def curve_error(
             direct_errors.append(_abs_log_ratio(direct[i], truth[row]))
             baseline_errors.append(_abs_log_ratio(baseline, truth[row]))
 
-    def predicted(test, log_values, shift, projector, where=slice(None)):
-        params, (correction,) = project((log_values[where] + shift[where])[None], projector, [metric])
-        return evaluate(params[0], steps, metric, correction=correction).values
+    def predicted(log_values, shift, projector) -> np.ndarray:  # the served curves (emergence.path)
+        return project_curves(log_values[None], shift[None], projector, [metric]).at(steps)[metric].values
 
     extrapolated = {}
     for j, axis in enumerate(AXES):
@@ -186,8 +185,8 @@ def curve_error(
         for test, log_values, shifts, projector in folds:
             moved = np.flatnonzero(shifts[j].any(axis=1))
             if len(moved):
-                moved_with = predicted(test, log_values, shifts[j], projector, moved)
-                moved_without = predicted(test, log_values, np.zeros_like(log_values), projector, moved)
+                moved_with = predicted(log_values[moved], shifts[j][moved], projector)
+                moved_without = predicted(log_values[moved], np.zeros_like(log_values[moved]), projector)
                 for i, p_with, p_without in zip(moved, moved_with, moved_without, strict=True):
                     with_term.append(_abs_log_ratio(p_with, truth[test[i]]))
                     without.append(_abs_log_ratio(p_without, truth[test[i]]))
@@ -200,9 +199,9 @@ def curve_error(
     residuals = np.full(truth.shape, np.nan)  # log(measured / predicted) of held-out layers, as served
     fold_of = np.full(len(rows), -1)
     for k, (test, log_values, shifts, projector) in enumerate(folds):
-        params, (correction,) = project((log_values + shifts[applied].sum(axis=0))[None], projector, [metric])
-        served = evaluate(params[0], steps, metric, correction=correction).values
-        bare = evaluate(params[0], steps, metric).values  # the same emergence curves, uncorrected
+        projected = project_curves(log_values[None], shifts[applied].sum(axis=0)[None], projector, [metric])
+        served = projected.at(steps)[metric].values
+        bare = evaluate(projected.params[metric], steps, metric).values  # the same emergence curves, uncorrected
         bare_errors += [_abs_log_ratio(bare[i], truth[row]) for i, row in enumerate(test)]
         with np.errstate(all="ignore"):
             residuals[test] = np.log(truth[test] / served)

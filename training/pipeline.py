@@ -321,7 +321,7 @@ def export_stage(
     manifest = write_version(
         candidate, data.table, data.targets, best, list(config.metric_names), info, config.seed, references
     )
-    real = real_model_check(candidate, manifest)
+    real = real_model_check(candidate)
     if real:  # the exported files themselves are checked against the real models, then the card says how
         manifest = replace(manifest, info={**manifest.info, "real_model_check": real})
         manifest.write(candidate)

@@ -11,32 +11,21 @@ import numpy as np
 import pandas as pd
 from scipy.stats import spearmanr
 
-from emergence.curve import Projector, curve_rows, evaluate, from_target, project
-from emergence.mechanism import MECHANISM, carries_mechanism, shows_mechanism
-from emergence.scale import scale_term
-from features import feature_matrix
-from modelstore import Manifest
-from training.export import onnx_predict
+from emergence.mechanism import shows_mechanism
+from service.predictor import Predictor
 
 REAL = Path(__file__).resolve().parents[1] / "data" / "real"
 
 
-def predicted_end_state(folder: Path, manifest: Manifest, config: dict) -> pd.DataFrame:
-    """Per layer: each metric's curve at the recipe's last step, and the mechanism, from the exported files."""
-    rows = feature_matrix(config)
-    read_at = np.asarray(manifest.projection_steps, dtype=np.float64)
-    inputs = {"layer": rows, "curve": curve_rows(rows, read_at)}
-    raw = {t.name: onnx_predict(folder / t.file, inputs[t.kind]) for t in manifest.targets}
-    out = pd.DataFrame({"layer": np.arange(1, len(rows) + 1)})
-    ranges = manifest.domain["feature_ranges"]
-    shift = scale_term(manifest.scale, ranges, manifest.metrics, len(read_at)).shift(rows)  # (M, T)
-    for metric, moved in zip(manifest.metrics, shift, strict=True):
-        logs = raw[f"{metric}__curve"].reshape(1, -1, len(read_at)) + moved
-        params, (correction,) = project(logs, Projector(read_at, manifest.shapes[metric]), [metric])
-        out[metric] = evaluate(params[0], [read_at.max()], metric, correction=correction).values[:, 0]
-    mechanism = {t.param: from_target(t.transform, raw[t.name]) for t in manifest.targets if t.metric == MECHANISM}
-    if "bos_margin" in mechanism:
-        out["has_mechanism"] = carries_mechanism(mechanism["bos_margin"])
+def predicted_end_state(predictor: Predictor, config: dict) -> pd.DataFrame:
+    """Per layer: each metric's curve at the recipe's last step, and where the BOS mechanism is, as the service
+    answers them (the served code on the exported files, not a copy of its maths)."""
+    prediction = predictor.predict(config, [max(predictor.default_steps)])
+    out = pd.DataFrame({"layer": np.arange(1, prediction.n_layers + 1)})
+    for metric, predicted in prediction.metrics.items():
+        out[metric] = predicted.curves.values[:, 0]
+    if prediction.mechanism is not None:
+        out["has_mechanism"] = prediction.mechanism.has_mechanism
     return out
 
 
@@ -46,12 +35,14 @@ def _rank(a, b) -> float:
     return float(spearmanr(a, b).statistic)
 
 
-def real_model_check(folder: Path, manifest: Manifest, real: Path = REAL) -> dict:
-    """{"models": [...], "text", "table"} for every data/real/<model>/ with a config.json; {} if none."""
+def real_model_check(folder: Path, real: Path = REAL) -> dict:
+    """{"models": [...], "text", "table"} for every data/real/<model>/ with a config.json; {} if none.
+    `folder` is the exported version (its manifest written), read through the served predictor."""
+    predictor = Predictor(folder.parent, folder.name)
     results, table = [], []
     for model_dir in sorted(p for p in Path(real).iterdir() if (p / "config.json").exists()):
         measured = pd.read_parquet(model_dir / "metrics.parquet").sort_values("layer")
-        predicted = predicted_end_state(folder, manifest, json.loads((model_dir / "config.json").read_text()))
+        predicted = predicted_end_state(predictor, json.loads((model_dir / "config.json").read_text()))
         both = measured.merge(predicted, on="layer", suffixes=("", "_pred"))
         ratio, ratio_pred = both["ma_ratio"].to_numpy(), both["ma_ratio_pred"].to_numpy()
         has = shows_mechanism(both).to_numpy()
