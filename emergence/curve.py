@@ -3,8 +3,8 @@
     f(t) = A · exp(−λ·x) · ln(x) + K,   x = γ·t + t0
 
 t is the training step. A amplitude, λ ≥ 0 decay, γ > 0 time scale, t0 > 0 offset,
-K the asymptote (f → K as t → ∞ when λ > 0). It lives in features/ because that
-is the one package both training/ and service/ may import (docs/architecture.md).
+K the asymptote (f → K as t → ∞ when λ > 0). The emergence package is the model of
+the phenomenon that training/ fits and service/ serves (docs/architecture.md).
 """
 
 from __future__ import annotations
@@ -233,7 +233,8 @@ def from_target(transform: str, values):
 # through the regressor's own values at the reference steps: the emergence curve cannot follow the first
 # steps' transient (the ratio at initialisation falls before the mechanism grows). On cpu2 (73 runs) the
 # held-out ma_ratio curves missed by 0.175 as bare emergence curves, 0.151 corrected (the regressor read at
-# every step: 0.152; scripts/projection_study.py). Every derived value (evaluate) is read off the corrected curve.
+# every step: 0.152; scripts/studies/projection_study.py). Every derived value (evaluate) is read off the
+# corrected curve.
 STEP_FEATURE = "log1p_step"  # the one input a curve regressor has beyond the feature schema
 LOG_FLOOR = 1e-4  # a linearity score of 0 is learned as log(1e-4)
 

@@ -28,7 +28,7 @@ from features import FEATURES, ArchcastError, read_spec, spec_matrix
 from modelstore import ModelError, read_manifest, resolve, verify
 from service.prediction import MetricPrediction, Prediction, PredictionWarning, mechanism_prediction
 
-__all__ = ["ModelError", "Predictor", "RequestError", "default_models_dir"]
+__all__ = ["LibraryVersionWarning", "ModelError", "Predictor", "RequestError", "default_models_dir", "expected_block"]
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -53,6 +53,22 @@ def default_models_dir() -> Path:
 
 
 MAX_STEPS = 10_000  # points per requested curve
+# What the served numbers are computed with: a version change warns, and the stored answers decide
+SERVING_LIBRARIES = ("numpy", "scipy", "onnx", "onnxruntime")
+# Answers may differ by float32 rounding in another build of the same libraries, nothing more
+EXPECTED_RTOL, EXPECTED_ATOL = 1e-4, 1e-6
+
+
+class LibraryVersionWarning(UserWarning):
+    """The served model's answers were recorded with other versions of the libraries that compute them."""
+
+
+def serving_libraries() -> dict[str, str]:
+    from importlib.metadata import version
+
+    return {name: version(name) for name in SERVING_LIBRARIES}
+
+
 MAX_WIDENING = 4.0  # bands grow at most 5× (in log space) with distance from the training domain
 MAX_STEP_VALUE = 1e12
 
@@ -152,6 +168,52 @@ class Predictor:
         # the margin regressor's held-out error: each layer's chance and the onset's (an older model: none)
         self._margin_error = MarginError.from_scores(manifest.info.get("mechanism_error", {}))
         self._mechanism_bands = manifest.info.get("mechanism_error", {}).get("intervals", {})  # held-out 80 % bands
+        self._reference_configs = {name: ref["config"] for name, ref in manifest.reference_rows.items()}
+        if "expected" in manifest.info:  # an export of an older archcast stored no answers to compare with
+            self.check_expected(manifest.info["expected"])
+
+    def reference_answers(self) -> dict[str, dict[str, list]]:
+        """What this predictor answers for the manifest's reference configs: per config, each metric's curves
+        at the projection steps and the mechanism's per-layer values (the numbers every response is made of)."""
+        out = {}
+        for name, config in self._reference_configs.items():
+            prediction = self.predict(config, self.projection_steps)
+            answer = {m: p.curves.values.tolist() for m, p in prediction.metrics.items()}
+            if prediction.mechanism is not None:
+                answer["bos_margin"] = prediction.mechanism.bos_margin.tolist()
+                answer["bos_share"] = prediction.mechanism.bos_share.tolist()
+            out[name] = answer
+        return out
+
+    def check_expected(self, expected: dict[str, Any]) -> None:
+        """Refuse to serve answers that differ from those recorded with the model beyond float tolerance (another
+        build of onnxruntime or numpy can change a tree ensemble's sums); warn where the libraries that compute
+        them are of other versions than when they were recorded, as scikit-learn warns when unpickling."""
+        import warnings
+
+        then, now = expected.get("libraries", {}), serving_libraries()
+        changed = {k: (then[k], v) for k, v in now.items() if k in then and then[k] != v}
+        if changed:
+            text = ", ".join(f"{k} {a} → {b}" for k, (a, b) in changed.items())
+            warnings.warn(
+                f"{self.folder.name}'s answers were recorded with other library versions ({text}); they still "
+                "agree within tolerance. Install requirements.lock to serve with the tested versions",
+                LibraryVersionWarning,
+                stacklevel=3,
+            )
+        got = self.reference_answers()
+        for name, answer in expected.get("outputs", {}).items():
+            for key, values in answer.items():
+                a = np.asarray(got.get(name, {}).get(key, []), dtype=np.float64)
+                a = np.where(np.isfinite(a), a, np.nan)  # as the manifest stores them: JSON has no NaN or ±inf
+                b = np.asarray(values, dtype=np.float64)
+                if a.shape != b.shape or not np.allclose(a, b, rtol=EXPECTED_RTOL, atol=EXPECTED_ATOL, equal_nan=True):
+                    libraries = ", ".join(f"{k} {v}" for k, v in now.items())
+                    raise ModelError(
+                        f"{self.folder.name} answers reference config {name!r} ({key}) differently from when it was "
+                        f"exported (recorded with {then or 'unknown libraries'}, now {libraries}): install "
+                        "requirements.lock, or retrain (`archcast retrain`)"
+                    )
 
     @property
     def version(self) -> str:
@@ -348,3 +410,14 @@ def band_nodes(interval: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, np.nda
     high = np.asarray(interval["log_high"], dtype=np.float64)
     known = np.isfinite(low) & np.isfinite(high)
     return (x[known], low[known], high[known]) if known.any() else None
+
+
+def expected_block(predictor: Predictor) -> dict[str, Any]:
+    """The manifest's `expected` entry: the predictor's answers for its reference configs and the versions of
+    the libraries that computed them (training.export records it; Predictor.check_expected compares at load)."""
+    return {
+        "libraries": serving_libraries(),
+        "rtol": EXPECTED_RTOL,
+        "atol": EXPECTED_ATOL,
+        "outputs": predictor.reference_answers(),
+    }

@@ -24,6 +24,11 @@ def test_the_built_bento_serves_the_committed_model_in_its_own_environment(tmp_p
     bentoml = [sys.executable, "-m", "bentoml"]
     subprocess.run([*bentoml, "build", str(REPO)], cwd=REPO, env=env, check=True, capture_output=True)
     [bento] = [p for p in (tmp_path / "bentoml" / "bentos" / "archcast").iterdir() if p.is_dir()]  # and `latest`
+    # the Bento installs the locked closure of what it serves with (scripts/lock.py), not whatever is newest
+    requirements = (bento / "env" / "python" / "requirements.txt").read_text()
+    for line in (REPO / "requirements-serve.lock").read_text().splitlines():
+        if line.startswith(("onnxruntime==", "numpy==", "scipy==")):
+            assert line in requirements.splitlines(), line
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "--disable-pip-version-check"]

@@ -437,7 +437,7 @@ def mechanism_error(table: pd.DataFrame, best: dict[str, dict], seed: int = 0, s
     (emergence.mechanism.onset_chances) under the held-out margin error of the other folds, split into the offset
     a model's layers share and the rest (the split over all folds, `margin_residual_sd_model` / `_layer`, is
     what the service uses; with shared_offset=False the layers are taken as independent, for
-    scripts/onset_study.py)."""
+    scripts/studies/onset_study.py)."""
     margin, step = target_name(MECHANISM, "bos_margin"), target_name(MECHANISM, "onset_step")
     share = target_name(MECHANISM, "bos_share")
     rows = table.reset_index(drop=True)

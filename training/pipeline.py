@@ -47,6 +47,7 @@ from training.evaluate import (
     mechanism_error,
     write_report,
 )
+from training.expected import record_expected
 from training.export import reference_configs, write_version
 from training.fit import DEFAULT_METRICS, FitWarning, curve_shapes, fit_table
 from training.mechanism import mechanism_targets
@@ -321,6 +322,8 @@ def export_stage(
     manifest = write_version(
         candidate, data.table, data.targets, best, list(config.metric_names), info, config.seed, references
     )
+    # what the exported files answer, so that another machine's libraries cannot serve other numbers unseen
+    manifest = record_expected(candidate)
     real = real_model_check(candidate)
     if real:  # the exported files themselves are checked against the real models, then the card says how
         manifest = replace(manifest, info={**manifest.info, "real_model_check": real})

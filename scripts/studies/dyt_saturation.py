@@ -3,8 +3,8 @@
 Trains the tier's recipe (its lr schedule, batches and seed) for a few steps in memory, one thread, and prints
 every 25 steps the mean loss and, per DyT, the share of inputs with |tanh(αx)| > 0.99 and the current α:
 
-    .venv/bin/python scripts/dyt_saturation.py llama-dyt --steps 100 --dyt-alpha 1.0 1.0 1.0
-    .venv/bin/python scripts/dyt_saturation.py llama-dyt --steps 300 --dyt-alpha 0.05 0.01 0.01
+    .venv/bin/python scripts/studies/dyt_saturation.py llama-dyt --steps 100 --dyt-alpha 1.0 1.0 1.0
+    .venv/bin/python scripts/studies/dyt_saturation.py llama-dyt --steps 300 --dyt-alpha 0.05 0.01 0.01
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
 SATURATED = 0.99  # |tanh(αx)| above this: the input's size is lost

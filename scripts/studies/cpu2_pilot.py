@@ -1,7 +1,7 @@
 """One recipe pilot for the cpu2 tier: a base design of the tier with its recipe changed, trained on one thread
 and measured with the tier's extraction settings; results go to data/zoo/cpu2/pilots/ (metrics + run summary).
 
-    .venv/bin/python scripts/cpu2_pilot.py gpt2 --name gpt2-wd01 --weight-decay 0.1
+    .venv/bin/python scripts/studies/cpu2_pilot.py gpt2 --name gpt2-wd01 --weight-decay 0.1
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import sys
 from dataclasses import asdict, replace
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
 from zoo.__main__ import DEFAULT_CACHE  # noqa: E402
@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     shutil.copy(out / "metrics.parquet", target / f"{args.name}.parquet")
     record = {"spec": asdict(spec), "changes_from_tier_recipe": changes,
               "training": {k: summary[k] for k in ("n_params", "final_loss", "seconds")}, "threads": 1,
-              "commands": [" ".join(["python", "scripts/cpu2_pilot.py", *(argv or sys.argv[1:])]),
+              "commands": [" ".join(["python", "scripts/studies/cpu2_pilot.py", *(argv or sys.argv[1:])]),
                            " ".join(["archcast", *command[1:]])]}  # fmt: skip
     (target / f"{args.name}.json").write_text(json.dumps(record, indent=2, default=str) + "\n")
     print(json.dumps(record["training"]))

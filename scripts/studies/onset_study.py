@@ -1,6 +1,6 @@
 """The onset layer on held-out designs, with the margin error's shared offset and with independent layers.
 
-    .venv/bin/python scripts/onset_study.py [--seeds 5] [--tier-dir data/zoo/cpu2]
+    .venv/bin/python scripts/studies/onset_study.py [--seeds 5] [--tier-dir data/zoo/cpu2]
 
 One design held out at a time, as training.evaluate.mechanism_error, with the served model's hyperparameters,
 repeated for several LightGBM seeds (the folds' regressors move with the seed: one seed's figure is not the
@@ -22,7 +22,7 @@ from training.dataset import build, load_configs, load_measured
 from training.evaluate import AGREEMENT_WORDS, ONSET_DESIGNS, mechanism_error
 from training.mechanism import mechanism_targets
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def main() -> None:

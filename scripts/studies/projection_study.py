@@ -1,6 +1,6 @@
 """Where to read a curve regressor, and whether to correct its emergence curve: held-out curve error per choice.
 
-    .venv/bin/python scripts/projection_study.py [--metric ma_ratio] [--tier-dir data/zoo/cpu2]
+    .venv/bin/python scripts/studies/projection_study.py [--metric ma_ratio] [--tier-dir data/zoo/cpu2]
 
 Grouped CV by design, as training.evaluate.curve_error, with the served model's hyperparameters; the regressors
 are fitted once per fold and read at every measured step, then each choice of reference steps is projected
@@ -25,7 +25,7 @@ from training.fit import FitWarning, curve_shapes, fit_table
 from training.mechanism import mechanism_targets
 from training.tune import grouped_folds, lgbm
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def nearest(steps: np.ndarray, targets) -> np.ndarray:
