@@ -83,14 +83,57 @@ def test_a_bad_size_always_raises_feature_error(config, which, value):
     raise AssertionError(f"{key}={value!r} was accepted")
 
 
-@settings(max_examples=100, deadline=None)
-@given(st.dictionaries(st.text(max_size=8), st.one_of(st.none(), st.integers(), st.text(max_size=8)), max_size=6))
+# the keys real configs carry (each family's own names), so that random dicts reach the family adapters
+CONFIG_KEYS = sorted(
+    {k for p in (Path(__file__).parent / "data" / "configs").glob("*.json") for k in json.loads(p.read_text())}
+)
+loose_values = st.one_of(st.none(), st.booleans(), st.integers(-(10**6), 10**6), st.floats(), st.text(max_size=8))
+
+
+MOSTLY = st.sampled_from([True] * 9 + [False])  # nine times in ten (integers(0, 9) leans to 0)
+
+
+@st.composite
+def arbitrary_dicts(draw):
+    """Noise over a family's own key names: a supported model_type nine times in ten, then any of that family's
+    size keys and of the keys real configs carry, each with a plausible size or any JSON-like value."""
+    config = draw(st.dictionaries(st.one_of(st.sampled_from(CONFIG_KEYS), st.text(max_size=8)), loose_values))
+    if draw(MOSTLY):
+        model_type = draw(st.sampled_from(SUPPORTED_MODEL_TYPES))
+        adapter = REGISTRY[model_type]
+        sizes_like = st.one_of(st.sampled_from([1, 2, 4, 8, 64, 128, 256]), loose_values)  # mostly plausible
+        for names in (adapter.hidden, adapter.layers, adapter.heads, adapter.kv_heads, adapter.ffn, ("vocab_size",)):
+            if names and draw(MOSTLY):  # each size nine times in ten, under any of its names
+                config[draw(st.sampled_from(names))] = draw(sizes_like)
+        config["model_type"] = model_type
+    return config
+
+
+@settings(max_examples=200, deadline=None)
+@given(arbitrary_dicts())
 def test_arbitrary_dicts_raise_feature_error_or_featurise(config):
     try:
         frame = featurize(config)
     except FeatureError:
         return
     assert np.isfinite(frame.to_numpy()).all()
+
+
+def test_arbitrary_dicts_reach_the_family_adapters():
+    # the property above means something only if its dicts get past the model_type check and some featurise
+    seen = {"past model_type": 0, "featurised": 0}
+
+    @settings(max_examples=200, deadline=None, database=None)
+    @given(arbitrary_dicts())
+    def count(config):
+        try:
+            featurize(config)
+            seen["featurised"] += 1
+        except FeatureError as exc:
+            seen["past model_type"] += "model_type" not in str(exc)
+
+    count()
+    assert seen["past model_type"] > 100 and seen["featurised"] > 5, seen
 
 
 CONFIGS = sorted((Path(__file__).parent / "data" / "configs").glob("*.json"))

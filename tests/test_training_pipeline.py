@@ -10,7 +10,7 @@ import pytest
 
 from features import FEATURES, SCHEMA_HASH
 from modelstore import current_version
-from training.dataset import build, load_configs
+from training.dataset import DESIGN, build, curve_data, load_configs
 from training.export import PARITY_TOLERANCE, onnx_predict
 from training.pipeline import RetrainConfig, retrain
 from training.tune import design_folds, grouped_folds
@@ -58,13 +58,15 @@ def test_onnx_matches_lightgbm_on_training_rows(smoke_zoo, smoke_models):
 
 
 @pytest.mark.slow
-def test_grouped_folds_never_split_a_model(smoke_zoo):
+def test_grouped_folds_never_split_a_design_as_the_pipeline_groups_them(smoke_zoo):
     metrics, configs, _ = smoke_zoo
     from training.fit import fit_table
 
     table = build(fit_table(pd.read_parquet(metrics))["model_id"], load_configs(configs))
-    for train, test in grouped_folds(table["model_id"].to_numpy()):
-        assert not set(table["model_id"].iloc[train]) & set(table["model_id"].iloc[test])
+    data = curve_data(table, pd.read_parquet(metrics), "ma_ratio")  # the groups the pipeline's CV is given
+    assert set(data.groups) == set(table[DESIGN])
+    for train, test in grouped_folds(data.groups):
+        assert not set(data.groups[train]) & set(data.groups[test])
 
 
 def test_design_folds_hold_out_each_design_once_with_its_seed_replicates():
