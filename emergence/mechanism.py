@@ -112,7 +112,7 @@ class MarginError:
 
     @classmethod
     def from_scores(cls, scores: dict) -> MarginError | None:
-        """From a manifest's mechanism scores (training.evaluate.mechanism_error): the split where it is there;
+        """From a manifest's mechanism scores (training.onset_error.mechanism_error): the split where it is there;
         an older model with only the whole sd takes its layers as independent; none without any."""
         whole, shared, own = (scores.get(f"margin_residual_sd{part}") for part in ("", "_model", "_layer"))
         if shared is not None and own is not None:

@@ -1,5 +1,5 @@
 """The one path from curve regressors' values to curves, shared by the service (service.predictor), the
-real-model check and grouped CV (training.evaluate): each regressor's log values at the reference steps, moved
+real-model check and grouped CV (training.curve_error): each regressor's log values at the reference steps, moved
 by the scale term's log shift, projected onto the emergence curve with the correction that takes each curve
 through those values (curve.project), then evaluated at the steps asked for (curve.evaluate_metrics)."""
 

@@ -125,7 +125,7 @@ def mechanism_prediction(
     the margin's held-out error, each layer gets its chance (both parts of the error together) and the onset is
     the likeliest one (emergence.mechanism.onset_chances); without (an older model), or where a margin is not
     finite, the first layer whose margin passes.
-    `intervals` (name → the held-out band of measured − predicted in the target's own space, training.evaluate)
+    `intervals` (name → the held-out band of measured − predicted in the target's own space, training.onset_error)
     give each target its central 80 % band per layer; the onset step's only where the layer shows the mechanism.
     `widen` ((L,), ≥ 1; the service's distance from the training domain) stretches each layer's band and the
     margin error by the same rule as the curves' bands: the chances move towards even odds far from the data."""

@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 
 from emergence.mechanism import BOS_SHARE, MarginError, carries_mechanism, onset_layer
+from training.bands import INTERVAL_LEVEL, conformal_band
 from training.dataset import load_measured
-from training.evaluate import INTERVAL_LEVEL, conformal_band
 from training.mechanism import mechanism_targets, onset_step
 
 REPO = Path(__file__).resolve().parents[1]
@@ -180,7 +180,7 @@ def test_the_served_onset_says_how_likely_it_is_and_an_older_model_says_nothing(
 
 
 def test_the_onset_chance_calibration_counts_each_run_in_its_bin():
-    from training.evaluate import chance_calibration
+    from training.onset_error import chance_calibration
 
     chance = {"a": 0.3, "b": 0.45, "c": 0.6, "d": 0.95, "e": 1.0}
     right = {"a": False, "b": True, "c": True, "d": True, "e": False}
@@ -191,7 +191,8 @@ def test_the_onset_chance_calibration_counts_each_run_in_its_bin():
 
 
 def test_designs_are_scored_on_their_seeds_most_common_onset_and_split_by_seed_agreement():
-    from training.evaluate import design_onset_lines, score_designs
+    from training.onset_error import score_designs
+    from training.report import design_onset_lines
 
     onsets = {"once": [2], "agree": [1, 1, 1], "split": [2, 1, 2], "tie": [1, None], "none": [None, None, 3]}
     guess = {"once": 2, "agree": 1, "split": 1, "tie": 1, "none": None}

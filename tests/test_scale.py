@@ -148,7 +148,7 @@ def _depth_series(factor) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
 
 
 def test_a_depth_slope_that_holds_past_the_range_is_served_and_one_that_overshoots_is_not():
-    from training.evaluate import curve_error
+    from training.curve_error import curve_error
 
     params = {"n_estimators": 30, "min_child_samples": 2}
     # log ratio linear in log depth: the held-out 8- (and 2-) layer models are predicted better with the slope

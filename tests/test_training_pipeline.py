@@ -183,7 +183,7 @@ def test_curve_error_scores_every_held_out_layer_beside_the_median_curve_baselin
     import warnings
     from pathlib import Path
 
-    from training.evaluate import curve_error
+    from training.curve_error import curve_error
     from training.fit import fit_table
 
     zoo = Path(__file__).resolve().parents[1] / "data" / "zoo"

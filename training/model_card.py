@@ -6,7 +6,8 @@ import math
 
 from emergence.curve import PUBLISHED_MEAN_R2
 from emergence.scale import AXES
-from training.evaluate import GROUPED_BASELINES, OURS, design_onset_lines, seed_ceiling_lines
+from training.report import design_onset_lines, seed_ceiling_lines
+from training.scores import GROUPED_BASELINES, OURS
 
 
 def _span(ranges: dict, feature: str) -> str:

@@ -24,6 +24,7 @@ import training.solvers
 import training.tune
 from emergence.curve import projection_steps
 from modelstore import CARD, current_version, promote, read_manifest, same_files
+from training.curve_error import curve_error
 from training.dataset import (
     CURVE,
     MeasuredData,
@@ -38,22 +39,16 @@ from training.dataset import (
     target_data,
     target_parts,
 )
-from training.evaluate import (
-    ONSET_DESIGNS,
-    OURS,
-    curve_error,
-    evaluate_curve_target,
-    evaluate_target,
-    mechanism_error,
-    write_report,
-)
 from training.expected import record_expected
 from training.export import reference_configs, write_version
 from training.fit import DEFAULT_METRICS, FitWarning, curve_shapes, fit_table
 from training.mechanism import mechanism_targets
 from training.model_card import model_card
+from training.onset_error import ONSET_DESIGNS, mechanism_error
 from training.real_check import real_model_check
+from training.report import write_report
 from training.scale import axis_slopes
+from training.scores import OURS, evaluate_curve_target, evaluate_target
 from training.tune import cv_predictions, grouped_folds, lgbm, r2, tune
 
 REPO = Path(__file__).resolve().parents[1]

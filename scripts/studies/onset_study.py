@@ -2,7 +2,7 @@
 
     .venv/bin/python scripts/studies/onset_study.py [--seeds 5] [--tier-dir data/zoo/cpu2]
 
-One design held out at a time, as training.evaluate.mechanism_error, with the served model's hyperparameters,
+One design held out at a time, as training.onset_error.mechanism_error, with the served model's hyperparameters,
 repeated for several LightGBM seeds (the folds' regressors move with the seed: one seed's figure is not the
 method's).
 Prints how many runs it reads (beside the served model's count), then, per seed, the share of held-out runs
@@ -19,8 +19,9 @@ import numpy as np
 
 from modelstore import read_manifest, resolve
 from training.dataset import build, load_configs, load_measured
-from training.evaluate import AGREEMENT_WORDS, ONSET_DESIGNS, mechanism_error
 from training.mechanism import mechanism_targets
+from training.onset_error import ONSET_DESIGNS, mechanism_error
+from training.report import AGREEMENT_WORDS
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -2,7 +2,7 @@
 
     .venv/bin/python scripts/studies/projection_study.py [--metric ma_ratio] [--tier-dir data/zoo/cpu2]
 
-Grouped CV by design, as training.evaluate.curve_error, with the served model's hyperparameters; the regressors
+Grouped CV by design, as training.curve_error.curve_error, with the served model's hyperparameters; the regressors
 are fitted once per fold and read at every measured step, then each choice of reference steps is projected
 (emergence.curve.project) and scored bare and corrected (emergence.curve.Correction), without the scale term.
 Prints the median |log(predicted / measured)| over every held-out checkpoint, and the error step by step.
