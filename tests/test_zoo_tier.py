@@ -135,7 +135,9 @@ def _series(name, seed, ratios, shares, spec_extra=None):
 
 
 def test_tier_card_numbers_equal_hand_computed_values():
-    from training.tier_card import bos_onset, noise_floor, one_factor, run_table, variance_decomposition
+    from training.tier_card import noise_floor, one_factor, variance_decomposition
+    from training.zoo_tables import bos_onset, run_table
+    from zoo.spec import RunSpec
 
     # BOS onset: the first step from which the top-1 stays on BOS to the end
     a, pa = _series("llama", 0, [10, 20, 40, 80], [1.0, 0.0, 1.0, 1.0])
@@ -143,8 +145,14 @@ def test_tier_card_numbers_equal_hand_computed_values():
     c, pc = _series("llama-kvbias", 0, [10, 10, 10, 20], [0.0, 0.0, 0.0, 0.0], {"changes": {"kv_bias": True}})
     assert (bos_onset(a), bos_onset(b), str(bos_onset(c))) == (20.0, 30.0, "nan")
     metrics = pd.concat([a, b, c])
-    table = run_table(metrics, {"llama": pa, "llama-s1": pb, "llama-kvbias": pc})
-    assert table.set_index("run").loc["llama", "design"] == table.set_index("run").loc["llama-s1", "design"]
+    records = {"llama": pa, "llama-s1": pb, "llama-kvbias": pc}
+    configs = {
+        name: RunSpec(name, "llama", d=128, layers=1, heads=4, changes=r["spec"]["changes"]).config(64, 1, 2).to_dict()
+        for name, r in records.items()
+    }
+    table = run_table(metrics, records, configs)
+    designs = table.set_index("run")["design"]  # seeds share a design; a change the features see does not
+    assert designs["llama"] == designs["llama-s1"] != designs["llama-kvbias"]
     floor = noise_floor(metrics, table).set_index("metric")
     assert floor.loc["ma_ratio", "median"] == pytest.approx(np.log(1.1), abs=1e-4)  # every value 10 % apart
     assert floor.loc["linearity", "median"] == 0 and floor.loc["ma_ratio", "pairs"] == 1

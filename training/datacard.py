@@ -16,96 +16,9 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-
-def design_columns(spec: dict) -> dict:
-    """A run's design as table columns (the spec saved in run.json)."""
-    return {
-        "family": spec["family"],
-        "d": spec["d"],
-        "layers": spec["layers"],
-        "heads": spec["heads"],
-        "ffn_ratio": spec["ffn_ratio"],
-        "changes": json.dumps({**spec["overrides"], **spec["changes"]}, sort_keys=True),
-    }
-
-
-def run_table(runs: Path, metrics: pd.DataFrame) -> pd.DataFrame:
-    rows = []
-    for run in sorted(p for p in runs.iterdir() if (p / "run.json").exists()):
-        summary = json.loads((run / "run.json").read_text())
-        spec = summary["spec"]
-        m = metrics[metrics["model_id"] == run.name]
-        if m.empty:
-            continue
-        first, last = m[m["step"] == m["step"].min()], m[m["step"] == m["step"].max()]
-        strongest = int(last.set_index("layer")["ma_ratio"].idxmax())
-        init = float(first.set_index("layer").loc[strongest, "ma_ratio"])
-        end = float(last.set_index("layer").loc[strongest, "ma_ratio"])
-        series = m[m["layer"] == strongest].set_index("step")["ma_ratio"]
-        rows.append(
-            {
-                "run": run.name,
-                **design_columns(spec),
-                "params": summary["n_params"],
-                "final_loss": round(summary["final_loss"], 3),
-                "seconds": summary["seconds"],
-                "checkpoints": m["step"].nunique(),
-                "strongest_layer": strongest,
-                "ratio_init": round(init, 2),
-                "ratio_end": round(end, 2),
-                "growth": round(end / init, 2),
-                "peak_step": int(series.idxmax()),  # of the strongest layer, over all checkpoints
-                "peak_growth": round(float(series.max()) / init, 2),
-            }
-        )
-    return pd.DataFrame(rows)
-
-
-def family_figures(metrics: pd.DataFrame, table: pd.DataFrame, out: Path) -> list[Path]:
-    """One figure per family: ma_ratio over steps, one panel per run, a line per layer."""
-    paths = []
-    for family, runs in table.groupby("family"):
-        names = list(runs["run"])
-        cols = 4
-        rows = -(-len(names) // cols)
-        fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.2 * rows), squeeze=False, sharey=True)
-        for ax in axes.flat[len(names) :]:
-            ax.axis("off")
-        for ax, name in zip(axes.flat, names, strict=False):
-            m = metrics[metrics["model_id"] == name]
-            layers = sorted(m["layer"].unique())
-            for layer, color in zip(layers, plt.cm.viridis(np.linspace(0, 0.9, len(layers))), strict=True):
-                s = m[m["layer"] == layer].sort_values("step")
-                ax.plot(np.maximum(s["step"], 1), s["ma_ratio"], color=color, label=f"layer {layer}")
-            ax.set_xscale("log")
-            ax.set_title(name, fontsize=9)
-            ax.grid(alpha=0.3)
-            ax.set_xlabel("step (log; 0 at 1)", fontsize=8)
-            ax.set_ylabel("top-1 / median |h|", fontsize=8)
-            ax.legend(fontsize=6)
-        fig.suptitle(f"{family}: massive-activation ratio over training, per layer")
-        paths.append(save_figure(fig, out / "figures" / f"{family}.png", dpi=90))
-    return paths
-
-
-def save_figure(fig, path: Path, dpi: int) -> Path:
-    """Lay out, write and close a data-card figure."""
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=dpi)
-    plt.close(fig)
-    return path
-
-
-def markdown_table(frame: pd.DataFrame) -> str:
-    header = "| " + " | ".join(frame.columns) + " |"
-    rule = "|" + "---|" * len(frame.columns)
-    body = ["| " + " | ".join(str(v) for v in row) + " |" for row in frame.itertuples(index=False)]
-    return "\n".join([header, rule, *body])
+from training.zoo_tables import family_figures, markdown_table, run_table  # noqa: E402
 
 
 def stalled_note(table: pd.DataFrame, lr) -> list[str]:
@@ -178,7 +91,13 @@ def main(argv=None) -> int:
     for run in sorted(metrics["model_id"].unique()):
         last = max((args.runs / run).glob("step*"), key=lambda d: int(d.name[4:]))
         shutil.copy(last / "config.json", configs / f"{run}.json")
-    table = run_table(args.runs, metrics)
+    summaries = {run.name: json.loads((run / "run.json").read_text()) for run in sorted(args.runs.iterdir())
+                 if (run / "run.json").exists() and run.name in set(metrics["model_id"])}  # fmt: skip
+    provenance_of = {name: {"spec": s["spec"], "training": s} for name, s in summaries.items()}
+    table = run_table(
+        metrics, provenance_of, {name: json.loads((configs / f"{name}.json").read_text()) for name in summaries}
+    )
+    table = table.drop(columns=["design", "trained"])
     table.to_csv(args.out / "runs.csv", index=False)
     import torch
     import transformers

@@ -14,6 +14,7 @@ import pandas as pd
 from emergence.curve import TRANSFORM_FORMS, curve_rows, to_log_value
 from emergence.mechanism import MECHANISM, MECHANISM_TARGETS
 from features import FEATURES, ArchcastError, featurize, read_spec
+from training.design import design_key
 from training.fit import without_duplicates
 
 CURVE = "curve"  # the target of a metric's curve regressor: log(metric) at (features, step)
@@ -94,15 +95,10 @@ DESIGN = "design"  # the regression table's column that leave-architecture-out C
 
 
 def design_keys(table: pd.DataFrame) -> pd.Series:
-    """Per row, its model's architecture as the predictor sees it: a digest of the model's feature rows. Seed
-    replicates (and any models the features cannot tell apart) share one, so that grouped CV never has one on
-    each side: a held-out architecture whose replicate was trained on is not held out."""
-    digests = {
-        model_id: hashlib.sha256(
-            pd.util.hash_pandas_object(rows[["model_type", *FEATURES]], index=False).values.tobytes()
-        ).hexdigest()[:12]
-        for model_id, rows in table.groupby("model_id", sort=False)
-    }
+    """Per row, its model's design (training.design): seed replicates (and any models the features cannot tell
+    apart) share one, so that grouped CV never has one on each side: a held-out architecture whose replicate
+    was trained on is not held out."""
+    digests = {model_id: design_key(rows) for model_id, rows in table.groupby("model_id", sort=False)}
     return table["model_id"].map(digests)
 
 

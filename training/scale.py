@@ -14,12 +14,8 @@ import pandas as pd
 
 from emergence.curve import to_log_value
 from emergence.scale import AXES, MOVES_WITH, AxisSlope
-from features import FEATURES
 from training.dataset import measured_by_step
-
-
-def _design(row: pd.Series, axis: str) -> tuple:
-    return (row["model_type"], *(round(float(row[f]), 6) for f in FEATURES if f not in MOVES_WITH[axis]))
+from training.design import design_key
 
 
 def axis_slopes(table: pd.DataFrame, metrics: pd.DataFrame, metric: str, steps: np.ndarray) -> dict[str, AxisSlope]:
@@ -33,9 +29,11 @@ def axis_slopes(table: pd.DataFrame, metrics: pd.DataFrame, metric: str, steps: 
         .median()
     )  # (runs, T)
     first = table.drop_duplicates("model_id").set_index("model_id").loc[per_run.index]
+    runs = dict(tuple(table.groupby("model_id", sort=False)))
     out = {}
     for axis, feature in AXES.items():
-        design = first.apply(_design, axis=1, args=(axis,)).map(repr)
+        # the designs that differ along this axis alone (training.design, its features ignored)
+        design = pd.Series([design_key(runs[m], ignoring=MOVES_WITH[axis]) for m in first.index], index=first.index)
         raw = first[feature].to_numpy(np.float64)
         x = np.log(raw)
         varied = pd.Series(x, index=first.index).groupby(design.to_numpy()).transform("nunique").to_numpy() >= 2
