@@ -195,8 +195,9 @@ _EXTREMA = np.array(["dip", "none", "peak"])  # by sign of A, −1 … 1
 
 @dataclass(frozen=True)
 class Transform:
-    """How a parameter becomes a regression target and back (ranges differ by decades): the array forms, and
-    the scalar form and its slope for the fitter's inner loop, where numpy's per-call cost dominates."""
+    """A target transform and its inverse (ranges differ by decades): the mechanism's regression targets, and
+    the space the fitter pulls each curve parameter towards the population in (training.fit). The array forms,
+    and the scalar form and its slope for the fitter's inner loop, where numpy's per-call cost dominates."""
 
     forward: Callable[[np.ndarray], np.ndarray]
     inverse: Callable[[np.ndarray], np.ndarray]
@@ -210,12 +211,8 @@ TRANSFORM_FORMS: dict[str, Transform] = {
     "log": Transform(np.log, np.exp, math.log, lambda p: 1.0 / p),
     "identity": Transform(lambda v: v, lambda v: v, float, lambda p: 1.0),
 }
-# Which transform each parameter's target uses (the exported manifest records it per target).
+# The space each curve parameter is pulled towards the population in (training.fit's penalty).
 TRANSFORMS: dict[str, str] = {"A": "asinh", "lam": "log1p", "gamma": "log", "t0": "log", "K": "asinh"}
-
-
-def to_target(param: str, values):
-    return TRANSFORM_FORMS[TRANSFORMS[param]].forward(np.asarray(values, dtype=np.float64))
 
 
 def from_target(transform: str, values):

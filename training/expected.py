@@ -17,11 +17,12 @@ from modelstore import Manifest, read_manifest
 from service.predictor import Predictor, expected_block
 
 
-def record_expected(folder: Path) -> Manifest:
-    """Load `folder` through the served predictor (checking any answers it already records), store its answers."""
+def record_expected(folder: Path, manifest: Manifest | None = None) -> Manifest:
+    """Load `folder` through the served predictor (checking any answers it already records), store its answers.
+    `manifest`: the one just written there, as the exporter holds it (its NaN scores still NaN, not JSON's null)."""
     folder = Path(folder)
     expected = expected_block(Predictor(folder.parent, folder.name))
-    manifest = read_manifest(folder)
+    manifest = read_manifest(folder) if manifest is None else manifest
     manifest = replace(manifest, info={**manifest.info, "expected": expected})
     manifest.write(folder)
     return manifest

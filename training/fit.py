@@ -11,8 +11,8 @@ ma_ratio on the zoo). `fit_table` therefore fits each metric empirical-Bayes sty
    of a sample of the series towards the population curve;
 3. every series by Levenberg–Marquardt over (A, log λ, log γ, log t0, K) from the
    population parameters, least squares in units of the series' range plus a penalty
-   PRIOR_STRENGTH·Σ((u − u_population) / spread)², u the transformed parameters the
-   regressors learn. The data decide the directions they determine; the population
+   PRIOR_STRENGTH·Σ((u − u_population) / spread)², u the transformed parameters
+   (emergence.curve.TRANSFORMS). The data decide the directions they determine; the population
    decides the rest. A fit that ends worse than the best point of the coarse grid is
    also started from that point, and where the pull leaves a series unusable as a
    regression target (R² < 0.5) it is weakened tenfold at a time while that helps.

@@ -318,7 +318,7 @@ def export_stage(
         candidate, data.table, data.targets, best, list(config.metric_names), info, config.seed, references
     )
     # what the exported files answer, so that another machine's libraries cannot serve other numbers unseen
-    manifest = record_expected(candidate)
+    manifest = record_expected(candidate, manifest)
     real = real_model_check(candidate)
     if real:  # the exported files themselves are checked against the real models, then the card says how
         manifest = replace(manifest, info={**manifest.info, "real_model_check": real})

@@ -243,8 +243,8 @@ def _to_coords(p) -> np.ndarray:
 
 
 def _transformed(p) -> np.ndarray:
-    """The parameters as the regressors' targets (emergence.curve.to_target, one float at a time: this runs in
-    the fit's inner loop)."""
+    """The parameters in the penalty's space (emergence.curve.TRANSFORMS), one float at a time: this runs in
+    the fit's inner loop."""
     return np.array([forward(float(value)) for forward, value in zip(_FORWARDS, p, strict=True)])
 
 

@@ -25,10 +25,6 @@ from training.zoo_tier import load_provenance, load_tier  # noqa: E402
 FLOOR_METRICS = ("ma_ratio", "ma_ratio_nonbos", "linearity", "linearity_nores")
 
 
-def final_log_ratio(table: pd.DataFrame) -> pd.Series:
-    return np.log(table.set_index("run")["ratio_end"])
-
-
 def noise_floor(metrics: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame:
     """Per metric: median |log(curve_a / curve_b)| over every pair of seeds of a design, layer and step."""
     rows = []
