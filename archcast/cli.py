@@ -237,6 +237,11 @@ def predict_cmd(
     out: Path = typer.Option(..., "--out", help="output table: .parquet, .csv or .json"),
     steps: str | None = typer.Option(None, "--steps", help="comma list of steps (default: the training steps)"),
     metrics: str | None = typer.Option(None, "--metrics", help="comma list (default: all)"),
+    recipe: str | None = typer.Option(
+        None,
+        "--recipe",
+        help="training recipe: a JSON object or file, e.g. '{\"lr\": 0.003}' (default: the trained one)",
+    ),
     plot: Path | None = typer.Option(None, "--plots", "--plot", help="folder for one PNG per config"),
     models: Path | None = typer.Option(None, "--models", help="models folder (default: models/ or $ARCHCAST_MODELS)"),
 ) -> None:
@@ -247,16 +252,17 @@ def predict_cmd(
     import pandas as pd
     from rich.progress import track
 
-    from service.batch import check_out, predict_many, warning_summary, write_table
+    from service.batch import check_out, predict_many, read_recipe_option, warning_summary, write_table
     from service.predictor import Predictor
 
     check_out(out)  # before any prediction is computed
+    recipe_request = read_recipe_option(recipe)
     predictor = Predictor(models)
     step_list = [float(s) for s in steps.split(",")] if steps else None
     metric_list = metrics.split(",") if metrics else None
     frames, warned = [], 0
     for name, prediction in track(
-        predict_many(predictor, sources, step_list, metric_list), description="predicting", console=err
+        predict_many(predictor, sources, step_list, metric_list, recipe_request), description="predicting", console=err
     ):
         frames.append(prediction.to_frame(name))
         warned += bool(prediction.warnings)

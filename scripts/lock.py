@@ -29,7 +29,9 @@ HEADER = "# written by scripts/lock.py from the tested environment; do not edit 
 def installed() -> dict[str, metadata.Distribution]:
     """canonical name → distribution, archcast and the packaging tools left out."""
     out = {canonicalize_name(d.metadata["Name"]): d for d in metadata.distributions()}
-    for tool in ("archcast", "pip", "setuptools", "wheel"):  # ours, and what every venv brings with it
+    # ours, what every venv brings with it, and uv, which `bentoml build` installs into the running
+    # environment on its first build (tests/test_bento.py)
+    for tool in ("archcast", "pip", "setuptools", "wheel", "uv"):
         out.pop(tool, None)
     return out
 

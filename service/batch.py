@@ -95,12 +95,30 @@ def write_table(frame: pd.DataFrame, out: Path) -> None:
         out.write_text(json.dumps(records, indent=1))
 
 
+def read_recipe_option(text: str | None) -> dict | None:
+    """--recipe: a JSON object, or a file holding one; None when not given."""
+    if text is None:
+        return None
+    path = Path(text)
+    if path.suffix == ".json" and not path.is_file():
+        raise ArchcastError("--recipe", f"no such file {text!r}")
+    source = path.read_text() if path.is_file() else text
+    try:
+        recipe = json.loads(source)
+    except json.JSONDecodeError as exc:
+        raise ArchcastError("--recipe", f"not a JSON object or a file holding one: {exc.msg}") from None
+    if not isinstance(recipe, dict):
+        raise ArchcastError("--recipe", 'expected a JSON object such as {"lr": 0.003}')
+    return recipe
+
+
 def predict_many(
-    predictor: Predictor, sources: list[str], steps=None, metrics=None
+    predictor: Predictor, sources: list[str], steps=None, metrics=None, recipe=None
 ) -> Iterator[tuple[str, Prediction]]:
     """Yields (name, prediction) per config; a bad config raises with its name in the message."""
+    predictor.check_recipe(recipe)  # a bad recipe is refused before any config is read
     for name, config in iter_configs(sources):
         try:
-            yield name, predictor.predict(config, steps, metrics)
+            yield name, predictor.predict(config, steps, metrics, recipe)
         except ArchcastError as exc:
             raise type(exc)(name, str(exc)) from None  # same kind (config error or not), named by its config

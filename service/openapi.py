@@ -99,6 +99,11 @@ PREDICTION = {
             "description": "the training recipe the steps refer to (schedule, batch, sequence length, tokens per "
             "step): a predicted curve is only meaningful for it",
         },
+        "recipe_requested": {
+            "type": "object",
+            "description": "the request's recipe over the trained one's defaults, where the request gave one; a "
+            "field outside what the training runs covered gets a recipe_out_of_range warning",
+        },
         "mechanism": {
             "type": ["object", "null"],
             "description": "where the BOS massive-activation mechanism forms at the end of the recipe",

@@ -31,6 +31,7 @@ WARNING_CODES = (
     "curve_clipped",  # a curve left its metric's possible range and was clipped to it
     "interval_widened",  # the 80 % bands (and the mechanism's error) widened with distance from the training domain
     "scale_extrapolated",  # past the trained width or depth, the scale term moved the curves
+    "recipe_out_of_range",  # a requested recipe field outside what the training runs covered
 )
 
 
@@ -186,6 +187,7 @@ class Prediction:
     mechanism: MechanismPrediction | None = None
     recipe: dict[str, Any] = field(default_factory=dict)  # the training recipe the steps refer to
     tokens: np.ndarray | None = None  # (T,) tokens seen by each step under that recipe
+    recipe_requested: dict[str, Any] | None = None  # the request's recipe, where it gave one (features.recipe)
 
     @property
     def n_layers(self) -> int:
@@ -234,6 +236,7 @@ class Prediction:
             "steps": _nums(self.steps),
             "tokens": None if self.tokens is None else _nums(self.tokens),
             "recipe": self.recipe,
+            **({"recipe_requested": self.recipe_requested} if self.recipe_requested is not None else {}),
             "warnings": [w.to_json() for w in self.warnings],
             "summary": self.summary(),
             "mechanism": None if self.mechanism is None else self.mechanism.to_json(),

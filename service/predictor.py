@@ -25,6 +25,8 @@ from emergence.mechanism import MECHANISM, MarginError
 from emergence.path import ProjectedCurves, project_curves
 from emergence.scale import AXES, scale_term
 from features import FEATURES, ArchcastError, read_spec, spec_matrix
+from features.recipe import FIELDS as RECIPE_FIELDS
+from features.recipe import Recipe, read_recipe, reference_recipe
 from modelstore import ModelError, read_manifest, resolve, verify
 from service.prediction import MetricPrediction, Prediction, PredictionWarning, mechanism_prediction
 
@@ -165,6 +167,11 @@ class Predictor:
         self.scale = scale_term(manifest.scale, ranges, self.metrics, len(self.projection_steps))
         self._band_nodes = {m: n for m, i in manifest.intervals.items() if i and (n := band_nodes(i)) is not None}
         self.recipe = manifest.recipe
+        self.reference_recipe = reference_recipe(manifest.recipe) if manifest.recipe else None
+        # the range of each recipe field the training runs covered (one recipe so far: its own values)
+        covered = manifest.domain.get("recipe_ranges") or {}
+        reference = self.reference_recipe.to_json() if self.reference_recipe else {}
+        self._recipe_ranges = {k: covered.get(k, [reference[k], reference[k]]) for k in RECIPE_FIELDS if k in reference}
         # the margin regressor's held-out error: each layer's chance and the onset's (an older model: none)
         self._margin_error = MarginError.from_scores(manifest.info.get("mechanism_error", {}))
         self._mechanism_bands = manifest.info.get("mechanism_error", {}).get("intervals", {})  # held-out 80 % bands
@@ -326,13 +333,41 @@ class Predictor:
             out.setdefault(target.metric, {})[target.param] = from_target(target.transform, raw.reshape(-1))
         return out
 
-    def predict(self, config: Any, steps=None, metrics=None) -> Prediction:
-        """Per layer and metric: the five parameters and the curves at `steps` with their derived values.
+    def check_recipe(self, recipe) -> Recipe | None:
+        if recipe is not None and self.reference_recipe is None:
+            raise RequestError("recipe", f"{self.version} records no training recipe to answer one for")
+        return None if self.reference_recipe is None else read_recipe(recipe, self.reference_recipe)
 
-        Raises features.FeatureError for a bad config and RequestError for bad steps/metrics.
+    def recipe_warnings(self, requested: Recipe | None) -> list[PredictionWarning]:
+        """Recipe fields outside what the training runs covered: the curves are those of the covered recipe."""
+        if requested is None or requested == self.reference_recipe:
+            return []
+        out = []
+        for key, value in requested.to_json().items():
+            if key not in self._recipe_ranges:
+                continue
+            low, high = self._recipe_ranges[key]
+            inside = low == value == high if isinstance(value, (bool, str)) else low <= value <= high
+            if not inside:
+                trained = f"{low}" if low == high else f"[{low:g}, {high:g}]"
+                out.append(PredictionWarning(
+                    "recipe_out_of_range",
+                    f"recipe.{key}={value} is outside what the training runs covered ({trained}); the curves are "
+                    "those of the trained recipe, which the response's `recipe` gives",
+                    feature=f"recipe.{key}", value=value, range=(low, high),
+                ))  # fmt: skip
+        return out
+
+    def predict(self, config: Any, steps=None, metrics=None, recipe=None) -> Prediction:
+        """Per layer and metric: the five parameters and the curves at `steps` with their derived values, for
+        the training `recipe` (a dict of features.recipe.FIELDS; default: the recipe the model was trained on).
+
+        Raises features.FeatureError for a bad config and RequestError or ArchcastError for bad steps, metrics
+        or recipe.
         """
         t = self.check_steps(steps)
         metrics = self.check_metrics(metrics)
+        requested = self.check_recipe(recipe)
         spec = read_spec(config)
         rows = spec_matrix(spec)  # (L, F) float32
         curve_outputs, layer_outputs = self.run(rows)
@@ -354,7 +389,7 @@ class Predictor:
                 ))  # fmt: skip
             out[metric] = MetricPrediction(stacked, curves, self.band(metric, t, curves.values, widen))
         warnings = self.domain_warnings(rows.astype(np.float64), spec.model_type) + self.step_warnings(t) + clipped
-        warnings += self.scale_warnings(rows, shift, metrics)
+        warnings += self.scale_warnings(rows, shift, metrics) + self.recipe_warnings(requested)
         if widen.max() > 1 and (widened := self.widened_parts()):
             warnings.append(PredictionWarning(
                 "interval_widened",
@@ -365,8 +400,9 @@ class Predictor:
         layer = self.layer_values(layer_outputs)
         mechanism = mechanism_prediction(layer.get(MECHANISM, {}), self._margin_error, self._mechanism_bands, widen)
         tokens = self.recipe.get("tokens_per_step")
+        asked = requested.to_json() if recipe is not None and requested is not None else None
         return Prediction(self.version, spec.model_type, t, out, warnings, mechanism, self.recipe,
-                          t * tokens if tokens else None)  # fmt: skip
+                          t * tokens if tokens else None, asked)  # fmt: skip
 
     def widened_parts(self) -> list[str]:
         """What this model widens outside the training domain, in the interval_widened warning's words."""

@@ -118,17 +118,22 @@ class BodyLimit:
         await self.app(scope, replay, send)
 
 
-def _predict(config: dict[str, Any], steps, metrics, where: str = "config") -> dict[str, Any]:
+def _predict(config: dict[str, Any], steps, metrics, recipe=None, where: str = "config") -> dict[str, Any]:
     """The prediction as JSON; a bad config's error names its path in the request (config.n_layer,
-    configs[1].n_layer), a bad steps or metrics field its name."""
+    configs[1].n_layer), a bad steps, metrics or recipe field its name (recipe.lr)."""
     try:
-        return shared_predictor().predict(config, steps, metrics).to_json()
+        return shared_predictor().predict(config, steps, metrics, recipe).to_json()
     except FeatureError as exc:
         raise exc.within(where) from None
 
 
 Steps = list[float] | None
 Metrics = list[str] | None
+Recipe = dict[str, Any] | None
+RECIPE_HELP = (
+    "How the model will be trained: any of steps, batch_size, seq_len, lr, weight_decay, bos, warmup, schedule "
+    "(default: the recipe the served model was trained on)"
+)
 
 
 @bentoml.asgi_app(Starlette(routes=[Route("/metadata", metadata, methods=["GET"]), *page.routes()]), path="/")
@@ -155,10 +160,11 @@ class Archcast:
         config: dict[str, Any] = Field(description="A Hugging Face config.json object"),
         steps: Steps = Field(default=None, description="Training steps at which to evaluate the curves"),
         metrics: Metrics = Field(default=None, description="Metrics to predict (default: all the model has)"),
+        recipe: Recipe = Field(default=None, description=RECIPE_HELP),
     ) -> dict[str, Any]:
         """Per-layer emergence-curve parameters, derived quantities and curves for one config."""
         try:
-            return FastJSON(_predict(config, steps, metrics))
+            return FastJSON(_predict(config, steps, metrics, recipe))
         except ArchcastError as exc:  # answered here: raising would log a client's mistake as a server error
             return problem(400, str(exc), exc.field, "/predict")
 
@@ -168,13 +174,14 @@ class Archcast:
         configs: list[dict[str, Any]] = Field(description=f"Up to {MAX_BATCH} config.json objects"),
         steps: Steps = None,
         metrics: Metrics = None,
+        recipe: Recipe = Field(default=None, description=RECIPE_HELP),
     ) -> list[dict[str, Any]]:
         """The same as /predict for several configs; an invalid one fails the request, naming its index."""
         if not configs or len(configs) > MAX_BATCH:
             detail = f"configs: expected 1 to {MAX_BATCH} configs, got {len(configs)}"
             return problem(400, detail, "configs", "/predict_batch")
         try:
-            return FastJSON([_predict(c, steps, metrics, where=f"configs[{i}]") for i, c in enumerate(configs)])
+            return FastJSON([_predict(c, steps, metrics, recipe, where=f"configs[{i}]") for i, c in enumerate(configs)])
         except ArchcastError as exc:
             return problem(400, str(exc), exc.field, "/predict_batch")
 

@@ -107,6 +107,10 @@ def test_default_steps_and_metrics_come_from_the_model(client, models_env):
         ({"config": GPT2, "steps": [-5]}, "steps"),
         ({"config": GPT2, "steps": list(range(10_001))}, "steps"),
         ({"config": GPT2, "metrics": ["loss"]}, "metrics"),
+        ({"config": GPT2, "recipe": {"lrr": 0.003}}, "recipe.lrr"),
+        ({"config": GPT2, "recipe": {"batch_size": 0}}, "recipe.batch_size"),
+        ({"config": GPT2, "recipe": {"bos": "yes"}}, "recipe.bos"),
+        ({"config": GPT2, "recipe": [1]}, "recipe"),
         ({"config": "not an object"}, "config"),
         ({}, "config"),
     ],
@@ -121,6 +125,18 @@ def test_bad_input_gets_a_400_naming_the_field(client, payload, field, caplog):
     assert field in body["field"]  # the path of the offending input, e.g. config.n_layer
     # a client's mistake is one INFO line, not a server error with a traceback
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
+
+
+def test_a_recipe_is_echoed_and_a_field_outside_the_trained_ones_warned(client):
+    plain = client.post("/predict", json={"config": GPT2, "steps": [0, 100]}).json()
+    body = client.post("/predict", json={"config": GPT2, "steps": [0, 100], "recipe": {"lr": 1e-4}}).json()
+    assert "recipe_requested" not in plain and body["recipe_requested"]["lr"] == 1e-4
+    assert body["recipe_requested"]["batch_size"] == plain["recipe"]["batch_size"]  # the rest: the trained recipe
+    (warning,) = [w for w in body["warnings"] if w["code"] == "recipe_out_of_range"]
+    assert warning["feature"] == "recipe.lr" and warning["range"] == [plain["recipe"]["lr"]] * 2
+    assert body["layers"] == plain["layers"]  # one recipe trained: its curves, as the warning says
+    batch = client.post("/predict_batch", json={"configs": [GPT2], "recipe": {"lr": 1e-4}}).json()
+    assert [w["code"] for w in batch[0]["warnings"]].count("recipe_out_of_range") == 1
 
 
 @pytest.mark.slow
