@@ -132,41 +132,73 @@ def onset_chances(bos_margin, error: MarginError) -> np.ndarray:
     independently, layer k first with chance p_k(u) · Π_{j<k}(1 − p_j(u)), and u is averaged out. Taking the
     layers as independent (model_sd = 0) overstates how likely some early layer is to pass when the whole
     profile is off together."""
+    margin = np.asarray(bos_margin, dtype=np.float64).reshape(-1)
+    return onset_chances_many(margin, np.array([0, len(margin)]), error)[0, : len(margin) + 1]
+
+
+# configs × offset nodes × layers a chunk of onset_chances_many holds at once (16 MB of float64)
+_CHUNK_CELLS = 1 << 21
+
+
+def onset_chances_many(bos_margin, offsets, error: MarginError, factors=None) -> np.ndarray:
+    """onset_chances for many models at once: `bos_margin` stacks their layers (model i's are
+    offsets[i]:offsets[i + 1]) and model i's error is `error` widened by factors[i] (default 1). Gives
+    (N, Lmax + 1), row i's chances in its first L_i + 1 columns and zeros after (a NaN row where a margin of the
+    model is not finite)."""
     margin = np.asarray(bos_margin, dtype=np.float64)
-    if not np.isfinite(margin).all():
-        return np.full(len(margin) + 1, np.nan)
+    offsets = np.asarray(offsets, dtype=np.int64)
+    lengths = np.diff(offsets)
+    n, width = len(lengths), int(lengths.max(initial=0))
+    factors = np.ones(n) if factors is None else np.asarray(factors, dtype=np.float64)
+    # padded with −inf: a layer that is not there never passes
+    padded = np.full((n, width), -np.inf)
+    padded[np.arange(width)[None, :] < lengths[:, None]] = margin
+    broken = ~np.isfinite(np.where(np.isneginf(padded), 0.0, padded)).all(axis=1)
+    padded[broken] = -np.inf
+    model_sd, layer_sd = error.model_sd * factors, error.layer_sd * factors
     if error.model_sd > 0 and error.layer_sd == 0:
         # every layer passes where the offset clears its own bar t_j: layer k is first for u in
         # [t_k, min_{j<k} t_j), none for u below every bar
-        bars = (MARGIN_CUT - margin) / error.model_sd
-        lowest_before = np.minimum.accumulate(np.concatenate([[np.inf], bars]))  # min over j < k, k = 1..L+1
-        first = np.maximum(0.0, ndtr(lowest_before[:-1]) - ndtr(bars))
-        return np.concatenate([[ndtr(lowest_before[-1])], first])
-    offsets, weights = _offset_grid(error)
-    shifted = margin[None, :] + offsets[:, None] - MARGIN_CUT
-    passes = ndtr(shifted / error.layer_sd) if error.layer_sd > 0 else (shifted >= 0).astype(np.float64)
-    none_before = np.cumprod(np.hstack([np.ones((len(offsets), 1)), 1.0 - passes]), axis=1)  # (nodes, L + 1)
-    return weights @ np.hstack([none_before[:, -1:], passes * none_before[:, :-1]])
-
-
-# MarginError is frozen, so hashable: a model's own grid is made once; a widened error (outside the training domain,
-# a factor per design) gets its own, kept for the last 64
-@lru_cache(maxsize=64)
-def _offset_grid(error: MarginError) -> tuple[np.ndarray, np.ndarray]:
-    """Offsets u and weights for the normal expectation over the shared offset, ±6 sd: spaced at a quarter of
-    the per-layer sd (in offset units) or finer, so that each layer's chance, a normal CDF of that width in u,
-    is resolved (a fixed Gauss–Hermite rule is off by up to 0.1 when the per-layer part is small). Read-only:
-    the arrays are shared between calls."""
-    if error.model_sd == 0:
-        offsets, weights = np.zeros(1), np.ones(1)
+        bars = (MARGIN_CUT - padded) / model_sd[:, None]
+        lowest_before = np.minimum.accumulate(np.hstack([np.full((n, 1), np.inf), bars]), axis=1)
+        first = np.maximum(0.0, ndtr(lowest_before[:, :-1]) - ndtr(bars))
+        out = np.hstack([ndtr(lowest_before[:, -1:]), first])
     else:
-        step = min(0.25, 0.25 * error.layer_sd / error.model_sd)
+        z, weights = _offset_grid(error.layer_sd / error.model_sd if error.model_sd > 0 else math.inf)
+        out = np.empty((n, width + 1))
+        rows = max(1, _CHUNK_CELLS // max(1, len(z) * width))
+        for a in range(0, n, rows):
+            b = min(n, a + rows)
+            shifted = padded[a:b, None, :] + (z[None, :] * model_sd[a:b, None])[:, :, None] - MARGIN_CUT
+            if error.layer_sd > 0:
+                passes = ndtr(shifted / layer_sd[a:b, None, None])
+            else:
+                passes = (shifted >= 0).astype(np.float64)
+            ones = np.ones((b - a, len(z), 1))
+            none_before = np.cumprod(np.concatenate([ones, 1.0 - passes], axis=2), axis=2)  # (n, nodes, L + 1)
+            first = np.concatenate([none_before[:, :, -1:], passes * none_before[:, :, :-1]], axis=2)
+            out[a:b] = np.einsum("k,nkl->nl", weights, first)
+    out[broken] = np.nan
+    return out
+
+
+@lru_cache(maxsize=8)
+def _offset_grid(ratio: float) -> tuple[np.ndarray, np.ndarray]:
+    """Nodes z (in units of the shared offset's sd) and weights for the normal expectation over the shared
+    offset, ±6 sd, for a per-layer sd `ratio` times the shared one (inf: no shared part, one node): spaced at a
+    quarter of the per-layer sd or finer, so that each layer's chance, a normal CDF of that width in u, is
+    resolved (a fixed Gauss–Hermite rule is off by up to 0.1 when the per-layer part is small). The grid depends
+    on the ratio alone, so an error widened by any factor shares it. Read-only: the arrays are shared."""
+    if math.isinf(ratio):
+        z, weights = np.zeros(1), np.ones(1)
+    else:
+        step = min(0.25, 0.25 * ratio)
         half = min(1000, math.ceil(6.0 / step))
         z = np.linspace(-6.0, 6.0, 2 * half + 1)
         weights = np.exp(-0.5 * z * z)
-        offsets, weights = z * error.model_sd, weights / weights.sum()
-    offsets.flags.writeable = weights.flags.writeable = False
-    return offsets, weights
+        weights = weights / weights.sum()
+    z.flags.writeable = weights.flags.writeable = False
+    return z, weights
 
 
 def likeliest_onset(chances) -> int | None:

@@ -81,23 +81,32 @@ class ScaleTerm:
 
     def beyond(self, rows: np.ndarray) -> np.ndarray:
         """(A,): how far past the training range the design lies on each axis, in log units (0 inside)."""
-        first = rows[0]
-        out = np.zeros(len(self._axes))
-        for j, (_, index, low, high) in enumerate(self._axes):
-            x = float(first[index])
-            if x > high > 0:
-                out[j] = math.log(x / high)
-            elif 0 < x < low:
-                out[j] = math.log(x / low)
+        return self.beyond_many(rows[:1])[0]
+
+    def beyond_many(self, first_rows: np.ndarray) -> np.ndarray:
+        """(N, A): beyond() for N designs, each given by its first feature row (the axes are model features)."""
+        first = np.asarray(first_rows, dtype=np.float64)
+        out = np.zeros((len(first), len(self._axes)))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            for j, (_, index, low, high) in enumerate(self._axes):
+                x = first[:, index]
+                if high > 0:
+                    out[:, j] = np.where(x > high, np.log(x / high), 0.0)
+                out[:, j] = np.where((0 < x) & (x < low), np.log(x / low), out[:, j])
         return out
 
     def carried(self, beyond: np.ndarray) -> np.ndarray:
-        """(M, A): the distances past the edge each metric's slopes are applied over (capped at their reach)."""
-        return np.clip(beyond[None, :], -self._reach, self._reach)
+        """(M, A), or (N, M, A) for (N, A): the distances past the edge each metric's slopes are applied over
+        (capped at their reach)."""
+        return np.clip(beyond[..., None, :], -self._reach, self._reach)
 
     def shift(self, rows: np.ndarray) -> np.ndarray:
         """(M, T) log shift for a design's (L, F) feature rows, in self.metrics order; zeros inside the range."""
         return self.axis_shifts(rows).sum(axis=0)
+
+    def shift_many(self, first_rows: np.ndarray) -> np.ndarray:
+        """(N, M, T): shift() for N designs, each given by its first feature row."""
+        return np.einsum("mat,nma->nmt", self._table, self.carried(self.beyond_many(first_rows)))
 
     def axis_shifts(self, rows: np.ndarray) -> np.ndarray:
         """(A, M, T): the shift axis by axis (they add up to shift()), for testing each axis on its own."""

@@ -19,8 +19,7 @@ from emergence.mechanism import (
     carries_mechanism,
     likeliest_onset,
     mechanism_probability,
-    onset_chances,
-    onset_layer,
+    onset_chances_many,
 )
 
 # every warning a prediction can carry (the OpenAPI document lists these)
@@ -115,26 +114,67 @@ class MechanismPrediction:
         return f"mechanism: BOS massive activation most likely from layer {self.onset_layer}{odds}{when}{where}"
 
 
+@dataclass(frozen=True)
+class StackedMechanism:
+    """MechanismPrediction for several configs at once: each per-layer array stacks their layers (config i's are
+    offsets[i]:offsets[i + 1]); the onset and its chance are per config."""
+
+    offsets: np.ndarray  # (N + 1,)
+    bos_share: np.ndarray  # (ΣL,) each as in MechanismPrediction
+    bos_margin: np.ndarray
+    has_mechanism: np.ndarray
+    onset_step: np.ndarray
+    probability: np.ndarray
+    onset_layer: list[int | None]  # (N,)
+    onset_chance: np.ndarray  # (N,)
+    intervals: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+
+    def one(self, i: int) -> MechanismPrediction:
+        a, b = int(self.offsets[i]), int(self.offsets[i + 1])
+        return MechanismPrediction(
+            self.bos_share[a:b], self.bos_margin[a:b], self.has_mechanism[a:b], self.onset_step[a:b],
+            self.onset_layer[i], self.probability[a:b], float(self.onset_chance[i]),
+            {name: (low[a:b], high[a:b]) for name, (low, high) in self.intervals.items()},
+        )  # fmt: skip
+
+
 def mechanism_prediction(
     targets: dict[str, np.ndarray],
     error: MarginError | None = None,
     intervals: dict[str, dict] | None = None,
     widen: np.ndarray | None = None,
 ) -> MechanismPrediction | None:
-    """From the mechanism regressors' outputs; None where the model has none (a zoo without the BOS columns).
-    A target the model could not learn (too few models measured it, e.g. no onset anywhere) reads as NaN. With
-    the margin's held-out error, each layer gets its chance (both parts of the error together) and the onset is
-    the likeliest one (emergence.mechanism.onset_chances); without (an older model), or where a margin is not
+    """One config's mechanism (mechanism_predictions for a batch of one)."""
+    if "bos_margin" not in targets:
+        return None
+    stacked = mechanism_predictions(targets, np.array([0, len(targets["bos_margin"])]), error, intervals, widen)
+    return stacked.one(0)
+
+
+def mechanism_predictions(
+    targets: dict[str, np.ndarray],
+    offsets: np.ndarray,
+    error: MarginError | None = None,
+    intervals: dict[str, dict] | None = None,
+    widen: np.ndarray | None = None,
+) -> StackedMechanism | None:
+    """From the mechanism regressors' outputs for the stacked layers of several configs (config i's are
+    offsets[i]:offsets[i + 1]); None where the model has none (a zoo without the BOS columns). A target the model
+    could not learn (too few models measured it, e.g. no onset anywhere) reads as NaN. With the margin's held-out
+    error, each layer gets its chance (both parts of the error together) and the onset is the likeliest one
+    (emergence.mechanism.onset_chances); without (an older model), or for a config with a margin that is not
     finite, the first layer whose margin passes.
     `intervals` (name → the held-out band of measured − predicted in the target's own space, training.onset_error)
     give each target its central 80 % band per layer; the onset step's only where the layer shows the mechanism.
-    `widen` ((L,), ≥ 1; the service's distance from the training domain) stretches each layer's band and the
-    margin error by the same rule as the curves' bands: the chances move towards even odds far from the data."""
+    `widen` ((ΣL,), ≥ 1; the service's distance from the training domain) stretches each layer's band, and each
+    config's margin error by its largest: the chances move towards even odds far from the data."""
     if "bos_margin" not in targets:
         return None
-    nan = np.full(len(targets["bos_margin"]), np.nan)
+    offsets = np.asarray(offsets, dtype=np.int64)
+    raw_margin = np.asarray(targets["bos_margin"], dtype=np.float64)
+    nan = np.full(len(raw_margin), np.nan)
     share = _within("bos_share", targets.get("bos_share", nan))
-    margin = _within("bos_margin", targets["bos_margin"])
+    margin = _within("bos_margin", raw_margin)
     has = carries_mechanism(margin)
     onset = np.where(has, _within("onset_step", targets.get("onset_step", nan)), np.nan)
     widen = np.ones(len(margin)) if widen is None else np.asarray(widen, dtype=np.float64)
@@ -142,15 +182,23 @@ def mechanism_prediction(
         raise ValueError(f"widen must be one finite factor ≥ 1 per layer, got {widen}")
     bands = {name: mechanism_band(name, targets[name], band, has, widen) for name, band in (intervals or {}).items()
              if name in targets and band.get("low") is not None and band.get("high") is not None}  # fmt: skip
-    if error is None or not error.total_sd > 0 or not np.isfinite(targets["bos_margin"]).all():
-        # no error to weigh, or a margin the model could not give: the first layer whose margin passes
-        return MechanismPrediction(share, margin, has, onset, onset_layer(has), nan, intervals=bands)
-    if widen.max() > 1:  # one factor for the model: its layers' shared offset and their own error alike
-        error = error.widened(float(widen.max()))
-    chance = mechanism_probability(targets["bos_margin"], error.total_sd)
-    chances = onset_chances(targets["bos_margin"], error)
-    likeliest = likeliest_onset(chances)
-    return MechanismPrediction(share, margin, has, onset, likeliest, chance, float(chances[likeliest or 0]), bands)
+    starts, n = offsets[:-1], len(offsets) - 1
+    # the first layer whose margin passes, per config (where no chances are read)
+    passing = np.logical_or.reduceat(has, starts) if n else np.zeros(0, dtype=bool)
+    first = [None if not p else int(np.argmax(has[a:b])) + 1 for p, a, b in zip(passing, starts, offsets[1:],
+             strict=True)]  # fmt: skip
+    no_chance = np.full(n, np.nan)
+    if error is None or not error.total_sd > 0:
+        return StackedMechanism(offsets, share, margin, has, onset, nan, first, no_chance, bands)
+    finite = np.logical_and.reduceat(np.isfinite(raw_margin), starts)
+    factor = np.maximum(1.0, np.maximum.reduceat(widen, starts))  # one factor per config, for all its layers
+    lengths = np.diff(offsets)
+    sd = error.total_sd * np.repeat(factor, lengths)
+    chance = np.where(np.repeat(finite, lengths), mechanism_probability(raw_margin, sd), np.nan)
+    chances = onset_chances_many(raw_margin, offsets, error, factor)
+    onset_layers = [likeliest_onset(c) if ok else f for c, ok, f in zip(chances, finite, first, strict=True)]
+    onset_chance = np.where(finite, chances[np.arange(n), [k or 0 for k in onset_layers]], np.nan)
+    return StackedMechanism(offsets, share, margin, has, onset, chance, onset_layers, onset_chance, bands)
 
 
 def mechanism_band(
@@ -245,32 +293,11 @@ class Prediction:
 
     def to_frame(self, name: str) -> pd.DataFrame:
         """One row per (layer, metric): parameters, derived values, the curve as at_step_<s> columns, and the
-        warnings as a count and one readable cell."""
-        frames = []
-        for metric, p in self.metrics.items():
-            c = p.curves
-            frame = pd.DataFrame(p.params, columns=list(PARAMS))
-            frame.insert(0, "metric", metric)
-            frame.insert(0, "layer", np.arange(1, self.n_layers + 1))
-            frame.insert(0, "model_type", self.model_type)
-            frame.insert(0, "name", name)
-            frame["steady_state"] = c.steady_state
-            frame["extremum_kind"] = c.extremum_kind
-            frame["peak_step"] = c.peak_step
-            frame["peak_observable"] = c.peak_observable
-            frame["peak_value"] = c.peak_value
-            frame["final_value"] = c.final_value
-            if self.mechanism is not None:
-                frame["bos_share"] = self.mechanism.bos_share
-                frame["has_mechanism"] = self.mechanism.has_mechanism
-                frame["mechanism_probability"] = self.mechanism.probability
-                frame["onset_step"] = self.mechanism.onset_step
-            curve_columns = pd.DataFrame(c.values, columns=[f"at_step_{int(s)}" for s in self.steps])
-            frames.append(pd.concat([frame, curve_columns], axis=1))
-        out = pd.concat(frames, ignore_index=True).sort_values(["layer"], kind="stable", ignore_index=True)
-        out["n_warnings"] = len(self.warnings)
-        out["warnings"] = warning_text(self.warnings)
-        return out
+        warnings as a count and one readable cell (service.prediction_batch.prediction_table)."""
+        from service.prediction_batch import prediction_table
+
+        return prediction_table([name], [self.model_type], [self.n_layers], self.steps, self.metrics, self.mechanism,
+                                [self.warnings])  # fmt: skip
 
 
 def describe(metric: str, curves: Curves, steps: np.ndarray) -> str:

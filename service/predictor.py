@@ -24,11 +24,12 @@ from emergence.curve import METRIC_RANGE, Projector, clip_between, curve_rows, f
 from emergence.mechanism import MECHANISM, MarginError
 from emergence.path import ProjectedCurves, project_curves
 from emergence.scale import AXES, scale_term
-from features import FEATURES, ArchcastError, read_spec, spec_matrix
+from features import FEATURES, ArchcastError, ArchSpec, read_spec, spec_matrix
 from features.recipe import FIELDS as RECIPE_FIELDS
 from features.recipe import Recipe, read_recipe, reference_recipe
 from modelstore import ModelError, read_manifest, resolve, verify
-from service.prediction import MetricPrediction, Prediction, PredictionWarning, mechanism_prediction
+from service.prediction import MetricPrediction, Prediction, PredictionWarning, mechanism_predictions
+from service.prediction_batch import PredictionBatch
 
 __all__ = ["LibraryVersionWarning", "ModelError", "Predictor", "RequestError", "default_models_dir", "expected_block"]
 
@@ -114,6 +115,16 @@ def cpu_threads() -> int:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # not on Linux
         return max(1, os.cpu_count() or 1)
+
+
+@dataclass(frozen=True)
+class CheckedRequest:
+    """A prediction request's parts once checked: steps (T,), metric names, the recipe (None: the model has none)."""
+
+    steps: np.ndarray
+    metrics: list[str]
+    recipe: Recipe | None
+    recipe_given: bool  # whether the request named a recipe (the response then echoes it)
 
 
 class Predictor:
@@ -259,22 +270,31 @@ class Predictor:
         return list(dict.fromkeys(metrics))
 
     def domain_warnings(self, rows: np.ndarray, model_type: str) -> list[PredictionWarning]:
-        warnings = []
-        if model_type not in self._families:
-            seen = ", ".join(sorted(self._families))
-            message = f"family {model_type!r} was never seen in training (seen: {seen})"
-            warnings.append(PredictionWarning("family_unseen", message, feature="model_type", value=model_type))
-        # each feature's extremes once (two reductions), then plain Python over the few that leave the range
-        smallest, largest = np.minimum.reduce(rows, axis=0), np.maximum.reduce(rows, axis=0)
+        """One design's (L, F) rows: its family unseen, its features outside the training range."""
+        return self.domain_warnings_many(rows, np.array([0, len(rows)]), [model_type])[0]
+
+    def domain_warnings_many(
+        self, rows: np.ndarray, offsets: np.ndarray, model_types: list[str]
+    ) -> list[list[PredictionWarning]]:
+        """domain_warnings for stacked designs (design i's rows offsets[i]:offsets[i + 1])."""
+        out: list[list[PredictionWarning]] = [[] for _ in model_types]
+        for i, model_type in enumerate(model_types):
+            if model_type not in self._families:
+                seen = ", ".join(sorted(self._families))
+                message = f"family {model_type!r} was never seen in training (seen: {seen})"
+                out[i].append(PredictionWarning("family_unseen", message, feature="model_type", value=model_type))
+        # each feature's extremes per design (two reductions), then plain Python over the few that leave the range
+        smallest, largest = np.minimum.reduceat(rows, offsets[:-1]), np.maximum.reduceat(rows, offsets[:-1])
         below, above = smallest < self._low - 1e-6, largest > self._high + 1e-6
-        low_values, high_values, below_flags = smallest.tolist(), largest.tolist(), below.tolist()
-        for i in np.flatnonzero(below | above).tolist():
-            value = low_values[i] if below_flags[i] else high_values[i]
-            warnings.append(PredictionWarning(
-                "feature_out_of_range", f"feature {FEATURES[i]}={value:g} {self._range_text[i]}",
-                feature=FEATURES[i], value=value, range=self._ranges[i],
-            ))  # fmt: skip
-        return warnings
+        for i in np.flatnonzero((below | above).any(axis=1)).tolist():
+            low_values, high_values, below_flags = smallest[i].tolist(), largest[i].tolist(), below[i].tolist()
+            for j in np.flatnonzero(below[i] | above[i]).tolist():
+                value = low_values[j] if below_flags[j] else high_values[j]
+                out[i].append(PredictionWarning(
+                    "feature_out_of_range", f"feature {FEATURES[j]}={value:g} {self._range_text[j]}",
+                    feature=FEATURES[j], value=value, range=self._ranges[j],
+                ))  # fmt: skip
+        return out
 
     def step_warnings(self, t: np.ndarray) -> list[PredictionWarning]:
         """Steps past the last training checkpoint read the fitted curve beyond any data."""
@@ -289,10 +309,10 @@ class Predictor:
             feature="steps", value=float(t.max()), range=(0.0, float(trained)),
         )]  # fmt: skip
 
-    def scale_warnings(self, rows: np.ndarray, shift: np.ndarray, metrics: list[str]) -> list[PredictionWarning]:
-        """Where the scale term moved the curves: along which axes, by how much at the last step, and whether
-        past the reach of the measured trend (emergence.scale)."""
-        beyond = self.scale.beyond(rows)
+    def scale_warnings(self, beyond: np.ndarray, shift: np.ndarray, metrics: list[str]) -> list[PredictionWarning]:
+        """Where the scale term moved a design's curves (its (A,) distances past the range, its (M, T) shift):
+        along which axes, by how much at the last step, and whether past the reach of the measured trend
+        (emergence.scale)."""
         moving = self.scale.moving(beyond)
         if not moving or not shift.any():
             return []
@@ -320,8 +340,8 @@ class Predictor:
         return outputs[: len(self.curve_targets)], outputs[len(self.curve_targets) :]
 
     def curves(self, curve_outputs: list[np.ndarray], metrics: list[str], shift: np.ndarray) -> ProjectedCurves:
-        """The `metrics`' curves from the curve regressors' outputs, moved by the scale term's (M, T) `shift`
-        (emergence.path, all metrics in one pass)."""
+        """The `metrics`' curves from the curve regressors' outputs, moved by the scale term's `shift`, (M, T) for
+        every layer alike or (M, L, T) per layer (emergence.path, all metrics in one pass)."""
         M, T = len(curve_outputs), len(self.projection_steps)
         logs = np.concatenate(curve_outputs, axis=None).astype(np.float64).reshape(M, -1, T)
         return project_curves(logs, shift, self.projector, [t.metric for t in self.curve_targets], metrics)
@@ -365,44 +385,73 @@ class Predictor:
         Raises features.FeatureError for a bad config and RequestError or ArchcastError for bad steps, metrics
         or recipe.
         """
-        t = self.check_steps(steps)
-        metrics = self.check_metrics(metrics)
-        requested = self.check_recipe(recipe)
-        spec = read_spec(config)
-        rows = spec_matrix(spec)  # (L, F) float32
+        request = self.check_request(steps, metrics, recipe)  # before the config: a bad request names its field
+        return self.predict_checked([read_spec(config)], request).prediction(0)
+
+    def check_request(self, steps, metrics, recipe) -> CheckedRequest:
+        """The request's steps, metrics and recipe checked (RequestError or ArchcastError naming the field)."""
+        return CheckedRequest(self.check_steps(steps), self.check_metrics(metrics), self.check_recipe(recipe),
+                              recipe is not None)  # fmt: skip
+
+    def predict_specs(self, specs: list[ArchSpec], steps=None, metrics=None, recipe=None) -> PredictionBatch:
+        """predict() for many designs at once (read by features.read_spec): one feature matrix, one onnxruntime
+        call, and the curves, bands, mechanism and warnings computed over all their layers together."""
+        return self.predict_checked(specs, self.check_request(steps, metrics, recipe))
+
+    def predict_checked(self, specs: list[ArchSpec], request: CheckedRequest) -> PredictionBatch:
+        t, metrics, requested = request.steps, request.metrics, request.recipe
+        if not specs:
+            raise RequestError("configs", "expected at least one config")
+        matrices = [spec_matrix(spec) for spec in specs]  # (L_i, F) float32 each
+        lengths = np.array([len(m) for m in matrices], dtype=np.int64)
+        offsets = np.concatenate([[0], np.cumsum(lengths)])
+        rows = np.concatenate(matrices)
         curve_outputs, layer_outputs = self.run(rows)
-        shift = self.scale.shift(rows)
-        projected = self.curves(curve_outputs, metrics, shift)
-        widen = self.widening(rows.astype(np.float64))
+        first = rows[offsets[:-1]]
+        beyond = self.scale.beyond_many(first)  # (N, A)
+        shift = self.scale.shift_many(first)  # (N, M, T)
+        projected = self.curves(curve_outputs, metrics, np.repeat(shift, lengths, axis=0).transpose(1, 0, 2))
+        rows64 = rows.astype(np.float64)
+        widen = self.widening(rows64)  # (ΣL,)
         out: dict[str, MetricPrediction] = {}
-        clipped: list[PredictionWarning] = []
+        clipped: list[list[PredictionWarning]] = [[] for _ in specs]
         for metric, curves in projected.at(t).items():  # in `metrics` order
-            stacked = projected.params[metric]
-            if curves.clipped.any():
+            layer_clipped = curves.clipped.any(axis=1)
+            for i in np.flatnonzero(np.logical_or.reduceat(layer_clipped, offsets[:-1])).tolist():
                 low, high = METRIC_RANGE[metric]
-                layers_out = (np.flatnonzero(curves.clipped.any(axis=1)) + 1).tolist()
-                clipped.append(PredictionWarning(
+                layers_out = (np.flatnonzero(layer_clipped[offsets[i] : offsets[i + 1]]) + 1).tolist()
+                clipped[i].append(PredictionWarning(
                     "curve_clipped",
                     f"{metric}: curve values outside its possible range [{low:g}, {high:g}] were clipped to it "
                     f"(layers {layers_out}); unreliable there",
                     feature=metric, value=layers_out, range=(low, high),
                 ))  # fmt: skip
-            out[metric] = MetricPrediction(stacked, curves, self.band(metric, t, curves.values, widen))
-        warnings = self.domain_warnings(rows.astype(np.float64), spec.model_type) + self.step_warnings(t) + clipped
-        warnings += self.scale_warnings(rows, shift, metrics) + self.recipe_warnings(requested)
-        if widen.max() > 1 and (widened := self.widened_parts()):
-            warnings.append(PredictionWarning(
-                "interval_widened",
-                f"outside the training domain, by up to {widen.max():.1f}× with distance from the training range "
-                f"(a rule, not calibrated there): {'; '.join(widened)}",
-                feature="interval", value=float(widen.max()), range=(1.0, 1.0 + MAX_WIDENING),
-            ))  # fmt: skip
+            out[metric] = MetricPrediction(projected.params[metric], curves, self.band(metric, t, curves.values, widen))
+        model_types = [spec.model_type for spec in specs]
+        warnings = self.domain_warnings_many(rows64, offsets, model_types)
+        shared = self.step_warnings(t)
+        recipe_warnings = self.recipe_warnings(requested)
+        widest = np.maximum.reduceat(widen, offsets[:-1])
+        widened = self.widened_parts()
+        for i, own in enumerate(warnings):
+            own += shared + clipped[i]
+            if beyond[i].any():
+                own += self.scale_warnings(beyond[i], shift[i], metrics)
+            own += recipe_warnings
+            if widest[i] > 1 and widened:
+                own.append(PredictionWarning(
+                    "interval_widened",
+                    f"outside the training domain, by up to {widest[i]:.1f}× with distance from the training range "
+                    f"(a rule, not calibrated there): {'; '.join(widened)}",
+                    feature="interval", value=float(widest[i]), range=(1.0, 1.0 + MAX_WIDENING),
+                ))  # fmt: skip
         layer = self.layer_values(layer_outputs)
-        mechanism = mechanism_prediction(layer.get(MECHANISM, {}), self._margin_error, self._mechanism_bands, widen)
+        mechanism = mechanism_predictions(layer.get(MECHANISM, {}), offsets, self._margin_error,
+                                          self._mechanism_bands, widen)  # fmt: skip
         tokens = self.recipe.get("tokens_per_step")
-        asked = requested.to_json() if recipe is not None and requested is not None else None
-        return Prediction(self.version, spec.model_type, t, out, warnings, mechanism, self.recipe,
-                          t * tokens if tokens else None, asked)  # fmt: skip
+        asked = requested.to_json() if request.recipe_given and requested is not None else None
+        return PredictionBatch(self.version, model_types, offsets, t, out, warnings, mechanism, self.recipe,
+                               t * tokens if tokens else None, asked)  # fmt: skip
 
     def widened_parts(self) -> list[str]:
         """What this model widens outside the training domain, in the interval_widened warning's words."""

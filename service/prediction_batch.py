@@ -1,0 +1,111 @@
+"""Many configs' predictions as stacked arrays (what Predictor.predict_specs returns), and the one table every
+prediction is written as: rows per (config, layer, metric), built array-wise so that a table of thousands of
+configs costs about what their feature rows do."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+import numpy as np
+import pandas as pd
+
+from contracts import ArchcastError
+from emergence.curve import PARAMS, Curves
+from service.prediction import MetricPrediction, Prediction, PredictionWarning, StackedMechanism, warning_text
+
+_CURVE_FIELDS = tuple(f.name for f in fields(Curves))
+
+
+@dataclass(frozen=True)
+class PredictionBatch:
+    """N configs' predictions: every per-layer array stacks their layers (config i's are offsets[i]:offsets[i+1]);
+    `prediction(i)` is config i's Prediction, the same numbers Predictor.predict gives for it alone."""
+
+    model_version: str
+    model_types: list[str]  # (N,)
+    offsets: np.ndarray  # (N + 1,)
+    steps: np.ndarray  # (T,)
+    metrics: dict[str, MetricPrediction]  # each array (ΣL, …)
+    warnings: list[list[PredictionWarning]]  # (N,)
+    mechanism: StackedMechanism | None
+    recipe: dict
+    tokens: np.ndarray | None
+    recipe_requested: dict | None
+
+    def __len__(self) -> int:
+        return len(self.model_types)
+
+    @property
+    def n_layers(self) -> np.ndarray:
+        return np.diff(self.offsets)
+
+    def prediction(self, i: int) -> Prediction:
+        a, b = int(self.offsets[i]), int(self.offsets[i + 1])
+        metrics = {}
+        for metric, p in self.metrics.items():
+            curves = Curves(*(getattr(p.curves, name)[a:b] for name in _CURVE_FIELDS))
+            interval = None if p.interval is None else (p.interval[0][a:b], p.interval[1][a:b])
+            metrics[metric] = MetricPrediction(p.params[a:b], curves, interval)
+        mechanism = None if self.mechanism is None else self.mechanism.one(i)
+        return Prediction(self.model_version, self.model_types[i], self.steps, metrics, self.warnings[i], mechanism,
+                          self.recipe, self.tokens, self.recipe_requested)  # fmt: skip
+
+    def to_frame(self, names: list[str]) -> pd.DataFrame:
+        return prediction_table(names, self.model_types, self.n_layers, self.steps, self.metrics, self.mechanism,
+                                self.warnings)  # fmt: skip
+
+
+def step_columns(steps) -> list[str]:
+    """A table's curve columns: at_step_100, at_step_10.5 (a fractional step keeps its fraction); a step asked for
+    twice would name two columns alike, which no table format keeps apart, so it is refused."""
+    names = [f"at_step_{int(s)}" if float(s).is_integer() else f"at_step_{float(s)!r}" for s in steps]
+    if len(set(names)) < len(names):
+        twice = next(n for n in names if names.count(n) > 1).removeprefix("at_step_")
+        raise ArchcastError("steps", f"step {twice} is asked for twice")
+    return names
+
+
+def prediction_table(
+    names: list[str],
+    model_types: list[str],
+    n_layers,
+    steps: np.ndarray,
+    metrics: dict[str, MetricPrediction],
+    mechanism,
+    warnings: list[list[PredictionWarning]],
+) -> pd.DataFrame:
+    """One row per (config, layer, metric), in that order: parameters, derived values, the mechanism's per-layer
+    values, the curve as at_step_<s> columns, and the config's warnings as a count and one readable cell.
+    `metrics` and `mechanism` (a MechanismPrediction or StackedMechanism) hold the configs' layers stacked."""
+    lengths = np.asarray(n_layers, dtype=np.int64)
+    total, count = int(lengths.sum()), len(metrics)
+    per_row = lengths * count  # table rows per config
+
+    def by_layer(values) -> np.ndarray:  # a (ΣL,) per-layer array → one value per table row
+        return np.repeat(np.asarray(values), count)
+
+    def by_metric(part) -> np.ndarray:  # each metric's (ΣL, …) array → (ΣL · M, …), metrics innermost
+        stacked = np.stack([part(p) for p in metrics.values()], axis=1)
+        return stacked.reshape(total * count, *stacked.shape[2:])
+
+    starts = np.repeat(np.cumsum(lengths) - lengths, lengths)
+    columns = {
+        "name": np.repeat(np.asarray(names, dtype=object), per_row),
+        "model_type": np.repeat(np.asarray(model_types, dtype=object), per_row),
+        "layer": by_layer(np.arange(total) - starts + 1),
+        "metric": np.tile(np.asarray(list(metrics), dtype=object), total),
+    }
+    params = by_metric(lambda p: p.params)
+    columns.update({name: params[:, i] for i, name in enumerate(PARAMS)})
+    for name in ("steady_state", "extremum_kind", "peak_step", "peak_observable", "peak_value", "final_value"):
+        columns[name] = by_metric(lambda p, name=name: getattr(p.curves, name))
+    if mechanism is not None:
+        columns["bos_share"] = by_layer(mechanism.bos_share)
+        columns["has_mechanism"] = by_layer(mechanism.has_mechanism)
+        columns["mechanism_probability"] = by_layer(mechanism.probability)
+        columns["onset_step"] = by_layer(mechanism.onset_step)
+    values = by_metric(lambda p: p.curves.values)
+    columns.update({name: values[:, j] for j, name in enumerate(step_columns(steps))})
+    columns["n_warnings"] = np.repeat([len(w) for w in warnings], per_row)
+    columns["warnings"] = np.repeat(np.asarray([warning_text(w) for w in warnings], dtype=object), per_row)
+    return pd.DataFrame(columns)
