@@ -229,6 +229,9 @@ def retrain_cmd(
     )
 
 
+SUMMARY_LIMIT = 10  # configs whose summaries are printed without --summary
+
+
 @app.command("predict")
 def predict_cmd(
     sources: list[str] = typer.Argument(
@@ -244,43 +247,80 @@ def predict_cmd(
     ),
     plot: Path | None = typer.Option(None, "--plots", "--plot", help="folder for one PNG per config"),
     models: Path | None = typer.Option(None, "--models", help="models folder (default: models/ or $ARCHCAST_MODELS)"),
+    summary: bool = typer.Option(
+        False, "--summary", help=f"print each config's summary even for more than {SUMMARY_LIMIT} configs"
+    ),
 ) -> None:
     """Predict per-layer emergence curves for each config with the served model.
 
+    Every config is read and checked first; they are then predicted together, a few hundred at a time. With up
+    to 10 configs (or --summary) each one's summary is printed.
+
     Example: archcast predict examples/configs --out predictions.csv --plots plots/
     """
-    import pandas as pd
-    from rich.progress import track
+    from rich.progress import Progress
 
-    from service.batch import check_out, predict_many, read_recipe_option, warning_summary, write_table
+    from service.batch import (
+        check_out,
+        predict_chunks,
+        read_recipe_option,
+        read_specs,
+        warning_counts,
+        warning_summary,
+        write_table,
+    )  # fmt: skip
+    from service.prediction_batch import concat_tables, step_columns
     from service.predictor import Predictor
 
-    check_out(out)  # before any prediction is computed
+    # everything that can be refused is refused before any prediction is computed
+    check_out(out)
     recipe_request = read_recipe_option(recipe)
+    step_list = _steps_option(steps)
     predictor = Predictor(models)
-    step_list = [float(s) for s in steps.split(",")] if steps else None
-    metric_list = metrics.split(",") if metrics else None
-    frames, warned = [], 0
-    for name, prediction in track(
-        predict_many(predictor, sources, step_list, metric_list, recipe_request), description="predicting", console=err
-    ):
-        frames.append(prediction.to_frame(name))
-        warned += bool(prediction.warnings)
-        for line in prediction.summary():
-            err.print(f"[dim]{name}[/] {line['text']}", highlight=False)
-        if summary := warning_summary(name, prediction):
-            err.print(f"[yellow]warning[/] {summary}")
-        if plot is not None:
-            from service.plots import plot_prediction
+    request = predictor.check_request(step_list, metrics.split(",") if metrics else None, recipe_request)
+    step_columns(request.steps)
+    names, specs = read_specs(sources)
+    talk = summary or len(specs) <= SUMMARY_LIMIT
+    frames, batches = [], []
+    with Progress(console=err, transient=True, disable=talk) as progress:
+        task = progress.add_task("predicting", total=len(specs))
+        for start, batch in predict_chunks(predictor, specs, request):
+            chunk_names = names[start : start + len(batch)]
+            frames.append(batch.to_frame(chunk_names))
+            batches.append(batch)
+            if talk or plot is not None:
+                for i, name in enumerate(chunk_names):
+                    prediction = batch.prediction(i)
+                    if talk:
+                        for line in prediction.summary():
+                            err.print(f"[dim]{name}[/] {line['text']}", highlight=False)
+                        if text := warning_summary(name, prediction):
+                            err.print(f"[yellow]warning[/] {text}")
+                    if plot is not None:
+                        from service.plots import plot_prediction
 
-            plot_prediction(name, prediction, plot)
-    frame = pd.concat(frames, ignore_index=True)
+                        plot_prediction(name, prediction, plot)
+            progress.advance(task, len(batch))
+    frame = concat_tables(frames)
     write_table(frame, out)
-    configs = frame["name"].nunique()
+    counts = warning_counts(batches)
+    warned = sum(bool(w) for batch in batches for w in batch.warnings)
+    kinds = "; ".join(f"{code.replace('_', ' ')}: {n}" for code, n in counts.items())
     typer.echo(
-        f"{_count(configs, 'config')}, {len(frame)} rows → {out} (model {predictor.version}; "
-        f"{_count(warned, 'config')} with warnings)"
+        f"{_count(len(specs), 'config')}, {len(frame)} rows → {out} (model {predictor.version}; "
+        f"{_count(warned, 'config')} with warnings{f' — {kinds}' if kinds and not talk else ''})"
     )
+
+
+def _steps_option(text: str | None) -> list[float] | None:
+    if not text:
+        return None
+    try:
+        return [float(s) for s in text.split(",")]
+    except ValueError:
+        from features import ArchcastError
+
+        raise ArchcastError("--steps", f"expected a comma list of numbers such as 0,100,1000, got {text!r}") from None
 
 
 def _count(n: int, noun: str) -> str:

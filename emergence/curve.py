@@ -190,7 +190,8 @@ def _evaluate(
     )
 
 
-_EXTREMA = np.array(["dip", "none", "peak"])  # by sign of A, −1 … 1
+EXTREMUM_KINDS = ("dip", "none", "peak")  # by sign of A, −1 … 1 (sorted)
+_EXTREMA = np.array(EXTREMUM_KINDS)
 
 
 @dataclass(frozen=True)
@@ -311,6 +312,10 @@ class Projector:
         v = np.atleast_2d(v)[None] if single else v
         if len(v) != len(self.shapes):
             raise ValueError(f"values for {len(v)} groups, this projector has {len(self.shapes)}")
+        if v.shape[1] > _PROJECT_ROWS:  # many designs at once: in pieces whose products stay in cache
+            pieces = [self(v[:, a : a + _PROJECT_ROWS]) for a in range(0, v.shape[1], _PROJECT_ROWS)]
+            out = np.concatenate(pieces, axis=1)
+            return out[0] if single else out
         mean = np.add.reduce(v, 2) / v.shape[2]  # (G, L)
         broken = ~np.isfinite(mean)  # a row with a non-finite value: its group's first shape, A and K NaN
         if broken.any():
@@ -323,7 +328,10 @@ class Projector:
         # (Numpy's Python-level helpers, mean, clip, stack, are avoided: their call overhead was most of a
         # small request's cost.)
         dot = np.matmul(v_c, self.phi_t)  # (G, L, S)
-        best = np.argmax(dot * dot * self.inv_var[:, None, :] + self.outside[:, None, :], axis=2)  # (G, L)
+        score = np.multiply(dot, dot)  # then in place: one temporary of that size, not three
+        score *= self.inv_var[:, None, :]
+        score += self.outside[:, None, :]
+        best = np.argmax(score, axis=2)  # (G, L)
         g, rows = np.arange(len(v))[:, None], np.arange(v.shape[1])[None, :]
         A = dot[g, rows, best] * self.inv_var[g, best]
         A[broken] = np.nan
@@ -332,6 +340,9 @@ class Projector:
         out[..., 1:4] = self.shapes[g, best]
         out[..., 4] = mean - A * self.phi_mean[g, best]
         return out[0] if single else out
+
+
+_PROJECT_ROWS = 256  # rows a projection computes at once: (G, rows, S) products of a few MB
 
 
 def _distinct_shapes(steps: np.ndarray, shapes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -165,19 +165,21 @@ def onset_chances_many(bos_margin, offsets, error: MarginError, factors=None) ->
         out = np.hstack([ndtr(lowest_before[:, -1:]), first])
     else:
         z, weights = _offset_grid(error.layer_sd / error.model_sd if error.model_sd > 0 else math.inf)
-        out = np.empty((n, width + 1))
+        out = np.zeros((n, width + 1))
+        order = np.argsort(lengths, kind="stable")  # chunks of similar depth: little padding is computed
         rows = max(1, _CHUNK_CELLS // max(1, len(z) * width))
         for a in range(0, n, rows):
-            b = min(n, a + rows)
-            shifted = padded[a:b, None, :] + (z[None, :] * model_sd[a:b, None])[:, :, None] - MARGIN_CUT
+            take = order[a : a + rows]
+            w = int(lengths[take].max())
+            shifted = padded[take, None, :w] + (z[None, :] * model_sd[take, None])[:, :, None] - MARGIN_CUT
             if error.layer_sd > 0:
-                passes = ndtr(shifted / layer_sd[a:b, None, None])
+                passes = ndtr(shifted / layer_sd[take, None, None])
             else:
                 passes = (shifted >= 0).astype(np.float64)
-            ones = np.ones((b - a, len(z), 1))
+            ones = np.ones((len(take), len(z), 1))
             none_before = np.cumprod(np.concatenate([ones, 1.0 - passes], axis=2), axis=2)  # (n, nodes, L + 1)
             first = np.concatenate([none_before[:, :, -1:], passes * none_before[:, :, :-1]], axis=2)
-            out[a:b] = np.einsum("k,nkl->nl", weights, first)
+            out[take, : w + 1] = np.einsum("k,nkl->nl", weights, first)
     out[broken] = np.nan
     return out
 

@@ -9,9 +9,10 @@ from typing import Any
 
 import pandas as pd
 
-from features import ArchcastError
+from features import ArchcastError, ArchSpec, read_spec
 from service.prediction import Prediction
-from service.predictor import Predictor
+from service.prediction_batch import PredictionBatch
+from service.predictor import CheckedRequest, Predictor
 
 
 def _hub_config(model_id: str) -> dict[str, Any]:
@@ -112,13 +113,36 @@ def read_recipe_option(text: str | None) -> dict | None:
     return recipe
 
 
-def predict_many(
-    predictor: Predictor, sources: list[str], steps=None, metrics=None, recipe=None
-) -> Iterator[tuple[str, Prediction]]:
-    """Yields (name, prediction) per config; a bad config raises with its name in the message."""
-    predictor.check_recipe(recipe)  # a bad recipe is refused before any config is read
+# configs predicted together: one onnxruntime call each, the progress bar's step, and the memory held at once
+CHUNK = 512
+
+
+def read_specs(sources: list[str]) -> tuple[list[str], list[ArchSpec]]:
+    """Every source's configs read and checked before any is predicted: a bad one raises, named by its config,
+    with nothing computed yet."""
+    names, specs = [], []
     for name, config in iter_configs(sources):
         try:
-            yield name, predictor.predict(config, steps, metrics, recipe)
+            specs.append(read_spec(config))
         except ArchcastError as exc:
             raise type(exc)(name, str(exc)) from None  # same kind (config error or not), named by its config
+        names.append(name)
+    return names, specs
+
+
+def predict_chunks(
+    predictor: Predictor, specs: list[ArchSpec], request: CheckedRequest, chunk: int = CHUNK
+) -> Iterator[tuple[int, PredictionBatch]]:
+    """(first index, PredictionBatch) for each `chunk` of consecutive designs."""
+    for start in range(0, len(specs), chunk):
+        yield start, predictor.predict_checked(specs[start : start + chunk], request)
+
+
+def warning_counts(batches: list[PredictionBatch]) -> dict[str, int]:
+    """How many configs carry each warning code."""
+    counts: dict[str, int] = {}
+    for batch in batches:
+        for warnings in batch.warnings:
+            for code in dict.fromkeys(w.code for w in warnings):
+                counts[code] = counts.get(code, 0) + 1
+    return counts

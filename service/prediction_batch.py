@@ -8,9 +8,10 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 import pandas as pd
+from pandas.api.types import union_categoricals
 
 from contracts import ArchcastError
-from emergence.curve import PARAMS, Curves
+from emergence.curve import EXTREMUM_KINDS, PARAMS, Curves
 from service.prediction import MetricPrediction, Prediction, PredictionWarning, StackedMechanism, warning_text
 
 _CURVE_FIELDS = tuple(f.name for f in fields(Curves))
@@ -89,16 +90,19 @@ def prediction_table(
         return stacked.reshape(total * count, *stacked.shape[2:])
 
     starts = np.repeat(np.cumsum(lengths) - lengths, lengths)
+    metric_codes = np.tile(np.arange(count), total)
     columns = {
-        "name": np.repeat(np.asarray(names, dtype=object), per_row),
-        "model_type": np.repeat(np.asarray(model_types, dtype=object), per_row),
+        "name": _labels(names, per_row),
+        "model_type": _labels(model_types, per_row),
         "layer": by_layer(np.arange(total) - starts + 1),
-        "metric": np.tile(np.asarray(list(metrics), dtype=object), total),
+        "metric": pd.Categorical.from_codes(metric_codes, categories=list(metrics)),
     }
     params = by_metric(lambda p: p.params)
     columns.update({name: params[:, i] for i, name in enumerate(PARAMS)})
     for name in ("steady_state", "extremum_kind", "peak_step", "peak_observable", "peak_value", "final_value"):
         columns[name] = by_metric(lambda p, name=name: getattr(p.curves, name))
+    kinds = np.asarray(EXTREMUM_KINDS)
+    columns["extremum_kind"] = pd.Categorical.from_codes(np.searchsorted(kinds, columns["extremum_kind"]), kinds)
     if mechanism is not None:
         columns["bos_share"] = by_layer(mechanism.bos_share)
         columns["has_mechanism"] = by_layer(mechanism.has_mechanism)
@@ -107,5 +111,27 @@ def prediction_table(
     values = by_metric(lambda p: p.curves.values)
     columns.update({name: values[:, j] for j, name in enumerate(step_columns(steps))})
     columns["n_warnings"] = np.repeat([len(w) for w in warnings], per_row)
-    columns["warnings"] = np.repeat(np.asarray([warning_text(w) for w in warnings], dtype=object), per_row)
+    columns["warnings"] = _labels([warning_text(w) for w in warnings], per_row)
+    return pd.DataFrame(columns)
+
+
+def _labels(values: list[str], repeats: np.ndarray) -> pd.Categorical:
+    """A text column as codes into its distinct values: tens of thousands of rows repeat a few thousand
+    names and warning texts, and a table of strings cost more to build than the predictions in it."""
+    codes, distinct = pd.factorize(np.asarray(values, dtype=object))
+    return pd.Categorical.from_codes(np.repeat(codes, repeats), categories=distinct)
+
+
+def concat_tables(tables: list[pd.DataFrame]) -> pd.DataFrame:
+    """prediction_table()s of consecutive batches as one: text columns stay codes into one set of values
+    (pandas' concat would turn categoricals whose values differ into strings, row by row)."""
+    if len(tables) == 1:
+        return tables[0]
+    columns = {}
+    for name in tables[0].columns:
+        parts = [t[name] for t in tables]
+        if isinstance(parts[0].dtype, pd.CategoricalDtype):
+            columns[name] = union_categoricals(parts)
+        else:
+            columns[name] = np.concatenate([p.to_numpy() for p in parts])
     return pd.DataFrame(columns)

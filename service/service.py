@@ -17,7 +17,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 from threadpoolctl import threadpool_limits
 
-from features import ArchcastError, FeatureError
+from features import ArchcastError, ArchSpec, FeatureError, read_spec
 from service import page
 from service.openapi import DocsMiddleware, describe
 from service.predictor import Predictor, cpu_threads
@@ -127,6 +127,14 @@ def _predict(config: dict[str, Any], steps, metrics, recipe=None, where: str = "
         raise exc.within(where) from None
 
 
+def _spec(config: Any, where: str) -> ArchSpec:
+    """A request's config read, its error naming its path in the request (configs[1].n_layer)."""
+    try:
+        return read_spec(config)
+    except FeatureError as exc:
+        raise exc.within(where) from None
+
+
 Steps = list[float] | None
 Metrics = list[str] | None
 Recipe = dict[str, Any] | None
@@ -181,7 +189,10 @@ class Archcast:
             detail = f"configs: expected 1 to {MAX_BATCH} configs, got {len(configs)}"
             return problem(400, detail, "configs", "/predict_batch")
         try:
-            return FastJSON([_predict(c, steps, metrics, recipe, where=f"configs[{i}]") for i, c in enumerate(configs)])
+            predictor = shared_predictor()
+            request = predictor.check_request(steps, metrics, recipe)
+            batch = predictor.predict_checked([_spec(c, f"configs[{i}]") for i, c in enumerate(configs)], request)
+            return FastJSON([batch.prediction(i).to_json() for i in range(len(batch))])
         except ArchcastError as exc:
             return problem(400, str(exc), exc.field, "/predict_batch")
 
