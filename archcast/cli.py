@@ -230,6 +230,9 @@ def retrain_cmd(
 
 
 SUMMARY_LIMIT = 10  # configs whose summaries are printed without --summary
+# the knobs `sweep --vary` takes, as the what-if page names them (service.knobs; listed in --help)
+KNOB_NAMES = ("layers", "width", "heads", "kv_heads", "ffn", "glu", "norm", "rotary_fraction", "rope_theta",
+              "parallel_residual", "attn_bias", "mlp_bias", "tied", "kv_bias", "tvr")  # fmt: skip
 
 
 @app.command("predict")
@@ -321,6 +324,75 @@ def _steps_option(text: str | None) -> list[float] | None:
         from features import ArchcastError
 
         raise ArchcastError("--steps", f"expected a comma list of numbers such as 0,100,1000, got {text!r}") from None
+
+
+@app.command("sweep")
+def sweep_cmd(
+    base: Path = typer.Argument(..., metavar="BASE", help="The base config.json (or a folder holding one)."),
+    vary: list[str] = typer.Option(
+        ...,
+        "--vary",
+        metavar="KNOB=V1,V2,…",
+        help="A knob and its values (whole numbers also START:STOP:STEP); "
+        "repeat for more knobs. Knobs: " + ", ".join(k for k in KNOB_NAMES),
+    ),  # fmt: skip
+    rank_by: str = typer.Option(
+        "final:ma_ratio",
+        "--rank-by",
+        metavar="QUANTITY",
+        help="final:METRIC or peak:METRIC, at @LAYER or over the layers (@max, the default; @min, @mean); or "
+        "onset_layer",
+    ),  # fmt: skip
+    out: Path = typer.Option(..., "--out", help="ranked table: .parquet, .csv or .json"),
+    lowest_first: bool = typer.Option(False, "--lowest-first", help="rank the smallest values first"),
+    samples: int | None = typer.Option(None, "--samples", min=1, help="draw this many designs at random instead"),
+    seed: int = typer.Option(0, "--seed", help="seed of the --samples draw"),
+    steps: str | None = typer.Option(None, "--steps", help="comma list of steps (default: the training steps)"),
+    recipe: str | None = typer.Option(None, "--recipe", help="training recipe: a JSON object or file"),
+    plot: Path | None = typer.Option(None, "--plot", help="PNG of the first designs' curves and the scatter"),
+    top: int = typer.Option(10, "--top", min=1, help="designs shown in the plot and printed"),
+    models: Path | None = typer.Option(None, "--models", help="models folder (default: models/ or $ARCHCAST_MODELS)"),
+) -> None:
+    """Vary knobs over a base config, predict every design and rank them by one quantity.
+
+    Example: archcast sweep examples/configs/llama-2-7b.json --vary layers=8:32:4 --vary width=1024,2048,4096
+    --vary kv_bias=true,false --rank-by final:ma_ratio --lowest-first --out sweep.csv --plot sweep.png
+    """
+    from service.batch import check_out, iter_configs, read_recipe_option, write_table
+    from service.predictor import Predictor
+    from service.sweep import expand, parse_vary, read_quantity, sweep_table
+
+    check_out(out)
+    if plot is not None and plot.suffix != ".png":
+        from features import ArchcastError
+
+        raise ArchcastError("--plot", f"must end in .png, got {plot.name!r}")
+    recipe_request = read_recipe_option(recipe)
+    varied = [parse_vary(v) for v in vary]
+    predictor = Predictor(models)
+    request = predictor.check_request(_steps_option(steps), None, recipe_request)
+    quantity = read_quantity(rank_by, predictor.metrics)
+    configs = list(iter_configs([str(base)]))
+    if len(configs) != 1:
+        from features import ArchcastError
+
+        raise ArchcastError(str(base), f"expected one base config, found {len(configs)}")
+    sweep = expand(configs[0][1], varied, samples, seed)
+    table, batch = sweep_table(predictor, sweep, quantity, request.steps, recipe_request, lowest_first)
+    write_table(table, out)
+    ranked = table[table["skipped"] == ""]
+    shown = ranked.head(top)
+    columns = [c for c in shown.columns if c not in ("skipped", "n_warnings")]
+    typer.echo(shown[columns].to_string(index=False))
+    for values, reason in sweep.skipped[:5]:
+        err.print(f"[yellow]skipped[/] {values}: {reason}", highlight=False)
+    if plot is not None and batch is not None:
+        from service.plots import plot_sweep
+
+        plot_sweep(table, batch, quantity, plot, top)
+    more = f"; plot {plot}" if plot is not None else ""
+    typer.echo(f"{_count(len(ranked), 'design')} ranked by {quantity.label}, {len(sweep.skipped)} skipped → {out} "
+               f"(model {predictor.version}){more}")  # fmt: skip
 
 
 def _count(n: int, noun: str) -> str:

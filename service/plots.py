@@ -79,3 +79,52 @@ def _step_edges(steps: np.ndarray) -> np.ndarray:
         return np.array([max(steps[0] - 0.5, 0.0), steps[0] + 0.5])
     mids = (steps[:-1] + steps[1:]) / 2
     return np.concatenate([[max(steps[0] - (mids[0] - steps[0]), 0.0)], mids, [steps[-1] + (steps[-1] - mids[-1])]])
+
+
+def plot_sweep(table, batch, quantity, path: Path, top: int = 10) -> Path:
+    """The ranked designs at a glance: the first `top` designs' predicted curves (the layer the quantity is read
+    at; the mean over layers for a mean, ma_ratio's largest for the onset layer), and the quantity of every
+    design against its parameter count, the first `top` marked."""
+    ranked = table[table["rank"].notna() & (table["rank"] > 0)].sort_values("rank") if "rank" in table else table[:0]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(13, 4.8))
+    metric = quantity.metric or "ma_ratio"
+    colors = matplotlib.colormaps["viridis"](np.linspace(0, 0.9, max(1, min(top, len(ranked)))))
+    varied = [c for c in table.columns if c not in SWEEP_COLUMNS and c != quantity.label]
+    for color, (_, row) in zip(colors, ranked.head(top).iterrows(), strict=False):
+        prediction = batch.prediction(int(row["design"]) - 1)
+        values = prediction.metrics[metric].curves.values
+        order = np.argsort(prediction.steps, kind="stable")
+        if isinstance(quantity.layer, int):
+            curve, where = values[quantity.layer - 1], f"layer {quantity.layer}"
+        elif quantity.layer == "mean":
+            curve, where = np.nanmean(values, axis=0), "mean"
+        else:
+            finals = prediction.metrics[metric].curves.final_value
+            layer = int(np.nanargmin(finals) if quantity.layer == "min" else np.nanargmax(finals))
+            curve, where = values[layer], f"layer {layer + 1}"
+        label = f"#{int(row['rank'])} " + ", ".join(f"{k}={row[k]}" for k in varied) + f" ({where})"
+        left.plot(prediction.steps[order], curve[order], color=color, label=label)
+    left.set_xscale("symlog", linthresh=1.0)
+    left.set_yscale("log" if metric == "ma_ratio" else "linear")
+    left.set_xlabel("training step")
+    left.set_ylabel(f"predicted {metric}")
+    left.set_title(f"the first {min(top, len(ranked))} designs by {quantity.label}")
+    left.legend(fontsize=7, loc="best")
+    label = quantity.label
+    right.scatter(ranked["n_params"], ranked[label], s=12, color="0.6", label="every design")
+    head = ranked.head(top)
+    right.scatter(head["n_params"], head[label], s=28, color="crimson", label=f"the first {len(head)}")
+    right.set_xscale("log")
+    right.set_xlabel("parameters")
+    right.set_ylabel(label)
+    right.set_title(f"{len(ranked)} designs ranked; {int((table['skipped'] != '').sum())} skipped")
+    right.legend(fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+# the sweep table's own columns; the others are the varied knobs
+SWEEP_COLUMNS = ("rank", "design", "n_params", "n_layers", "onset_layer", "n_warnings", "skipped")
