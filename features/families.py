@@ -117,7 +117,7 @@ ADAPTERS: tuple[Adapter, ...] = (
         ("mixtral",),
         context_default=131072,
         sliding_window=("sliding_window",),
-        experts=("num_local_experts",),
+        experts=("num_experts", "num_local_experts"),  # MixtralConfig's attribute_map: num_experts wins
         experts_active=("num_experts_per_tok",),
         **_LLAMA_LIKE,
     ),
@@ -170,13 +170,13 @@ ADAPTERS: tuple[Adapter, ...] = (
     ),
     Adapter(
         ("gpt2",),
-        hidden=("n_embd", "hidden_size"),
-        layers=("n_layer", "num_hidden_layers"),
-        heads=("n_head", "num_attention_heads"),
+        hidden=("hidden_size", "n_embd"),
+        layers=("num_hidden_layers", "n_layer"),
+        heads=("num_attention_heads", "n_head"),
         kv_heads=(),
         ffn=("n_inner",),
         vocab_default=50257,
-        context=("n_positions", "max_position_embeddings"),
+        context=("max_position_embeddings", "n_positions"),
         context_default=1024,
         activation=("activation_function",),
         activation_default="gelu_new",
@@ -203,8 +203,8 @@ ADAPTERS: tuple[Adapter, ...] = (
     ),
     Adapter(
         ("falcon",),
-        layers=("num_hidden_layers", "n_layer"),
-        heads=("num_attention_heads", "n_head"),
+        hidden=("n_embed", "hidden_size"),  # FalconConfig takes a legacy n_embed over hidden_size; n_layer and
+        # n_head it ignores (RefinedWeb's spellings, not the falcon model_type's)
         kv_heads=("num_kv_heads",),  # used by the new decoder architecture only (see _falcon)
         ffn=("ffn_hidden_size",),
         vocab_default=65024,
@@ -244,9 +244,9 @@ ADAPTERS: tuple[Adapter, ...] = (
     ),
     Adapter(
         ("bloom",),
-        hidden=("hidden_size", "n_embed"),
-        layers=("n_layer", "num_hidden_layers"),
-        heads=("n_head", "num_attention_heads"),
+        hidden=("n_embed", "hidden_size"),  # BloomConfig takes a legacy n_embed over hidden_size
+        layers=("num_hidden_layers", "n_layer"),
+        heads=("num_attention_heads", "n_head"),
         kv_heads=(),
         ffn=(),
         vocab_default=250880,
@@ -260,13 +260,13 @@ ADAPTERS: tuple[Adapter, ...] = (
     ),
     Adapter(
         ("gptj",),
-        hidden=("n_embd", "hidden_size"),
-        layers=("n_layer", "num_hidden_layers"),
-        heads=("n_head", "num_attention_heads"),
+        hidden=("hidden_size", "n_embd"),
+        layers=("num_hidden_layers", "n_layer"),
+        heads=("num_attention_heads", "n_head"),
         kv_heads=(),
         ffn=("n_inner",),
         vocab_default=50400,
-        context=("n_positions",),
+        context=("max_position_embeddings", "n_positions"),
         activation=("activation_function",),
         activation_default="gelu_new",
         norm="layernorm",

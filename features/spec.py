@@ -114,23 +114,25 @@ def read_spec(config: Any) -> ArchSpec:
             f"unsupported model_type {model_type!r}; supported: {', '.join(SUPPORTED_MODEL_TYPES)}",
         )
     d = values.size(raw, adapter.hidden, "hidden size")
-    _check_limit(adapter.hidden[0], d, "hidden")
+    _check_limit(_key(raw, adapter.hidden, "hidden_size"), d, "hidden")
     layers = values.size(raw, adapter.layers, "number of layers")
-    _check_limit(adapter.layers[0], layers, "layers")
+    _check_limit(_key(raw, adapter.layers, "num_hidden_layers"), layers, "layers")
     heads = values.size(raw, adapter.heads, "number of attention heads")
-    _check_limit(adapter.heads[0], heads, "heads")
+    _check_limit(_key(raw, adapter.heads, "num_attention_heads"), heads, "heads")
     kv_heads = values.size(raw, adapter.kv_heads, "number of key/value heads", default=heads)
     explicit_head_dim = values.lookup(raw, adapter.head_dim)[0] is not None
     if not explicit_head_dim and d % heads:
-        raise FeatureError(adapter.hidden[0], f"hidden size {d} is not divisible by the {heads} attention heads")
+        raise FeatureError(
+            _key(raw, adapter.hidden, "hidden_size"), f"hidden size {d} is not divisible by the {heads} attention heads"
+        )
     head_dim = values.size(raw, adapter.head_dim, "head dimension", default=d // heads if d >= heads else None)
-    _check_limit(adapter.head_dim[0], head_dim, "head_dim")
+    _check_limit(_key(raw, adapter.head_dim, "head_dim"), head_dim, "head_dim")
     d_ff = values.size(raw, adapter.ffn, "FFN size", default=max(1, round(adapter.ffn_default_mult * d)))
-    _check_limit(adapter.ffn[0] if adapter.ffn else "intermediate_size", d_ff, "ffn")
+    _check_limit(_key(raw, adapter.ffn, "intermediate_size"), d_ff, "ffn")
     vocab = values.size(raw, adapter.vocab, "vocabulary size", default=adapter.vocab_default)
-    _check_limit(adapter.vocab[0], vocab, "vocab")
+    _check_limit(_key(raw, adapter.vocab, "vocab_size"), vocab, "vocab")
     context = values.size(raw, adapter.context, "context length", default=adapter.context_default)
-    _check_limit(adapter.context[0] if adapter.context else "max_position_embeddings", context, "context")
+    _check_limit(_key(raw, adapter.context, "max_position_embeddings"), context, "context")
 
     sliding = None  # absent or null: no sliding window
     if adapter.sliding_window and values.lookup(raw, adapter.sliding_window)[0] is not None:
@@ -175,8 +177,8 @@ def read_spec(config: Any) -> ArchSpec:
 
 
 def _key(raw: Mapping[str, Any], keys: tuple[str, ...], fallback: str) -> str:
-    """The key as this config spells it: the first of `keys` present, else the family's first, else fallback."""
-    return values.lookup(raw, keys)[0] or (keys[0] if keys else fallback)
+    """The key as this config spells it (values.named)."""
+    return values.named(raw, keys, fallback)
 
 
 def _apply_zoo_changes(raw: Mapping[str, Any], spec: dict[str, Any]) -> None:

@@ -23,9 +23,16 @@ def lookup(raw: Mapping[str, Any], keys: tuple[str, ...]) -> tuple[str | None, A
     return None, None
 
 
+def named(raw: Mapping[str, Any], keys: tuple[str, ...], fallback: str) -> str:
+    """The key an error about this value names: the one the config set, else one it left null, else the family's
+    first spelling, else `fallback`."""
+    key, _ = lookup(raw, keys)
+    return key or next((k for k in keys if k in raw), keys[0] if keys else fallback)
+
+
 def size(raw: Mapping[str, Any], keys: tuple[str, ...], what: str, default: int | None = None) -> int:
     key, value = lookup(raw, keys)
-    field = key or (keys[0] if keys else what)
+    field = named(raw, keys, what)
     if key is None:
         if default is None:
             raise FeatureError(field, f"missing: the {what} is required (looked for {', '.join(keys)})")

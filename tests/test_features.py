@@ -188,7 +188,7 @@ GPT2 = json.loads((CONFIG_DIR / "gpt2.json").read_text())
     [
         ({"model_type": "mamba"}, "model_type"),
         ({"model_type": None}, "model_type"),
-        ({"n_layer": None, "num_hidden_layers": None}, "n_layer"),
+        ({"n_layer": None, "num_hidden_layers": None}, "num_hidden_layers"),  # the alias transformers reads first
         ({"n_layer": 0}, "n_layer"),
         ({"n_layer": -3}, "n_layer"),
         ({"n_layer": 2.5}, "n_layer"),
