@@ -30,13 +30,23 @@ def _print_version(value: bool) -> None:
         from importlib.metadata import version
 
         typer.echo(f"archcast {version('archcast')}")
+        try:
+            from service.predictor import Predictor
+
+            typer.echo(f"served model {Predictor().version}")
+        except Exception as exc:  # noqa: BLE001 — the version prints even where no model is served
+            typer.echo(f"served model: none ({str(exc).splitlines()[0]})")
         raise typer.Exit()
 
 
 @app.callback()
 def _group(
     version: bool = typer.Option(
-        False, "--version", callback=_print_version, is_eager=True, help="Print archcast's version and exit."
+        False,
+        "--version",
+        callback=_print_version,
+        is_eager=True,
+        help="Print archcast's version and the served model's, and exit.",
     ),
 ) -> None:
     """Predict massive-activation emergence and layer linearity from a transformer's config."""

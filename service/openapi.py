@@ -180,9 +180,12 @@ def _problems(*statuses: int) -> dict:
     return {str(s): {"description": reasons[s], "content": _json("Problem", MEDIA_TYPE)} for s in statuses}
 
 
-def describe(spec: dict, model_version: str) -> dict:
-    """BentoML's generated document, completed into archcast's contract."""
+def describe(spec: dict, model_version: str, metrics_served: bool = False) -> dict:
+    """BentoML's generated document, completed into archcast's contract. BentoML lists its /metrics route
+    whether or not it serves it: kept only where it is served (ARCHCAST_METRICS=1)."""
     spec = copy.deepcopy(spec)
+    if not metrics_served:
+        spec.get("paths", {}).pop("/metrics", None)
     try:
         archcast_version = package_version("archcast")
     except PackageNotFoundError:

@@ -308,7 +308,10 @@ def describe(metric: str, curves: Curves, steps: np.ndarray) -> str:
     if not final:
         return f"{metric}: no finite prediction"
     (high, top), (low, bottom) = max(final, key=_first), min(final, key=_first)  # the first layer on a tie
-    text = f"{metric}: ends highest in layer {top} ({_fmt(high)}), lowest in {bottom} ({_fmt(low)})"
+    if _fmt(high) == _fmt(low):  # every layer alike, to the digits shown: no highest or lowest to name
+        text = f"{metric}: ends at {_fmt(high)} in every layer" if len(final) > 1 else f"{metric}: ends at {_fmt(high)}"
+    else:
+        text = f"{metric}: ends highest in layer {top} ({_fmt(high)}), lowest in {bottom} ({_fmt(low)})"
     when = _half_way_step(curves.values[top - 1].tolist(), steps.tolist())
     if when is not None:
         text += f"; layer {top} half-way by step {when:g}"

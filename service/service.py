@@ -200,6 +200,6 @@ class Archcast:
 Archcast.add_asgi_middleware(BodyLimit)
 Archcast.add_asgi_middleware(ProblemMiddleware)
 Archcast.add_asgi_middleware(
-    DocsMiddleware, document=lambda: describe(Archcast.openapi_spec.asdict(), shared_predictor().version)
+    DocsMiddleware, document=lambda: describe(Archcast.openapi_spec.asdict(), shared_predictor().version, METRICS)
 )
 logging.getLogger("bentoml._internal.server.http_app").addFilter(ClientErrorLogFilter())

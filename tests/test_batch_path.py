@@ -98,7 +98,17 @@ def test_cli_prints_summaries_for_a_few_configs_and_a_count_for_many(tmp_path):
     many.write_text("\n".join(json.dumps({**CONFIGS[0], "name": f"c{i}"}) for i in range(12)))
     run = CliRunner().invoke(cli_app, ["predict", str(many), "--out", str(tmp_path / "a.csv")])
     assert run.exit_code == 0, run.output
-    assert "ends highest" not in run.output and "12 configs" in run.output
+    assert "ma_ratio: ends" not in run.output and "12 configs" in run.output
     run = CliRunner().invoke(cli_app, ["predict", str(many), "--out", str(tmp_path / "b.csv"), "--summary"])
-    assert run.output.count("ends highest") >= 12
+    assert run.output.count("ma_ratio: ends") == 12
     assert pd.read_csv(tmp_path / "a.csv").equals(pd.read_csv(tmp_path / "b.csv"))
+
+
+def test_a_summary_names_no_highest_layer_where_every_layer_ends_alike():
+    from emergence.curve import evaluate
+    from service.prediction import describe
+
+    same = evaluate(np.array([[0.0, 0.0, 1.0, 1.0, 1.0]] * 3), [0, 10], "linearity")
+    assert describe("linearity", same, np.array([0.0, 10.0])).startswith("linearity: ends at 1 in every layer")
+    apart = evaluate(np.array([[0.0, 0.0, 1.0, 1.0, 0.5], [0.0, 0.0, 1.0, 1.0, 0.9]]), [0, 10], "linearity")
+    assert "ends highest in layer 2 (0.9), lowest in 1 (0.5)" in describe("linearity", apart, np.array([0.0, 10.0]))

@@ -340,6 +340,13 @@ def test_openapi_document_and_docs_page_are_archcasts_own(client):
     assert predict["200"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/Prediction"}
     assert "application/problem+json" in predict["400"]["content"] and "413" in predict
     assert "/metadata" in spec["paths"]
+    # /metrics is off unless ARCHCAST_METRICS=1: the document lists only what answers
+    assert "/metrics" not in spec["paths"] and client.get("/metrics").status_code == 404
+    from service.openapi import describe
+
+    assert (
+        "/metrics" in describe({"paths": {"/metrics": {"get": {}}, **spec["paths"]}}, "v", metrics_served=True)["paths"]
+    )
     for path, marker in (("/", "what-if explorer"), ("/docs", "swagger-ui")):  # / is the what-if page
         page = client.get(path)
         assert page.status_code == 200 and marker in page.text
