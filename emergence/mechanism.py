@@ -150,10 +150,12 @@ def onset_chances_many(bos_margin, offsets, error: MarginError, factors=None) ->
     lengths = np.diff(offsets)
     n, width = len(lengths), int(lengths.max(initial=0))
     factors = np.ones(n) if factors is None else np.asarray(factors, dtype=np.float64)
-    # padded with −inf: a layer that is not there never passes
-    padded = np.full((n, width), -np.inf)
-    padded[np.arange(width)[None, :] < lengths[:, None]] = margin
-    broken = ~np.isfinite(np.where(np.isneginf(padded), 0.0, padded)).all(axis=1)
+    broken = ~np.logical_and.reduceat(np.isfinite(margin), offsets[:-1]) if len(margin) else np.zeros(n, bool)
+    if n == 1:  # one model (a request): nothing to pad
+        padded = margin[None, :].copy()
+    else:  # padded with −inf: a layer that is not there never passes
+        padded = np.full((n, width), -np.inf)
+        padded[np.arange(width)[None, :] < lengths[:, None]] = margin
     padded[broken] = -np.inf
     model_sd, layer_sd = error.model_sd * factors, error.layer_sd * factors
     if error.model_sd > 0 and error.layer_sd == 0:
@@ -179,7 +181,7 @@ def onset_chances_many(bos_margin, offsets, error: MarginError, factors=None) ->
             ones = np.ones((len(take), len(z), 1))
             none_before = np.cumprod(np.concatenate([ones, 1.0 - passes], axis=2), axis=2)  # (n, nodes, L + 1)
             first = np.concatenate([none_before[:, :, -1:], passes * none_before[:, :, :-1]], axis=2)
-            out[take, : w + 1] = np.einsum("k,nkl->nl", weights, first)
+            out[take, : w + 1] = np.matmul(weights, first)  # (nodes,) @ (n, nodes, L + 1)
     out[broken] = np.nan
     return out
 

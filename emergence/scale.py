@@ -104,9 +104,9 @@ class ScaleTerm:
         """(M, T) log shift for a design's (L, F) feature rows, in self.metrics order; zeros inside the range."""
         return self.axis_shifts(rows).sum(axis=0)
 
-    def shift_many(self, first_rows: np.ndarray) -> np.ndarray:
-        """(N, M, T): shift() for N designs, each given by its first feature row."""
-        return np.einsum("mat,nma->nmt", self._table, self.carried(self.beyond_many(first_rows)))
+    def shift_many(self, beyond: np.ndarray) -> np.ndarray:
+        """(N, M, T): shift() for N designs from their (N, A) distances past the range (beyond_many)."""
+        return np.einsum("mat,nma->nmt", self._table, self.carried(beyond))
 
     def axis_shifts(self, rows: np.ndarray) -> np.ndarray:
         """(A, M, T): the shift axis by axis (they add up to shift()), for testing each axis on its own."""

@@ -183,22 +183,25 @@ def mechanism_predictions(
     bands = {name: mechanism_band(name, targets[name], band, has, widen) for name, band in (intervals or {}).items()
              if name in targets and band.get("low") is not None and band.get("high") is not None}  # fmt: skip
     starts, n = offsets[:-1], len(offsets) - 1
-    # the first layer whose margin passes, per config (where no chances are read)
-    passing = np.logical_or.reduceat(has, starts) if n else np.zeros(0, dtype=bool)
-    first = [None if not p else int(np.argmax(has[a:b])) + 1 for p, a, b in zip(passing, starts, offsets[1:],
-             strict=True)]  # fmt: skip
-    no_chance = np.full(n, np.nan)
     if error is None or not error.total_sd > 0:
-        return StackedMechanism(offsets, share, margin, has, onset, nan, first, no_chance, bands)
+        first = [_first_passing(has[a:b]) for a, b in zip(starts.tolist(), offsets[1:].tolist(), strict=True)]
+        return StackedMechanism(offsets, share, margin, has, onset, nan, first, np.full(n, np.nan), bands)
     finite = np.logical_and.reduceat(np.isfinite(raw_margin), starts)
     factor = np.maximum(1.0, np.maximum.reduceat(widen, starts))  # one factor per config, for all its layers
     lengths = np.diff(offsets)
     sd = error.total_sd * np.repeat(factor, lengths)
     chance = np.where(np.repeat(finite, lengths), mechanism_probability(raw_margin, sd), np.nan)
     chances = onset_chances_many(raw_margin, offsets, error, factor)
-    onset_layers = [likeliest_onset(c) if ok else f for c, ok, f in zip(chances, finite, first, strict=True)]
+    # where a margin is not finite no chance is read: the first layer whose margin passes
+    bounds = zip(chances, finite.tolist(), starts.tolist(), offsets[1:].tolist(), strict=True)
+    onset_layers = [likeliest_onset(c) if ok else _first_passing(has[a:b]) for c, ok, a, b in bounds]
     onset_chance = np.where(finite, chances[np.arange(n), [k or 0 for k in onset_layers]], np.nan)
     return StackedMechanism(offsets, share, margin, has, onset, chance, onset_layers, onset_chance, bands)
+
+
+def _first_passing(has: np.ndarray) -> int | None:
+    """The first layer (1-based) whose margin passes, or None."""
+    return int(np.argmax(has)) + 1 if has.any() else None
 
 
 def mechanism_band(

@@ -409,7 +409,7 @@ class Predictor:
         curve_outputs, layer_outputs = self.run(rows)
         first = rows[offsets[:-1]]
         beyond = self.scale.beyond_many(first)  # (N, A)
-        shift = self.scale.shift_many(first)  # (N, M, T)
+        shift = self.scale.shift_many(beyond)  # (N, M, T)
         projected = self.curves(curve_outputs, metrics, np.repeat(shift, lengths, axis=0).transpose(1, 0, 2))
         rows64 = rows.astype(np.float64)
         widen = self.widening(rows64)  # (ΣL,)
