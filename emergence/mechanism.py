@@ -168,22 +168,32 @@ def onset_chances_many(bos_margin, offsets, error: MarginError, factors=None) ->
     else:
         z, weights = _offset_grid(error.layer_sd / error.model_sd if error.model_sd > 0 else math.inf)
         out = np.zeros((n, width + 1))
-        order = np.argsort(lengths, kind="stable")  # chunks of similar depth: little padding is computed
-        rows = max(1, _CHUNK_CELLS // max(1, len(z) * width))
-        for a in range(0, n, rows):
-            take = order[a : a + rows]
-            w = int(lengths[take].max())
-            shifted = padded[take, None, :w] + (z[None, :] * model_sd[take, None])[:, :, None] - MARGIN_CUT
-            if error.layer_sd > 0:
-                passes = ndtr(shifted / layer_sd[take, None, None])
-            else:
-                passes = (shifted >= 0).astype(np.float64)
-            ones = np.ones((len(take), len(z), 1))
-            none_before = np.cumprod(np.concatenate([ones, 1.0 - passes], axis=2), axis=2)  # (n, nodes, L + 1)
-            first = np.concatenate([none_before[:, :, -1:], passes * none_before[:, :, :-1]], axis=2)
-            out[take, : w + 1] = np.matmul(weights, first)  # (nodes,) @ (n, nodes, L + 1)
+        if n == 1:  # one model (a request): its own 2-D block, with scalar errors
+            out[0] = _chances_block(padded[0], model_sd[0], layer_sd[0], z, weights, error.layer_sd > 0)
+        else:  # chunks of similar depth, so that little padding is computed
+            order = np.argsort(lengths, kind="stable")
+            rows = max(1, _CHUNK_CELLS // max(1, len(z) * width))
+            for a in range(0, n, rows):
+                take = order[a : a + rows]
+                w = int(lengths[take].max())
+                block = _chances_block(padded[take, :w], model_sd[take], layer_sd[take], z, weights, error.layer_sd > 0)
+                out[take, : w + 1] = block
     out[broken] = np.nan
     return out
+
+
+def _chances_block(margins, model_sd, layer_sd, z, weights, smooth: bool) -> np.ndarray:
+    """onset_chances' expectation over the shared offset for margins (..., L) whose errors are model_sd and
+    layer_sd (... each; scalars for one model): (..., L + 1). `smooth`: the per-layer part is not zero."""
+    shifted = margins[..., None, :] + (z * np.asarray(model_sd)[..., None])[..., :, None] - MARGIN_CUT  # (…, K, L)
+    if smooth:
+        passes = ndtr(shifted / np.asarray(layer_sd)[..., None, None])
+    else:
+        passes = (shifted >= 0).astype(np.float64)
+    ones = np.ones((*passes.shape[:-1], 1))
+    none_before = np.cumprod(np.concatenate([ones, 1.0 - passes], axis=-1), axis=-1)  # (…, K, L + 1)
+    first = np.concatenate([none_before[..., -1:], passes * none_before[..., :-1]], axis=-1)
+    return np.matmul(weights, first)  # (K,) @ (…, K, L + 1)
 
 
 @lru_cache(maxsize=8)

@@ -87,12 +87,12 @@ class ScaleTerm:
         """(N, A): beyond() for N designs, each given by its first feature row (the axes are model features)."""
         first = np.asarray(first_rows, dtype=np.float64)
         out = np.zeros((len(first), len(self._axes)))
-        with np.errstate(divide="ignore", invalid="ignore"):
-            for j, (_, index, low, high) in enumerate(self._axes):
-                x = first[:, index]
-                if high > 0:
-                    out[:, j] = np.where(x > high, np.log(x / high), 0.0)
-                out[:, j] = np.where((0 < x) & (x < low), np.log(x / low), out[:, j])
+        for j, (_, index, low, high) in enumerate(self._axes):
+            x = first[:, index]
+            # the ratio to the edge passed, 1 (log 0) inside the range: no log of a non-positive number
+            above = np.where(x > high, x, high) / high if high > 0 else np.ones(len(x))
+            below = np.where((0 < x) & (x < low), x, low) / low if low > 0 else np.ones(len(x))
+            out[:, j] = np.log(above * below)
         return out
 
     def carried(self, beyond: np.ndarray) -> np.ndarray:
