@@ -188,15 +188,21 @@ def mechanism_predictions(
         return StackedMechanism(offsets, share, margin, has, onset, nan, first, np.full(n, np.nan), bands)
     finite = np.logical_and.reduceat(np.isfinite(raw_margin), starts)
     factor = np.maximum(1.0, np.maximum.reduceat(widen, starts))  # one factor per config, for all its layers
-    lengths = np.diff(offsets)
-    sd = error.total_sd * np.repeat(factor, lengths)
-    chance = np.where(np.repeat(finite, lengths), mechanism_probability(raw_margin, sd), np.nan)
+    lengths = offsets[1:] - offsets[:-1]
+    sd = error.total_sd * per_layer(factor, lengths)
+    chance = np.where(per_layer(finite, lengths), mechanism_probability(raw_margin, sd), np.nan)
     chances = onset_chances_many(raw_margin, offsets, error, factor)
     # where a margin is not finite no chance is read: the first layer whose margin passes
     bounds = zip(chances, finite.tolist(), starts.tolist(), offsets[1:].tolist(), strict=True)
     onset_layers = [likeliest_onset(c) if ok else _first_passing(has[a:b]) for c, ok, a, b in bounds]
     onset_chance = np.where(finite, chances[np.arange(n), [k or 0 for k in onset_layers]], np.nan)
     return StackedMechanism(offsets, share, margin, has, onset, chance, onset_layers, onset_chance, bands)
+
+
+def per_layer(values: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """(N, …) per-config values → one per layer (ΣL, …); for one config its row, which broadcasts over its
+    layers (a request pays np.repeat's dispatch several times otherwise)."""
+    return values[0] if len(lengths) == 1 else np.repeat(values, lengths, axis=0)
 
 
 def _first_passing(has: np.ndarray) -> int | None:

@@ -28,7 +28,7 @@ from features import FEATURES, ArchcastError, ArchSpec, read_spec, spec_matrix
 from features.recipe import FIELDS as RECIPE_FIELDS
 from features.recipe import Recipe, read_recipe, reference_recipe
 from modelstore import ModelError, read_manifest, resolve, verify
-from service.prediction import MetricPrediction, Prediction, PredictionWarning, mechanism_predictions
+from service.prediction import MetricPrediction, Prediction, PredictionWarning, mechanism_predictions, per_layer
 from service.prediction_batch import PredictionBatch
 
 __all__ = ["LibraryVersionWarning", "ModelError", "Predictor", "RequestError", "default_models_dir", "expected_block"]
@@ -410,7 +410,10 @@ class Predictor:
         first = rows[offsets[:-1]]
         beyond = self.scale.beyond_many(first)  # (N, A)
         shift = self.scale.shift_many(beyond)  # (N, M, T)
-        projected = self.curves(curve_outputs, metrics, np.repeat(shift, lengths, axis=0).transpose(1, 0, 2))
+        layer_shift = per_layer(shift, lengths)  # (M, T) for one design, else (ΣL, M, T) → (M, ΣL, T)
+        projected = self.curves(
+            curve_outputs, metrics, layer_shift if len(specs) == 1 else layer_shift.transpose(1, 0, 2)
+        )
         rows64 = rows.astype(np.float64)
         widen = self.widening(rows64)  # (ΣL,)
         out: dict[str, MetricPrediction] = {}
