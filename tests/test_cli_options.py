@@ -17,6 +17,9 @@ def test_short_help_works_on_the_group_and_on_a_command():
     assert sub.exit_code == 0 and "SOURCES" in sub.output
 
 
-def test_version_prints_the_installed_version():
+def test_version_prints_the_installed_version_and_the_served_model():
+    from service.predictor import Predictor
+
     result = CliRunner().invoke(app, ["--version"])
-    assert result.exit_code == 0 and result.output.strip() == f"archcast {version('archcast')}"
+    lines = result.output.strip().splitlines()
+    assert result.exit_code == 0 and lines == [f"archcast {version('archcast')}", f"served model {Predictor().version}"]
