@@ -281,7 +281,7 @@ def predict_cmd(
         warning_counts,
         warning_summary,
         write_table,
-    )  # fmt: skip
+    )
     from service.prediction_batch import concat_tables, step_columns
     from service.predictor import Predictor
 
@@ -368,14 +368,13 @@ def sweep_cmd(
     Example: archcast sweep examples/configs/llama-2-7b.json --vary layers=8:32:4 --vary width=1024,2048,4096
     --vary kv_bias=true,false --rank-by final:ma_ratio --lowest-first --out sweep.csv --plot sweep.png
     """
+    from features import ArchcastError
     from service.batch import check_out, iter_configs, read_recipe_option, write_table
     from service.predictor import Predictor
     from service.sweep import expand, parse_vary, read_quantity, sweep_table
 
     check_out(out)
     if plot is not None and plot.suffix != ".png":
-        from features import ArchcastError
-
         raise ArchcastError("--plot", f"must end in .png, got {plot.name!r}")
     recipe_request = read_recipe_option(recipe)
     varied = [parse_vary(v) for v in vary]
@@ -384,8 +383,6 @@ def sweep_cmd(
     quantity = read_quantity(rank_by, predictor.metrics)
     configs = list(iter_configs([str(base)]))
     if len(configs) != 1:
-        from features import ArchcastError
-
         raise ArchcastError(str(base), f"expected one base config, found {len(configs)}")
     sweep = expand(configs[0][1], varied, samples, seed)
     table, batch = sweep_table(predictor, sweep, quantity, request.steps, recipe_request, lowest_first)

@@ -20,6 +20,7 @@ from emergence.mechanism import (
     likeliest_onset,
     mechanism_probability,
     onset_chances_many,
+    onset_layer,
 )
 
 # every warning a prediction can carry (the OpenAPI document lists these)
@@ -184,7 +185,7 @@ def mechanism_predictions(
              if name in targets and band.get("low") is not None and band.get("high") is not None}  # fmt: skip
     starts, n = offsets[:-1], len(offsets) - 1
     if error is None or not error.total_sd > 0:
-        first = [_first_passing(has[a:b]) for a, b in zip(starts.tolist(), offsets[1:].tolist(), strict=True)]
+        first = [onset_layer(has[a:b]) for a, b in zip(starts.tolist(), offsets[1:].tolist(), strict=True)]
         return StackedMechanism(offsets, share, margin, has, onset, nan, first, np.full(n, np.nan), bands)
     finite = np.logical_and.reduceat(np.isfinite(raw_margin), starts)
     factor = np.maximum(1.0, np.maximum.reduceat(widen, starts))  # one factor per config, for all its layers
@@ -194,7 +195,7 @@ def mechanism_predictions(
     chances = onset_chances_many(raw_margin, offsets, error, factor)
     # where a margin is not finite no chance is read: the first layer whose margin passes
     bounds = zip(chances, finite.tolist(), starts.tolist(), offsets[1:].tolist(), strict=True)
-    onset_layers = [likeliest_onset(c) if ok else _first_passing(has[a:b]) for c, ok, a, b in bounds]
+    onset_layers = [likeliest_onset(c) if ok else onset_layer(has[a:b]) for c, ok, a, b in bounds]
     onset_chance = np.where(finite, chances[np.arange(n), [k or 0 for k in onset_layers]], np.nan)
     return StackedMechanism(offsets, share, margin, has, onset, chance, onset_layers, onset_chance, bands)
 
@@ -203,11 +204,6 @@ def per_layer(values: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     """(N, …) per-config values → one per layer (ΣL, …); for one config its row, which broadcasts over its
     layers (a request pays np.repeat's dispatch several times otherwise)."""
     return values[0] if len(lengths) == 1 else np.repeat(values, lengths, axis=0)
-
-
-def _first_passing(has: np.ndarray) -> int | None:
-    """The first layer (1-based) whose margin passes, or None."""
-    return int(np.argmax(has)) + 1 if has.any() else None
 
 
 def mechanism_band(

@@ -269,14 +269,11 @@ class Predictor:
             raise RequestError("metrics", f"unknown {unknown}; this model predicts {', '.join(self.metrics)}")
         return list(dict.fromkeys(metrics))
 
-    def domain_warnings(self, rows: np.ndarray, model_type: str) -> list[PredictionWarning]:
-        """One design's (L, F) rows: its family unseen, its features outside the training range."""
-        return self.domain_warnings_many(rows, np.array([0, len(rows)]), [model_type])[0]
-
     def domain_warnings_many(
         self, rows: np.ndarray, offsets: np.ndarray, model_types: list[str]
     ) -> list[list[PredictionWarning]]:
-        """domain_warnings for stacked designs (design i's rows offsets[i]:offsets[i + 1])."""
+        """Per design (its rows offsets[i]:offsets[i + 1] of the stacked rows): its family unseen, its features
+        outside the training range."""
         out: list[list[PredictionWarning]] = [[] for _ in model_types]
         for i, model_type in enumerate(model_types):
             if model_type not in self._families:

@@ -108,3 +108,10 @@ def test_cli_sweep_writes_the_table_and_the_plot_and_refuses_bad_options_first(t
         bad = [*args[: args.index(option) + 1], value, *args[args.index(option) + 2 :]]
         run = CliRunner().invoke(cli_app, bad)
         assert run.exit_code != 0 and message in str(run.exception), (option, run.output)
+
+
+def test_the_sweep_help_lists_the_knobs_the_page_has():
+    from archcast.cli import KNOB_NAMES
+    from service.knobs import KNOBS
+
+    assert KNOB_NAMES == tuple(knob.name for knob in KNOBS)  # cli spells them out to keep --help import-light
