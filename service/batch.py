@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+from collections import deque
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -11,8 +13,8 @@ import pandas as pd
 
 from features import ArchcastError, ArchSpec, read_spec
 from service.prediction import Prediction
-from service.prediction_batch import PredictionBatch
-from service.predictor import CheckedRequest, Predictor
+from service.prediction_batch import PredictionBatch, concat_batches
+from service.predictor import CheckedRequest, Predictor, cpu_threads
 
 
 def _hub_config(model_id: str) -> dict[str, Any]:
@@ -136,11 +138,34 @@ def read_specs(sources: list[str]) -> tuple[list[str], list[ArchSpec]]:
 
 
 def predict_chunks(
-    predictor: Predictor, specs: list[ArchSpec], request: CheckedRequest, chunk: int = CHUNK
+    predictor: Predictor, specs: list[ArchSpec], request: CheckedRequest, chunk: int = CHUNK, workers: int = 0
 ) -> Iterator[tuple[int, PredictionBatch]]:
-    """(first index, PredictionBatch) for each `chunk` of consecutive designs."""
-    for start in range(0, len(specs), chunk):
-        yield start, predictor.predict_checked(specs[start : start + chunk], request)
+    """(first index, PredictionBatch) for each `chunk` of consecutive designs, in order.
+
+    `workers` chunks are computed at once (0: one per core): onnxruntime and numpy release the GIL for most of
+    a chunk's time, and each chunk's numbers are those it gets alone (one onnxruntime thread per call).
+    """
+    starts = list(range(0, len(specs), chunk))
+    workers = min(workers or cpu_threads(), len(starts))
+    if workers <= 1:
+        for start in starts:
+            yield start, predictor.predict_checked(specs[start : start + chunk], request)
+        return
+    with ThreadPoolExecutor(workers) as pool:
+        pending = deque()
+        for start in starts:
+            pending.append((start, pool.submit(predictor.predict_checked, specs[start : start + chunk], request)))
+            if len(pending) > workers:  # at most one chunk waits finished: memory stays a few chunks
+                first, future = pending.popleft()
+                yield first, future.result()
+        while pending:
+            first, future = pending.popleft()
+            yield first, future.result()
+
+
+def predict_all(predictor: Predictor, specs: list[ArchSpec], request: CheckedRequest) -> PredictionBatch:
+    """predict_checked over many designs, computed in chunks on every core (predict_chunks), as one batch."""
+    return concat_batches([batch for _, batch in predict_chunks(predictor, specs, request)])
 
 
 def warning_counts(batches: list[PredictionBatch]) -> dict[str, int]:

@@ -56,6 +56,40 @@ class PredictionBatch:
                                 self.warnings)  # fmt: skip
 
 
+def concat_batches(batches: list[PredictionBatch]) -> PredictionBatch:
+    """Consecutive batches (of one request) as one, config i of the whole being batch k's config i − start_k."""
+    if len(batches) == 1:
+        return batches[0]
+    first = batches[0]
+    offsets = np.concatenate([[0], np.cumsum(np.concatenate([b.n_layers for b in batches]))])
+
+    def stack(parts):  # per-layer arrays, or (low, high) bands of them, or None throughout
+        if parts[0] is None:
+            return None
+        if isinstance(parts[0], tuple):
+            return tuple(np.concatenate(side) for side in zip(*parts, strict=True))
+        return np.concatenate(parts)
+
+    metrics = {}
+    for metric in first.metrics:
+        each = [b.metrics[metric] for b in batches]
+        curves = Curves(*(stack([getattr(m.curves, name) for m in each]) for name in _CURVE_FIELDS))
+        metrics[metric] = MetricPrediction(stack([m.params for m in each]), curves, stack([m.interval for m in each]))
+    mechanism = None
+    if first.mechanism is not None:
+        each = [b.mechanism for b in batches]
+        per_layer = {name: stack([getattr(m, name) for m in each])
+                     for name in ("bos_share", "bos_margin", "has_mechanism", "onset_step", "probability")}  # fmt: skip
+        intervals = {name: stack([m.intervals[name] for m in each]) for name in first.mechanism.intervals}
+        mechanism = StackedMechanism(offsets=offsets, **per_layer,
+                                     onset_layer=[k for m in each for k in m.onset_layer],
+                                     onset_chance=np.concatenate([m.onset_chance for m in each]),
+                                     intervals=intervals)  # fmt: skip
+    return PredictionBatch(first.model_version, [t for b in batches for t in b.model_types], offsets, first.steps,
+                           metrics, [w for b in batches for w in b.warnings], mechanism, first.recipe, first.tokens,
+                           first.recipe_requested)  # fmt: skip
+
+
 def step_columns(steps) -> list[str]:
     """A table's curve columns: at_step_100, at_step_10.5 (a fractional step keeps its fraction); a step asked for
     twice would name two columns alike, which no table format keeps apart, so it is refused."""

@@ -15,9 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import onnx
-import onnx.compose
-import onnxruntime
 
 from contracts import CURRENT_POINTER
 from emergence.curve import METRIC_RANGE, Projector, clip_between, curve_rows, from_target
@@ -30,6 +27,7 @@ from features.recipe import Recipe, read_recipe, reference_recipe
 from modelstore import ModelError, read_manifest, resolve, verify
 from service.prediction import MetricPrediction, Prediction, PredictionWarning, mechanism_predictions, per_layer
 from service.prediction_batch import PredictionBatch
+from service.session import CURVE_INPUT, LAYER_INPUT, session
 
 __all__ = ["LibraryVersionWarning", "ModelError", "Predictor", "RequestError", "default_models_dir", "expected_block"]
 
@@ -87,29 +85,6 @@ class Target:
     transform: str
 
 
-CURVE_INPUT = "curve_features"  # the combined graph's input for the curve regressors' (features, log1p step) rows
-LAYER_INPUT = "features"  # ... and for the per-layer targets' feature rows
-
-
-def combined_model(models: list[tuple[onnx.ModelProto, str]]) -> onnx.ModelProto:
-    """The per-target models side by side in one graph, so that a request costs one onnxruntime call: each
-    model (renamed apart by a prefix) reads the graph input named beside it, and output i is target i's."""
-    nodes, initializers, outputs, inputs = [], [], [], {}
-    for i, (model, input_name) in enumerate(models):
-        graph = onnx.compose.add_prefix(model, f"t{i}_").graph
-        (source,) = graph.input
-        if input_name not in inputs:
-            inputs[input_name] = onnx.helper.make_value_info(input_name, model.graph.input[0].type)
-        nodes.append(onnx.helper.make_node("Identity", [input_name], [source.name]))
-        nodes.extend(graph.node)
-        initializers.extend(graph.initializer)
-        outputs.append(graph.output[0])
-    graph = onnx.helper.make_graph(nodes, "archcast", list(inputs.values()), outputs, initializers)
-    combined = onnx.helper.make_model(graph, opset_imports=models[0][0].opset_import)
-    combined.ir_version = models[0][0].ir_version
-    return combined
-
-
 def cpu_threads() -> int:
     try:
         return max(1, len(os.sched_getaffinity(0)))
@@ -133,11 +108,6 @@ class Predictor:
         manifest = read_manifest(self.folder)
         blobs = verify(self.folder, manifest)  # schema, reference feature rows, file hashes
         self.manifest: dict[str, Any] = manifest.to_json()
-        options = onnxruntime.SessionOptions()
-        # one thread unless asked: a tree ensemble's sums depend on how its work is split, and the CLI and each
-        # server worker must give the same numbers for the same request
-        options.intra_op_num_threads = threads or 1
-        options.inter_op_num_threads = 1
         self.metrics: list[str] = list(manifest.metrics)
         curves = {t.metric: t for t in manifest.targets if t.kind == "curve"}
         if set(curves) != set(self.metrics) or set(manifest.shapes) < set(self.metrics):
@@ -158,14 +128,14 @@ class Predictor:
         # one projector over every metric's shapes (group i: metric i), so a request projects in one pass
         self.projector = Projector.grouped(self.projection_steps, {m: manifest.shapes[m] for m in self.metrics})
 
-        # One session over every target: a request costs one onnxruntime call, not one per target. Curve
-        # regressors read (features, log1p step) rows, the per-layer targets a layer's features.
+        # One session over every target (service.session): a request costs one onnxruntime call. Curve
+        # regressors read (features, log1p step) rows, the per-layer targets a layer's features. One thread
+        # unless asked: a tree ensemble's sums depend on how its work is split, and the CLI and each server
+        # worker must give the same numbers for the same request.
         self.layer_targets = [Target(t.metric, t.param, t.transform) for t in manifest.targets if t.kind == "layer"]
-        graphs = [(onnx.load_from_string(blobs[t.name]), CURVE_INPUT) for t in self.curve_targets]
-        graphs += [(onnx.load_from_string(blobs[t.name]), LAYER_INPUT) for t in manifest.targets if t.kind == "layer"]
-        self.session = onnxruntime.InferenceSession(
-            combined_model(graphs).SerializeToString(), options, providers=["CPUExecutionProvider"]
-        )
+        graphs = [(blobs[t.name], CURVE_INPUT) for t in self.curve_targets]
+        graphs += [(blobs[t.name], LAYER_INPUT) for t in manifest.targets if t.kind == "layer"]
+        self.session = session(graphs, threads or 1)
         self.default_steps: list[int] = list(manifest.default_steps)
         ranges = manifest.domain["feature_ranges"]
         self._low = np.array([ranges[f][0] for f in FEATURES], dtype=np.float64)

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from features import ZOO_KEY, ArchcastError, ArchSpec, FeatureError, read_spec
+from service.batch import predict_all
 from service.knobs import BY_NAME, KNOBS, NORMS, knobs
 from service.prediction_batch import PredictionBatch
 from service.predictor import Predictor
@@ -206,7 +207,8 @@ def sweep_table(
     lowest_first: bool = False,
 ) -> tuple[pd.DataFrame, PredictionBatch | None]:
     """One row per design, ranked (1 = first), then the skipped combinations with their reason."""
-    batch = predictor.predict_specs(sweep.specs, steps, None, recipe) if sweep.specs else None
+    request = predictor.check_request(steps, None, recipe)
+    batch = predict_all(predictor, sweep.specs, request) if sweep.specs else None
     frame = pd.DataFrame(sweep.designs)
     frame.insert(0, "design", np.arange(1, len(frame) + 1))  # its place in the sweep: batch.prediction(design - 1)
     if batch is not None:

@@ -13,7 +13,8 @@ from typer.testing import CliRunner
 
 from archcast.cli import app as cli_app
 from features import ArchcastError, read_spec
-from service.prediction_batch import concat_tables, step_columns
+from service.batch import predict_all, predict_chunks
+from service.prediction_batch import concat_batches, concat_tables, step_columns
 from service.predictor import Predictor
 
 from .conftest import REPO
@@ -70,6 +71,22 @@ def test_the_batch_table_is_the_configs_tables_one_after_another(predictor):
             np.testing.assert_allclose(a, b.astype(float), rtol=1e-7, atol=1e-9, equal_nan=True, err_msg=column)
         else:
             assert (a.astype(str) == b.astype(str)).all(), column
+
+
+def test_chunks_on_two_threads_joined_answer_as_one_batch(predictor):
+    specs = [read_spec(c) for c in CONFIGS]
+    request = predictor.check_request(None, None, None)
+    whole = predictor.predict_checked(specs, request)
+    chunks = list(predict_chunks(predictor, specs, request, chunk=3, workers=2))
+    assert [start for start, _ in chunks] == list(range(0, len(specs), 3))  # in order, whatever finished first
+    joined = concat_batches([batch for _, batch in chunks])
+    assert len(joined) == len(specs) and np.array_equal(joined.offsets, whole.offsets)
+    for i in range(len(specs)):  # one onnxruntime thread per call: the same numbers, not only close ones
+        assert joined.prediction(i).to_json() == whole.prediction(i).to_json(), NAMES[i]
+    assert (
+        predict_all(predictor, specs, request).prediction(len(specs) - 1).to_json()
+        == joined.prediction(len(specs) - 1).to_json()
+    )
 
 
 def test_step_columns_keep_fractional_steps_apart_and_refuse_a_step_twice():
