@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import subprocess
 import sys
+import tempfile
+from pathlib import Path
 
 import numpy as np
 import optuna
@@ -27,9 +31,9 @@ print(tuned.cv_loss)
 """
 
 
-@pytest.mark.slow
-def test_two_processes_share_one_study_and_the_best_is_chosen_from_all_trials(tmp_path):
-    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+def _two_workers_share_one_study(storage: str) -> None:
+    """Two worker processes tune one target on `storage`; both sets of trials land and the best is chosen
+    from all of them."""
     optuna.create_study(study_name="shared-t", storage=storage)  # created once, as a first worker would
     workers = [
         subprocess.Popen([sys.executable, "-c", WORKER, storage, "10", str(k)], cwd=REPO, stdout=subprocess.PIPE,
@@ -51,6 +55,51 @@ def test_two_processes_share_one_study_and_the_best_is_chosen_from_all_trials(tm
     assert again.n_trials == len(study.trials)
     assert again.cv_loss == min(t.value for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE)
     assert all(float(out.strip()) >= again.cv_loss for out, _ in outputs)
+
+
+@pytest.mark.slow
+def test_two_processes_share_one_study_and_the_best_is_chosen_from_all_trials(tmp_path):
+    _two_workers_share_one_study(f"sqlite:///{tmp_path / 'optuna.db'}")
+
+
+def _postgres_bin() -> Path | None:
+    """The folder of Debian's PostgreSQL server programs (scripts/setup installs the package when missing)."""
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
+    return found[-1].parent if found else None
+
+
+@pytest.fixture
+def postgres():
+    """A throwaway PostgreSQL server of its own (a fresh cluster, a Unix socket in its folder, no TCP port):
+    the storage URL of its `postgres` database. The server refuses to run as root: then it runs as the
+    `postgres` user the Debian package creates."""
+    programs = _postgres_bin()
+    if programs is None:
+        pytest.fail("PostgreSQL is not installed: run scripts/setup (it installs Debian's postgresql)")
+    root = Path(tempfile.mkdtemp(prefix="archcast-pg-"))
+    as_user: list[str] = []
+    if os.geteuid() == 0:
+        shutil.chown(root, "postgres", "postgres")
+        as_user = ["runuser", "-u", "postgres", "--"]
+    data = root / "data"
+
+    def run(*command: str) -> None:
+        subprocess.run(as_user + list(command), check=True, capture_output=True, timeout=120)
+
+    run(str(programs / "initdb"), "-D", str(data), "-U", "archcast", "--auth=trust", "-E", "UTF8")
+    run(str(programs / "pg_ctl"), "-D", str(data), "-l", str(root / "server.log"), "-w", "-o",
+        f"-k {root} -c listen_addresses=''", "start")  # fmt: skip
+    try:
+        yield f"postgresql+psycopg2://archcast@/postgres?host={root}"
+    finally:
+        run(str(programs / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop")
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.mark.slow
+def test_two_processes_share_one_study_on_a_real_postgresql_server(postgres):
+    _two_workers_share_one_study(postgres)
+    assert optuna.get_all_study_summaries(postgres)[0].study_name == "shared-t"  # the rows are in PostgreSQL
 
 
 def test_a_rerun_resumes_its_study_instead_of_starting_another(tmp_path):
