@@ -162,11 +162,11 @@ def plotted(driver, metric: str) -> dict[str, list]:
 
 
 def expected(prediction: dict, metric: str, design: str = "B") -> dict[str, list]:
-    """What the chart must hold for a /predict answer: each layer's curve at the steps > 0 (the log axis)."""
-    keep = [i for i, s in enumerate(prediction["steps"]) if s > 0]
-    out = {"step": [prediction["steps"][i] for i in keep]}
+    """What the chart must hold for a /predict answer: each layer's curve at every step, step 0 included (the
+    asinh step axis has a place for it)."""
+    out = {"step": prediction["steps"]}
     for layer in prediction["layers"]:
-        out[f"{design} layer {layer['layer']}"] = [layer["metrics"][metric]["curve"][i] for i in keep]
+        out[f"{design} layer {layer['layer']}"] = layer["metrics"][metric]["curve"]
     return out
 
 
@@ -309,16 +309,11 @@ def test_the_80_percent_bands_are_drawn_where_an_answer_has_them(server, browser
     )
     labels = [s["label"] for s in plot["series"]]
     assert len(plot["bands"]) == answer["n_layers"]
-    keep = [i for i, s in enumerate(answer["steps"]) if s > 0]
-    for band, layer in zip(plot["bands"], answer["layers"], strict=True):
+    for band, layer in zip(plot["bands"], answer["layers"], strict=True):  # at every step, step 0 included
         high, low = band["series"]
         interval = layer["metrics"]["ma_ratio"]["interval"]
-        assert labels[high] == f"B layer {layer['layer']} 80% high" and plot["data"][high] == [
-            interval["high"][i] for i in keep
-        ]
-        assert labels[low] == f"B layer {layer['layer']} 80% low" and plot["data"][low] == [
-            interval["low"][i] for i in keep
-        ]
+        assert labels[high] == f"B layer {layer['layer']} 80% high" and plot["data"][high] == interval["high"]
+        assert labels[low] == f"B layer {layer['layer']} 80% low" and plot["data"][low] == interval["low"]
 
 
 @pytest.mark.slow
@@ -426,6 +421,44 @@ def test_warnings_are_in_words_and_prominent_outside_the_training_domain(server,
     assert browser.find_element(By.ID, "domain").is_displayed()
     assert any("n_layers=40 is outside the training range" in t for t in shown_texts(browser, "#domain-list li"))
     assert set(shown_texts(browser, "#domain-list li")) <= set(deep)
+
+
+@pytest.mark.slow
+def test_at_1400_px_no_drop_down_is_clipped_no_warning_hides_and_step_0_is_drawn(server, browser):
+    viewport(browser, 1400, 900)
+    try:
+        open_page(browser, server + "/")
+        choose_preset(browser, "gpt2")  # Norm: "layernorm", the longest option
+        # each drop-down at least as wide as a copy of it sized to its own options
+        clipped = browser.execute_script("""
+            return [...document.querySelectorAll('#knob-list select')].filter((s) => {
+              const copy = s.cloneNode(true);
+              Object.assign(copy.style, {width: 'auto', minWidth: '0', position: 'absolute'});
+              document.body.append(copy);
+              const need = copy.offsetWidth;
+              copy.remove();
+              return s.offsetWidth < need;
+            }).map((s) => s.id);""")
+        assert clipped == []
+        choose_preset(browser, "llama-2-7b")  # 17 warnings outside the domain
+        outside = [w for w in predict(server, PRESETS["llama-2-7b"])["warnings"] if w["code"] in DOMAIN_CODES]
+        listed = browser.find_elements(By.CSS_SELECTOR, "#domain-list li")
+        more = browser.find_element(By.ID, "domain-more")
+        box = browser.find_element(By.ID, "domain-list").rect
+        shown = [li for li in listed if li.is_displayed()]
+        assert len(outside) > 6 and len(listed) == len(outside) and len(shown) == 6
+        for li in shown:  # whole, inside the list and above the button
+            r = li.rect
+            assert box["y"] <= r["y"] and r["y"] + r["height"] <= box["y"] + box["height"] + 1  # rects round
+            assert r["y"] + r["height"] <= more.rect["y"] + 1
+        assert more.text == f"Show all {len(outside)}"
+        more.click()
+        assert all(li.is_displayed() for li in listed) and more.text == "Show fewer"
+        more.click()
+        series = plotted(browser, "ma_ratio")
+        assert series["step"][0] == 0 and series["B layer 1"][0] is not None  # step 0 has its place on the axis
+    finally:
+        viewport(browser, 1280, 800)
 
 
 @pytest.mark.slow

@@ -1,5 +1,5 @@
 /* global uPlot */
-// One metric's curves per layer over steps (uPlot, log step axis, colour by layer): design B solid with its
+// One metric's curves per layer over steps (uPlot, asinh step axis: linear to 1, log beyond, so step 0 is drawn; colour by layer): design B solid with its
 // 80 % bands where the model gives them, pinned design A dashed. One layer's band is drawn at a time (the layer
 // under the cursor; at first the one that ends highest): a band per layer, widened outside the training domain,
 // would bury every curve under one blot, and the y axis spans the curves and that first band only.
@@ -20,14 +20,9 @@ function nice(v, round) {
   return pick * decade;
 }
 
-// Only steps > 0 fit a log axis: the indices of those steps.
-export const positive = (steps) => steps.map((s, i) => (s > 0 ? i : -1)).filter((i) => i >= 0);
-
 // {data, series, bands, shape} for uPlot; shape changes when the chart must be rebuilt rather than refilled.
 export function plotData(metric, b, a) {
-  const keep = positive(b.steps);
-  const pick = (values) => keep.map((i) => values[i]);
-  const data = [pick(b.steps)];
+  const data = [b.steps];
   const series = [{ label: "step" }];
   const bands = [];
   const L = b.layers.length;
@@ -35,15 +30,15 @@ export function plotData(metric, b, a) {
   let highest = -Infinity;
   b.layers.forEach((layer, l) => {
     const entry = layer.metrics[metric];
-    const curve = pick(entry.curve);
+    const curve = entry.curve;
     const end = curve[curve.length - 1];
     if (end != null && end > highest) [top, highest] = [l, end];
     data.push(curve);
     series.push({ label: `B layer ${l + 1}`, stroke: layerColour(l + 1, L), width: 1.5, layer: l });
     if (entry.interval) {
-      const high = data.push(pick(entry.interval.high)) - 1;
+      const high = data.push(entry.interval.high) - 1;
       series.push({ label: `B layer ${l + 1} 80% high`, stroke: "transparent", band: l });
-      const low = data.push(pick(entry.interval.low)) - 1;
+      const low = data.push(entry.interval.low) - 1;
       series.push({ label: `B layer ${l + 1} 80% low`, stroke: "transparent", band: l });
       bands.push({ series: [high, low], fill: layerColour(l + 1, L, 0.18) });
     }
@@ -52,7 +47,7 @@ export function plotData(metric, b, a) {
   const sameSteps = a && JSON.stringify(a.steps) === JSON.stringify(b.steps);
   if (sameSteps) {
     a.layers.forEach((layer, l) => {
-      data.push(pick(layer.metrics[metric].curve));
+      data.push(layer.metrics[metric].curve);
       series.push({ label: `A layer ${l + 1}`, stroke: layerColour(l + 1, a.layers.length), width: 1, dash: [5, 4] });
     });
   }
@@ -84,9 +79,10 @@ function options(metric, plot, width, readout, holder) {
   return {
     width,
     height: HEIGHT,
-    // x: exactly the steps predicted (a log axis would otherwise round out to whole decades)
+    // x: exactly the steps predicted, on uPlot's asinh scale (linear up to 1, log beyond: step 0 has a place,
+    // which a log axis does not give it); a log axis would also round out to whole decades
     scales: {
-      x: { time: false, distr: 3, range: (u, min, max) => [min, max] },
+      x: { time: false, distr: 4, asinh: 1, range: (u, min, max) => [min, max] },
       // a log y axis would round out to whole decades too, leaving most of the plot empty; the extent is the
       // chart's own (draw() refreshes it), so that showing another layer's band does not move the axis
       y: LOG_Y.has(metric)
@@ -95,7 +91,7 @@ function options(metric, plot, width, readout, holder) {
     },
     axes: [
       // a log axis labels only some of its ticks: the others arrive as null
-      { label: "training step (log)", values: (u, ticks) => ticks.map((t) => (t == null ? "" : stepLabel(t))) },
+      { label: "training step (0, then log)", values: (u, ticks) => ticks.map((t) => (t == null ? "" : stepLabel(t))) },
       { label: LOG_Y.has(metric) ? `${metric} (log)` : metric, size: 64 },
     ],
     series: plot.series.map((s, i) =>

@@ -1,4 +1,4 @@
-// A layer × step heatmap on a plain canvas (steps on the same log axis as the curves), and colour bars.
+// A layer × step heatmap on a plain canvas (steps on the same asinh axis as the curves), and colour bars.
 
 import { css } from "./colors.js";
 
@@ -16,25 +16,29 @@ function sized(canvas, width, height) {
   return context;
 }
 
-// Column edges half-way between neighbouring steps in log space, so each step owns the span around it.
-function edges(logs) {
-  if (logs.length === 1) return [logs[0] - 0.5, logs[0] + 0.5];
-  const n = logs.length;
-  const inner = logs.slice(1).map((v, i) => (v + logs[i]) / 2);
-  return [logs[0] - (logs[1] - logs[0]) / 2, ...inner, logs[n - 1] + (logs[n - 1] - logs[n - 2]) / 2];
+// Column edges half-way between neighbouring steps on the axis, so each step owns the span around it.
+function edges(positions) {
+  const p = positions;
+  if (p.length === 1) return [p[0] - 0.5, p[0] + 0.5];
+  const n = p.length;
+  const inner = p.slice(1).map((v, i) => (v + p[i]) / 2);
+  return [p[0] - (p[1] - p[0]) / 2, ...inner, p[n - 1] + (p[n - 1] - p[n - 2]) / 2];
 }
 
 export const stepLabel = (step) => (step >= 1000 ? `${step / 1000}k` : `${step}`);
 
-// rows[l][t]: layer l + 1 at steps[t] (all > 0); map: [0, 1] → rgb over [low, high]; nulls stay grey.
+// The curves' step axis (uPlot's asinh scale with a linear part up to 1): 0 at 0, close to a log axis beyond 10.
+const onAxis = (step) => Math.asinh(step);
+
+// rows[l][t]: layer l + 1 at steps[t] (all ≥ 0); map: [0, 1] → rgb over [low, high]; nulls stay grey.
 export function heatmap(canvas, { steps, rows, map, low, high, width, height }) {
   const context = sized(canvas, width, height);
   context.clearRect(0, 0, width, height);
   const plotWidth = width - MARGIN.left - MARGIN.right;
   const plotHeight = height - MARGIN.top - MARGIN.bottom;
-  const bounds = edges(steps.map(Math.log10));
+  const bounds = edges(steps.map(onAxis));
   const span = bounds[bounds.length - 1] - bounds[0];
-  const x = (log) => MARGIN.left + ((log - bounds[0]) / span) * plotWidth;
+  const x = (position) => MARGIN.left + ((position - bounds[0]) / span) * plotWidth;
   const rowHeight = plotHeight / rows.length;
   const scale = high > low ? high - low : 1;
   rows.forEach((row, l) => {
@@ -49,15 +53,16 @@ export function heatmap(canvas, { steps, rows, map, low, high, width, height }) 
   context.font = FONT;
   context.textAlign = "center";
   context.textBaseline = "top";
-  for (let power = Math.ceil(bounds[0]); power <= bounds[bounds.length - 1]; power++) {
-    const at = x(power);
+  const ticks = [0, 1, 10, 100, 1e3, 1e4, 1e5, 1e6].filter((t) => onAxis(t) >= bounds[0] && onAxis(t) <= bounds[bounds.length - 1]);
+  for (const tick of ticks) {
+    const at = x(onAxis(tick));
     context.fillRect(at, MARGIN.top + plotHeight, 1, 4);
-    context.fillText(stepLabel(10 ** power), at, MARGIN.top + plotHeight + 6);
+    context.fillText(stepLabel(tick), at, MARGIN.top + plotHeight + 6);
   }
   context.textAlign = "right";
   context.textBaseline = "middle";
-  const ticks = [...new Set([1, Math.ceil(rows.length / 2), rows.length])];
-  for (const layer of ticks) {
+  const layers = [...new Set([1, Math.ceil(rows.length / 2), rows.length])];
+  for (const layer of layers) {
     context.fillText(`layer ${layer}`, MARGIN.left - 4, MARGIN.top + plotHeight - (layer - 0.5) * rowHeight);
   }
 }

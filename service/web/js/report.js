@@ -1,7 +1,7 @@
 // The words around the plots: every warning (outside the training domain prominently), and how A and B differ.
 
 const DOMAIN = new Set(["family_unseen", "feature_out_of_range"]); // the design itself lies outside the zoo
-const FOLDED = 6; // rows of that list shown before "Show all" (two columns on a wide window)
+const FOLDED = 6; // warnings of that list shown before "Show all" (style.css hides the rest: keep the two equal)
 
 function items(list, texts) {
   list.replaceChildren(
@@ -42,7 +42,7 @@ export function warnings(b, a) {
   items(document.getElementById("notes-list"), other.map((w) => w.message));
 }
 
-// A long list is folded to its first rows (scrollable) so that the curves stay in view; a button unfolds it.
+// A long list is folded to its first FOLDED warnings so that the curves stay in view; a button unfolds it.
 export function toggleDomain() {
   const list = document.getElementById("domain-list");
   const more = document.getElementById("domain-more");

@@ -60,8 +60,8 @@ function create(metric) {
     "layer that ends highest), where the model gives one";
   figure.append(chart, colourBarRow(layerBar, first, last, legend), readout);
   const heats = make("div", "heats");
-  const b = heatFigure("B: layer × training step (log)", "heat");
-  const diff = heatFigure("B − A: layer × training step (log)", "heat diff");
+  const b = heatFigure("B: layer × training step (0, then log)", "heat");
+  const diff = heatFigure("B − A: layer × training step (0, then log)", "heat diff");
   heats.append(b.figure, diff.figure);
   root.append(heading, summaryB, summaryA, figure, heats);
   document.getElementById("metrics").append(root);
@@ -105,9 +105,8 @@ function renderMetric(parts, metric, b, a, width) {
   colourBar(parts.layerBar, (t) => sequential(0.9 * t), 160);
   parts.last.textContent = `layer ${b.layers.length}`;
 
-  const keep = curves.positive(b.steps);
-  const steps = keep.map((i) => b.steps[i]);
-  const rows = b.layers.map((layer) => keep.map((i) => layer.metrics[metric].curve[i]));
+  const steps = b.steps;
+  const rows = b.layers.map((layer) => layer.metrics[metric].curve);
   const values = finite(rows);
   const heatWidth = plot.overlaid && width >= 720 ? Math.floor((width - 16) / 2) : width;
   drawHeat(parts.b, rows, steps, sequential, Math.min(...values), Math.max(...values), heatWidth, `${metric} of B`);
@@ -118,7 +117,7 @@ function renderMetric(parts, metric, b, a, width) {
     const pairs = matchDepth(b.layers.length, a.layers.length);
     const diff = rows.map((row, l) =>
       row.map((v, t) => {
-        const other = a.layers[pairs[l]].metrics[metric].curve[keep[t]];
+        const other = a.layers[pairs[l]].metrics[metric].curve[t];
         return v == null || other == null ? null : v - other;
       }),
     );
