@@ -5,9 +5,6 @@ from the GPU-image ones (zoo/, extraction/) to the service, can import it.
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 # The key of a config.json under which archcast's architecture changes are recorded (archmods/ builds
 # them, zoo/ writes them, features/ reads them): {"archcast": {"kv_bias": true, "norm": "dyt", ...}}.
 CONFIG_KEY = "archcast"
@@ -17,12 +14,6 @@ STEP_FILE = "archcast_checkpoint.json"
 
 # models/CURRENT names the served model version (the model store's pointer).
 CURRENT_POINTER = "CURRENT"
-
-
-def cache_root() -> Path:
-    """Where archcast keeps what it can rebuild (the zoo's corpus and checkpoints, the service's combined
-    graph): $ARCHCAST_CACHE, else ~/.cache/archcast."""
-    return Path(os.environ.get("ARCHCAST_CACHE", Path.home() / ".cache" / "archcast"))
 
 
 class ArchcastError(ValueError):

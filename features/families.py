@@ -87,6 +87,12 @@ def _gptj_rotary(raw: Mapping[str, Any], spec: dict[str, Any]) -> None:
     spec["rotary_fraction"] = min(1.0, rotary_dim / spec["head_dim"])
 
 
+def _gemma_tanh_gelu(raw: Mapping[str, Any], spec: dict[str, Any]) -> None:
+    # GemmaConfig reads the released configs' hidden_act "gelu" as the tanh approximation they were trained with
+    if spec["activation"] == "gelu":
+        spec["activation"] = "gelu_pytorch_tanh"
+
+
 def _no_rotary(raw: Mapping[str, Any], spec: dict[str, Any]) -> None:
     spec["rotary_fraction"] = 0.0
     spec["rope_theta"] = None
@@ -141,8 +147,9 @@ ADAPTERS: tuple[Adapter, ...] = (
     Adapter(
         ("gemma",),
         glu=True,
-        activation=("hidden_activation", "hidden_act"),
+        activation=("hidden_act",),  # GemmaConfig has no hidden_activation (Gemma 2 and 3 read only that)
         activation_default="gelu_pytorch_tanh",
+        special=_gemma_tanh_gelu,
         context_default=8192,
         tied_default=True,
     ),

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+from collections import ChainMap
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from contracts import CONFIG_KEY
-from features import values
+from features import hf_defaults, values
 from features.errors import FeatureError
 from features.families import REGISTRY, SUPPORTED_MODEL_TYPES, Adapter
 
@@ -113,6 +114,8 @@ def read_spec(config: Any) -> ArchSpec:
             "model_type",
             f"unsupported model_type {model_type!r}; supported: {', '.join(SUPPORTED_MODEL_TYPES)}",
         )
+    # a key the config leaves out reads as transformers' default for the family (features.hf_defaults)
+    raw = ChainMap(raw, hf_defaults.table().get(model_type, {}))
     d = values.size(raw, adapter.hidden, "hidden size")
     _check_limit(_key(raw, adapter.hidden, "hidden_size"), d, "hidden")
     layers = values.size(raw, adapter.layers, "number of layers")

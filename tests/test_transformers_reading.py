@@ -66,3 +66,37 @@ def test_both_spellings_set_apart_read_as_transformers_reads_them(model_type, da
     spec = read_spec(config)
     for name, attribute in FIELDS.items():
         assert getattr(spec, SPEC_FIELD[name]) == getattr(hf, attribute), (name, config)
+
+
+def test_the_defaults_table_is_what_the_installed_transformers_gives():
+    """features/hf_defaults.json, read for every key a config leaves out, is regenerated from transformers
+    (`python -m features.hf_defaults`) whenever its defaults change."""
+    from features import hf_defaults
+
+    for model_type in SUPPORTED_MODEL_TYPES:
+        assert hf_defaults.table()[model_type] == hf_defaults.from_transformers(model_type), model_type
+
+
+@pytest.mark.parametrize("model_type", sorted(BASES))
+@settings(max_examples=25, deadline=None)
+@given(data=st.data())
+def test_a_config_with_keys_left_out_reads_as_transformers_fills_them_in(model_type, data):
+    """Any subset of a real config's keys, read as it is and as transformers' config class completes it
+    (to_dict of the config object: every default and derived value written out), gives one design."""
+    from features import FeatureError
+
+    base = BASES[model_type]
+    keys = sorted(k for k in base if k not in ("model_type", "architectures", "archcast"))
+    dropped = data.draw(st.sets(st.sampled_from(keys), max_size=len(keys)), label="dropped")
+    sparse = {k: v for k, v in base.items() if k not in dropped}
+    try:
+        completed = transformers_config(sparse).to_dict()
+    except Exception:  # noqa: BLE001 - transformers' own validation refuses this subset: nothing to compare
+        return
+    outcomes = []
+    for config in (sparse, completed):
+        try:
+            outcomes.append(read_spec(config))
+        except FeatureError as exc:
+            outcomes.append(type(exc))
+    assert outcomes[0] == outcomes[1], (sorted(dropped), outcomes)
