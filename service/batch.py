@@ -163,9 +163,11 @@ def predict_chunks(
             yield first, future.result()
 
 
-def predict_all(predictor: Predictor, specs: list[ArchSpec], request: CheckedRequest) -> PredictionBatch:
-    """predict_checked over many designs, computed in chunks on every core (predict_chunks), as one batch."""
-    return concat_batches([batch for _, batch in predict_chunks(predictor, specs, request)])
+def predict_all(
+    predictor: Predictor, specs: list[ArchSpec], request: CheckedRequest, workers: int = 0
+) -> PredictionBatch:
+    """predict_checked over many designs, computed in chunks on `workers` threads (predict_chunks), as one."""
+    return concat_batches([batch for _, batch in predict_chunks(predictor, specs, request, workers=workers)])
 
 
 def warning_counts(batches: list[PredictionBatch]) -> dict[str, int]:

@@ -171,6 +171,35 @@ METADATA = {
 }
 
 
+SWEEP = {
+    "type": "object",
+    "required": ["model_version", "quantity", "lowest_first", "designs", "skipped"],
+    "properties": {
+        "model_version": {"type": "string"},
+        "quantity": {
+            "type": "string",
+            "description": "what the designs are ranked by, e.g. final ma_ratio (max over "
+            "layers); each design carries it under this name",
+        },  # fmt: skip
+        "lowest_first": {"type": "boolean"},
+        "designs": {
+            "type": "array",
+            "description": "best first: rank, design (its place in the cross product or draw), the varied knobs' "
+            "values, n_params, n_layers, the quantity, onset_layer (null: none predicted) and n_warnings",
+            "items": {"type": "object", "required": ["rank", "design", "n_params", "n_layers"]},
+        },
+        "skipped": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["values", "reason"],
+                "properties": {"values": {"type": "object"}, "reason": {"type": "string"}},
+            },  # fmt: skip
+        },
+    },
+}
+
+
 def _json(ref: str, media_type: str = "application/json") -> dict:
     return {media_type: {"schema": {"$ref": f"#/components/schemas/{ref}"}}}
 
@@ -204,7 +233,7 @@ def describe(spec: dict, model_version: str, metrics_served: bool = False) -> di
     for name in ("InvalidArgument", "NotFound", "InternalServerError"):
         schemas.pop(name, None)
     schemas.update(Warning=WARNING, Metric=METRIC_PREDICTION, Prediction=PREDICTION, Metadata=METADATA,
-                   Problem=PROBLEM_SCHEMA)  # fmt: skip
+                   Problem=PROBLEM_SCHEMA, Sweep=SWEEP)  # fmt: skip
     paths = spec["paths"]
     paths["/predict"]["post"]["responses"] = {
         "200": {"description": "The prediction", "content": _json("Prediction")},
@@ -218,6 +247,11 @@ def describe(spec: dict, model_version: str, metrics_served: bool = False) -> di
         },
         **_problems(400, 413, 500),
     }
+    if "/sweep" in paths:
+        paths["/sweep"]["post"]["responses"] = {
+            "200": {"description": "The designs ranked, then the skipped combinations", "content": _json("Sweep")},
+            **_problems(400, 413, 500),
+        }
     paths["/metadata"] = {
         "get": {
             "summary": "The served model's manifest and model card",

@@ -1,5 +1,5 @@
-"""The BentoML service: POST /predict, POST /predict_batch, GET /metadata, the what-if page at / (service/page.py)
-and the API docs at /docs (plus BentoML's health routes)."""
+"""The BentoML service: POST /predict, POST /predict_batch, POST /sweep, GET /metadata, the what-if page at /
+(service/page.py) and the API docs at /docs (plus BentoML's health routes)."""
 
 from __future__ import annotations
 
@@ -19,9 +19,11 @@ from threadpoolctl import threadpool_limits
 
 from features import ArchcastError, ArchSpec, FeatureError, read_spec
 from service import page
+from service.knobs import KNOBS
 from service.openapi import DocsMiddleware, describe
 from service.predictor import Predictor, cpu_threads
 from service.problems import ClientErrorLogFilter, ProblemMiddleware, problem
+from service.sweep import sweep_response
 
 MAX_BODY_BYTES = 1_000_000
 
@@ -35,6 +37,7 @@ class FastJSON(JSONResponse):
 
 
 MAX_BATCH = 64
+MAX_SWEEP = 5_000  # designs one /sweep predicts (a few seconds on one worker); more: `archcast sweep`
 WORKERS = cpu_threads()  # one worker process per usable core
 # BentoML's per-request access log costs ~2 ms a request (about half of one); on when ARCHCAST_ACCESS_LOG=1
 ACCESS_LOG = os.environ.get("ARCHCAST_ACCESS_LOG", "0") == "1"
@@ -195,6 +198,34 @@ class Archcast:
             return FastJSON([batch.prediction(i).to_json() for i in range(len(batch))])
         except ArchcastError as exc:
             return problem(400, str(exc), exc.field, "/predict_batch")
+
+    @bentoml.api(route="/sweep")
+    async def sweep(
+        self,
+        base: dict[str, Any] = Field(description="The base config.json object"),
+        vary: dict[str, list[Any] | str] = Field(
+            description="knob → its values: a list, or START:STOP:STEP (STOP included) for a whole-number knob. "
+            "Knobs as the what-if page names them: " + ", ".join(k.name for k in KNOBS)
+        ),
+        rank_by: str = Field(
+            default="final:ma_ratio",
+            description="final:METRIC or peak:METRIC, at @LAYER or over the layers (@max, @min, @mean); or onset_layer",
+        ),
+        lowest_first: bool = Field(default=False, description="rank the smallest values first"),
+        samples: int | None = Field(default=None, description="draw this many designs at random instead"),
+        seed: int = Field(default=0, description="seed of the samples draw"),
+        steps: Steps = None,
+        recipe: Recipe = Field(default=None, description=RECIPE_HELP),
+    ) -> dict[str, Any]:
+        """Vary knobs over a base config, predict every design (at most 5,000) and rank them by one quantity:
+        the designs' knob values, parameter counts and the quantity, best first, then what was skipped and
+        why."""
+        try:
+            answer = sweep_response(shared_predictor(), base, vary, rank_by, lowest_first, samples, seed, steps,
+                                    recipe, MAX_SWEEP)  # fmt: skip
+            return FastJSON(answer)
+        except ArchcastError as exc:
+            return problem(400, str(exc), exc.field, "/sweep")
 
 
 Archcast.add_asgi_middleware(BodyLimit)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import itertools
+import json
 import random
 import re
 from collections.abc import Mapping
@@ -103,7 +104,10 @@ def parse_vary(option: str) -> tuple[str, list[Any]]:
         parts = [parse_value(key, p) for p in values.split(":")]
         if len(parts) != 3 or parts[2] <= 0 or parts[1] < parts[0]:
             raise ArchcastError(f"--vary {key}", f"expected START:STOP:STEP with STEP > 0, got {values!r}")
-        return key, list(range(parts[0], parts[1] + 1, parts[2]))
+        span = range(parts[0], parts[1] + 1, parts[2])
+        if len(span) > MAX_DESIGNS:  # counted before it is listed: 1:10**12:1 must not fill the memory
+            raise ArchcastError(f"--vary {key}", f"{len(span):,} values (at most {MAX_DESIGNS:,})")
+        return key, list(span)
     return key, list(dict.fromkeys(parse_value(key, v) for v in values.split(",")))
 
 
@@ -132,7 +136,11 @@ FOLLOWERS = {"ffn": "width", "kv_heads": "heads"}
 
 
 def expand(
-    base: Mapping[str, Any], vary: list[tuple[str, list[Any]]], samples: int | None = None, seed: int = 0
+    base: Mapping[str, Any],
+    vary: list[tuple[str, list[Any]]],
+    samples: int | None = None,
+    seed: int = 0,
+    limit: int = MAX_DESIGNS,
 ) -> Sweep:
     """Every combination of the varied knobs (or `samples` of them drawn at random), read by features/. Where
     the width varies and the FFN size does not, the FFN keeps the base's ratio to the width; likewise the
@@ -141,6 +149,8 @@ def expand(
     names = [name for name, _ in vary]
     keys, ratios = {}, {}
     for name in names + [f for f, leader in FOLLOWERS.items() if leader in names and f not in names]:
+        if page[name]["key"] is None and name not in names:
+            continue  # a follower the family fixes (GPT-2's key/value heads are its heads): nothing to write
         if page[name]["key"] is None:
             raise ArchcastError(f"--vary {name}", page[name].get("note", "this family has no key for it"))
         keys[name] = page[name]["key"]
@@ -149,8 +159,10 @@ def expand(
     if len(set(names)) < len(names):
         raise ArchcastError("--vary", "a knob is varied twice")
     total = int(np.prod([len(v) for _, v in vary])) if vary else 1
-    if samples is None and total > MAX_DESIGNS:
-        raise ArchcastError("--vary", f"{total:,} combinations (at most {MAX_DESIGNS:,}): use --samples N")
+    if samples is None and total > limit:
+        raise ArchcastError("--vary", f"{total:,} combinations (at most {limit:,}): use --samples N")
+    if samples is not None and samples > limit:
+        raise ArchcastError("--samples", f"at most {limit:,} designs, got {samples:,}")
     if samples is not None and samples < total:
         rng = random.Random(seed)
         picks = sorted(rng.sample(range(total), samples))
@@ -205,10 +217,12 @@ def sweep_table(
     steps=None,
     recipe=None,
     lowest_first: bool = False,
+    workers: int = 0,
 ) -> tuple[pd.DataFrame, PredictionBatch | None]:
-    """One row per design, ranked (1 = first), then the skipped combinations with their reason."""
+    """One row per design, ranked (1 = first), then the skipped combinations with their reason. `workers`: the
+    threads predicting (0: one per core; the service's workers are a process per core already)."""
     request = predictor.check_request(steps, None, recipe)
-    batch = predict_all(predictor, sweep.specs, request) if sweep.specs else None
+    batch = predict_all(predictor, sweep.specs, request, workers) if sweep.specs else None
     frame = pd.DataFrame(sweep.designs)
     frame.insert(0, "design", np.arange(1, len(frame) + 1))  # its place in the sweep: batch.prediction(design - 1)
     if batch is not None:
@@ -233,3 +247,67 @@ def sweep_table(
             table[column] = table[column].astype("Int64")
     first = ["rank"] if "rank" in table else []
     return table[first + [c for c in table.columns if c not in first]], batch
+
+
+# the CLI options the sweep's errors name, as a /sweep request spells them
+REQUEST_FIELDS = {"--vary": "vary", "--rank-by": "rank_by", "--samples": "samples"}
+
+
+def read_request_vary(vary: Any) -> list[tuple[str, list[Any]]]:
+    """/sweep's `vary`: knob → a list of values, or "START:STOP:STEP" for a whole-number knob."""
+    if not isinstance(vary, Mapping):
+        raise ArchcastError("vary", 'expected an object such as {"layers": [4, 8], "width": "256:1024:256"}')
+    out = []
+    for knob, values in vary.items():
+        if isinstance(values, str):
+            out.append(parse_vary(f"{knob}={values}"))
+        elif isinstance(values, list) and values:
+            texts = [v if isinstance(v, str) else json.dumps(v) for v in values]
+            if knob not in BY_NAME:
+                parse_vary(f"{knob}=0")  # names the unknown knob and lists the known ones
+            out.append((knob, list(dict.fromkeys(parse_value(knob, t) for t in texts))))
+        else:
+            raise ArchcastError(f"vary.{knob}", f"expected a non-empty list of values or START:STOP:STEP, got "
+                                f"{values!r}")  # fmt: skip
+    return out
+
+
+def sweep_response(
+    predictor: Predictor,
+    base: Any,
+    vary: Any,
+    rank_by: str = "final:ma_ratio",
+    lowest_first: bool = False,
+    samples: int | None = None,
+    seed: int = 0,
+    steps=None,
+    recipe=None,
+    limit: int = MAX_DESIGNS,
+) -> dict[str, Any]:
+    """POST /sweep: the same sweep as `archcast sweep`, answered as JSON (the ranked table's rows, then the
+    skipped combinations with their reason). Errors name the request's fields (vary.layers, rank_by)."""
+    try:
+        if not isinstance(base, Mapping):
+            raise ArchcastError("base", "expected a config.json object")
+        quantity = read_quantity(rank_by, predictor.metrics)
+        try:
+            sweep = expand(base, read_request_vary(vary), samples, seed, limit)
+        except FeatureError as exc:
+            raise exc.within("base") from None
+        table, _ = sweep_table(predictor, sweep, quantity, steps, recipe, lowest_first, workers=1)
+    except ArchcastError as exc:
+        option, _, rest = (exc.field or "").partition(" ")
+        if option in REQUEST_FIELDS:
+            raise type(exc)(".".join(p for p in (REQUEST_FIELDS[option], rest) if p), exc.message) from None
+        raise
+    rows = table.astype(object).where(table.notna(), None).to_dict(orient="records")
+    ranked = [r for r in rows if not r.get("skipped")]
+    for row in ranked:
+        row.pop("skipped", None)
+    return {
+        "model_version": predictor.version,
+        "quantity": quantity.label,
+        "lowest_first": lowest_first,
+        "designs": ranked,
+        "skipped": [{"values": values, "reason": reason} for values, reason in sweep.skipped],
+    }

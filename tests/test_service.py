@@ -182,6 +182,37 @@ def test_batch_and_metadata_and_health(client):
 
 
 @pytest.mark.slow
+def test_sweep_answers_as_the_cli_ranks_and_names_bad_fields(client, models_env, tmp_path):
+    body = {"base": GPT2, "vary": {"layers": "2:6:2", "width": [384, 768, 770], "kv_bias": [True, False]},
+            "rank_by": "final:ma_ratio@max", "steps": [0, 100, 1000]}  # fmt: skip
+    response = client.post("/sweep", json=body)
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    out = tmp_path / "sweep.json"
+    result = CliRunner().invoke(cli_app, ["sweep", str(CONFIGS / "gpt2.json"), "--vary", "layers=2:6:2", "--vary",
+                                          "width=384,768,770", "--vary", "kv_bias=true,false", "--rank-by",
+                                          "final:ma_ratio@max", "--steps", "0,100,1000", "--out", str(out),
+                                          "--models", str(models_env)])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    cli = [r for r in json.loads(out.read_text()) if not r["skipped"]]
+    assert [r["design"] for r in answer["designs"]] == [r["design"] for r in cli]
+    label = answer["quantity"]
+    assert [r[label] for r in answer["designs"]] == pytest.approx([r[label] for r in cli], rel=1e-12)
+    assert [r["rank"] for r in answer["designs"]] == list(range(1, 13))  # 3 × 2 × 2 designs with width 384, 768
+    assert len(answer["skipped"]) == 6 and all("770" in s["reason"] or "divis" in s["reason"] for s in
+                                                answer["skipped"])  # fmt: skip
+    for vary, field in (({"depth": [2]}, "vary"), ({"layers": ["x"]}, "vary.layers"), ({"layers": []}, "vary.layers"),
+                        ({"layers": "1:1000000000000:1"}, "vary.layers"),
+                        ({"layers": "1:100:1", "width": "64:6400:64"}, "vary")):  # fmt: skip
+        refused = client.post("/sweep", json={"base": GPT2, "vary": vary})
+        assert refused.status_code == 400 and refused.json()["field"] == field, (vary, refused.text)
+    for extra, field in (({"rank_by": "best"}, "rank_by"), ({"samples": 10**6}, "samples"),
+                         ({"base": {**GPT2, "n_head": 5}}, "base.n_embd"),
+                         ({"recipe": {"lr": -1}}, "recipe.lr")):  # fmt: skip
+        refused = client.post("/sweep", json={"base": GPT2, "vary": {"layers": [2, 4]}, **extra})
+        assert refused.status_code == 400 and refused.json()["field"] == field, (extra, refused.text)
+
+
 def test_cli_and_http_give_identical_numbers(client, models_env, tmp_path):
     steps = [0, 5, 50]
     http = client.post("/predict", json={"config": GPT2, "steps": steps}).json()

@@ -52,6 +52,14 @@ def test_expand_writes_each_knob_at_its_key_keeps_followers_in_ratio_and_lists_r
         expand(LLAMA, [parse_vary(f"{k}=1:100:1") for k in ("layers", "heads", "kv_heads")])
 
 
+def test_a_follower_the_family_fixes_is_left_alone_and_varying_it_is_refused():
+    gpt2 = json.loads((REPO / "tests" / "data" / "configs" / "gpt2.json").read_text())
+    sweep = expand(gpt2, [parse_vary("heads=4,12")])
+    assert [(s.heads, s.kv_heads) for s in sweep.specs] == [(4, 4), (12, 12)] and not sweep.skipped
+    with pytest.raises(ArchcastError, match="fixed in gpt2"):
+        expand(gpt2, [parse_vary("kv_heads=1,2")])
+
+
 def test_samples_draw_distinct_designs_reproducibly():
     vary = [parse_vary("layers=2:40:2"), parse_vary("width=1024,2048,4096"), parse_vary("glu=true,false")]
     one, again = expand(LLAMA, vary, samples=25, seed=3), expand(LLAMA, vary, samples=25, seed=3)
