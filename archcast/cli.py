@@ -7,6 +7,7 @@ options are declared once, in those packages.
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -96,7 +97,7 @@ def measure_cmd(
     n_seq: int = typer.Option(10, "--n-seq", min=1, help="Probe windows N."),
     seq_len: int = typer.Option(2048, "--seq-len", min=2, help="Tokens per window S, capped at the context."),
     batch_size: int = typer.Option(2, "--batch-size", min=1, help="Windows per forward pass."),
-    dtype: str = typer.Option("auto", "--dtype", help="auto (fp32 on CPU, bf16 on GPU), float32, bfloat16, float16."),
+    dtype: str = typer.Option("auto", "--dtype", help="auto (float32 on every device), float32, bfloat16, float16."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:1 …"),
     threads: int = typer.Option(0, "--threads", min=0, help="Torch CPU threads (0: torch's default)."),
     model_id: str | None = typer.Option(None, "--model-id", help="Name recorded in the table (default: from SOURCE)."),
@@ -109,6 +110,7 @@ def measure_cmd(
 
     from archcast.measure_report import write_report
     from extraction.measure import Settings
+    from extraction.outliers import outliers
     from extraction.probe import DEFAULT_PROBE
     from extraction.run import run
     from extraction.units import single_unit
@@ -133,8 +135,17 @@ def measure_cmd(
     if summary.failed:
         raise ArchcastError(source, f"could not be measured: {next(iter(summary.failed.values()))}")
     metrics = pd.read_parquet(out / "metrics.parquet")
-    png, page, text = write_report(metrics[metrics["model_id"] == unit.model_id], out, f"{unit.model_id}")
+    rows = metrics[metrics["model_id"] == unit.model_id]
+    png, page, text = write_report(rows, out, f"{unit.model_id}")
+    found = outliers(rows)
+    (out / "outliers.json").write_text(json.dumps({"model_id": unit.model_id, **found}, indent=1))
     typer.echo(text)
+    broken = rows[rows["nonfinite_values"] > 0]["layer"].tolist() if "nonfinite_values" in rows else []
+    if broken:
+        err.print(f"[yellow]layers {broken} hold non-finite activations (NaN or ±inf): their metrics are NaN[/]")
+    counts = ", ".join(f"{sum(layer['over'][k] or 0 for layer in found['layers'])} over {k}"
+                       for k in found["layers"][0]["over"])  # fmt: skip
+    typer.echo(f"outlier channels (layer × channel): {counts} → {out / 'outliers.json'}")
     typer.echo(f"report: {png} and {page}")
 
 

@@ -38,7 +38,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--bos", choices=["auto", "on", "off"], default="auto", help="BOS token first (auto: if any)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 …")
-    p.add_argument("--dtype", default="auto", help="auto (fp32 on CPU, bf16 on GPU), float32, bfloat16, float16")
+    p.add_argument("--dtype", default="auto", help="auto (float32 on every device), float32, bfloat16, float16")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     p.add_argument("--no-linearity", action="store_true", help="skip the linearity metrics (saves d² memory)")
     p.add_argument("--shard", help="i/N: run only this worker's share of the units")

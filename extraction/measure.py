@@ -28,7 +28,8 @@ class Settings:
     seed: int = 0
     bos: bool | None = None  # None: BOS first where the tokenizer has one
     device: str = "auto"
-    dtype: str = "auto"  # float32 on CPU, bfloat16 on GPU
+    dtype: str = "auto"  # float32 on every device: massive activations are precision-sensitive, and one
+    # checkpoint must measure alike on CPU and GPU (bfloat16 or float16 only when asked for)
     linearity: bool = True
     dim_profile: bool = False  # keep each layer's largest |h| per feature dim (column dim_max, a list)
 
@@ -39,7 +40,7 @@ class Settings:
 
     def resolved_dtype(self) -> torch.dtype:
         if self.dtype == "auto":
-            return torch.float32 if self.resolved_device() == "cpu" else torch.bfloat16
+            return torch.float32
         if self.dtype not in DTYPES:
             raise ValueError(f"--dtype must be one of {', '.join(DTYPES)} or auto, got {self.dtype!r}")
         return DTYPES[self.dtype]

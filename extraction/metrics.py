@@ -8,6 +8,7 @@ which the least-squares linearity of X = h_{ℓ-1} → Y = h_ℓ (and of X → Y
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import torch
@@ -109,6 +110,9 @@ class LinearFit:
         the same `outside`.
         """
         self.factorise()
+        finite = torch.isfinite(self.r_x).all() and torch.isfinite(self.r_xy).all() and math.isfinite(self.outside)
+        if not finite:  # NaN compares as nothing: clamping it to [0, 1] would report a linearity of 0
+            return float("nan"), float("nan"), "h_{l-1} or h_l holds non-finite values (NaN or ±inf)"
         k = self.r_x.shape[1]
         r_x = self.r_x.new_zeros(k, k)
         r_xy = self.r_xy.new_zeros(k, self.r_xy.shape[1])
@@ -146,10 +150,16 @@ class LayerStats:
     best_value: float = -1.0
     best_location: tuple[int, int] = (-1, -1)  # (token position, feature dim)
     linear: LinearFit | None = None
-    profile: bool = False  # also keep the largest |h| of each feature dim (for the layer × dim map)
+    profile: bool = False  # also keep the largest |h| of each feature dim (the layer × dim map, outliers.json)
     dim_max: torch.Tensor | None = None  # (d,) float32
+    dim_where: torch.Tensor | None = None  # (d, 2) int64: (window, token position) of each dim's largest |h|
+    windows: int = 0  # probe windows seen so far
+    nonfinite: int = 0  # NaN or ±inf values seen in h_l: the layer's metrics are then NaN, not numbers
 
     def add_magnitudes(self, h: torch.Tensor) -> None:
+        bad = int((~torch.isfinite(h)).sum())
+        if bad:  # a NaN sorts and compares as nothing meaningful: no statistic of this layer can be trusted
+            self.nonfinite += bad
         a = absolute(h)  # (B, S·d)
         top3, median, argmax = magnitude_stats(h, a)
         d = h.shape[-1]
@@ -160,8 +170,16 @@ class LayerStats:
         rest = a[:, d:]  # positions ≥ 1 (position-major flattening)
         self.nonbos_max.append(rest.amax(1).float().cpu() if rest.shape[1] else torch.zeros(len(h)))
         if self.profile:
-            per_dim = a.view(len(h), -1, d).amax((0, 1)).float().cpu()  # (d,)
-            self.dim_max = per_dim if self.dim_max is None else torch.maximum(self.dim_max, per_dim)
+            per_dim, at = a.view(-1, d).max(0)  # over every (window, position) of the batch: (d,)
+            per_dim, seq = per_dim.float().cpu(), a.shape[1] // d
+            where = torch.stack([self.windows + at // seq, at % seq], dim=1).cpu()
+            if self.dim_max is None:
+                self.dim_max, self.dim_where = per_dim, where
+            else:
+                higher = per_dim > self.dim_max  # ties keep the earlier window
+                self.dim_max = torch.where(higher, per_dim, self.dim_max)
+                self.dim_where = torch.where(higher[:, None], where, self.dim_where)
+        self.windows += len(h)
         seq = int(top3[:, 0].argmax())
         value = float(top3[seq, 0])
         if value > self.best_value:
@@ -190,6 +208,8 @@ class LayerStats:
         }
 
     def row(self) -> dict:
+        if self.nonfinite:
+            return self.nonfinite_row()
         top3 = torch.cat(self.top3).double().mean(0)  # mean over the N sequences
         median = float(torch.cat(self.median).double().mean())
         ratio = float(top3[0]) / median if median > 0 else float("inf")
@@ -208,5 +228,24 @@ class LayerStats:
             "linearity": linearity,
             "linearity_nores": linearity_nores,
             "linearity_note": note,
-            **({"dim_max": self.dim_max.tolist()} if self.profile else {}),
+            "nonfinite_values": 0,
+            **self.profile_columns(),
         }
+
+    def profile_columns(self) -> dict:
+        if not self.profile:
+            return {}
+        return {"dim_max": self.dim_max.tolist(), "dim_where": self.dim_where.tolist()}
+
+    def nonfinite_row(self) -> dict:
+        """Every metric NaN (a count or position −1, no flag set), the reason in linearity_note."""
+        nan = float("nan")
+        reason = f"h_l holds {self.nonfinite} non-finite values (NaN or ±inf) over the probe: not measured"
+        return {
+            "ma_top1": nan, "ma_top2": nan, "ma_top3": nan, "ma_median": nan, "ma_ratio": nan,
+            "top1_token": -1, "top1_dim": -1, "sun_massive": False,
+            "top1_bos_share": nan, "ma_ratio_nonbos": nan, "top1_dim_mode": -1, "top1_dim_share": nan,
+            "linearity": nan, "linearity_nores": nan, "linearity_note": reason,
+            "nonfinite_values": self.nonfinite,
+            **self.profile_columns(),
+        }  # fmt: skip

@@ -193,3 +193,55 @@ def test_median_and_top3_match_numpy_with_ties(shape):
         np.testing.assert_array_equal(median.numpy(), np.median(a, axis=1))
         np.testing.assert_array_equal(top3.numpy(), -np.sort(-a, axis=1)[:, :3])
         np.testing.assert_array_equal(a[np.arange(len(a)), argmax.numpy()], a.max(1))
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_non_finite_activations_give_nan_metrics_with_the_reason(tokenizer, bad):
+    torch.manual_seed(0)
+    model = archmods.build_model(tiny_config("llama", tokenizer)).eval()
+    token = 7
+    with torch.no_grad():
+        model.model.embed_tokens.weight[token, 3] = bad
+    windows = torch.randint(10, len(tokenizer), (4, 16))
+    windows[1, 5] = token
+    rows = measure(model, windows, Settings(batch_size=2))
+    for row in rows:
+        assert row["nonfinite_values"] > 0 and "non-finite" in row["linearity_note"]
+        assert np.isnan([row["ma_ratio"], row["ma_top1"], row["linearity"], row["linearity_nores"]]).all()
+        assert row["top1_token"] == -1 and not row["sun_massive"]  # an inf is not a massive activation
+
+
+def test_a_non_finite_input_gives_a_nan_linearity_not_zero():
+    from extraction.metrics import LinearFit
+
+    x, y = torch.randn(64, 4, dtype=torch.float64), torch.randn(64, 4, dtype=torch.float64)
+    x[3, 1] = float("nan")
+    fit = LinearFit.start(x, y)
+    fit.update(x, y)
+    linearity, nores, note = fit.scores()
+    assert np.isnan(linearity) and np.isnan(nores) and "non-finite" in note
+
+
+def test_each_dims_largest_value_is_located_for_outliers(tokenizer):
+    torch.manual_seed(0)
+    model = archmods.build_model(tiny_config("llama", tokenizer)).eval()
+    token, dim, value = 7, 5, 3000.0
+    with torch.no_grad():
+        model.model.embed_tokens.weight[token, dim] = value
+    windows = torch.randint(10, len(tokenizer), (5, 24))
+    windows[3, 11] = token  # once: window 3 (the second batch of two), position 11
+    rows = measure(model, windows, Settings(batch_size=2, dim_profile=True))
+    layers, _ = captured_activations(model, windows)
+    for ell, row in enumerate(rows, start=1):
+        assert row["dim_where"][dim] == [3, 11]
+        h = np.abs(layers[ell])  # (N, S, d)
+        for d in range(h.shape[-1]):
+            window, position = np.unravel_index(np.argmax(h[:, :, d]), h.shape[:2])
+            assert row["dim_where"][d] == [window, position]
+            assert row["dim_max"][d] == pytest.approx(h[:, :, d].max(), rel=1e-6)
+
+
+def test_the_default_dtype_is_float32_on_every_device():
+    assert Settings(device="cpu").resolved_dtype() == torch.float32
+    assert Settings(device="cuda").resolved_dtype() == torch.float32
+    assert Settings(device="cuda", dtype="bfloat16").resolved_dtype() == torch.bfloat16

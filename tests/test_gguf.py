@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import gguf
 import pandas as pd
 import pytest
@@ -90,6 +92,16 @@ def test_measure_writes_metrics_and_a_report_for_a_gguf(llama_pair, tmp_path):
     page = (tmp_path / "report.html").read_text()
     assert "data:image/png;base64," in page and "http" not in page.replace("http-equiv", "")
     assert "layer" in result.output and "report:" in result.output
+    # the quantizer's list: each layer's channels past 20× its median, as the metrics give them
+    found = json.loads((tmp_path / "outliers.json").read_text())
+    assert [entry["layer"] for entry in found["layers"]] == frame["layer"].tolist()
+    for entry, row in zip(found["layers"], frame.itertuples(), strict=True):
+        expected = sorted((d for d, v in enumerate(row.dim_max) if v > 20 * row.ma_median),
+                          key=lambda d: -row.dim_max[d])  # fmt: skip
+        assert [c["dim"] for c in entry["channels"]] == expected
+        assert all([c["window"], c["position"]] == list(row.dim_where[c["dim"]]) for c in entry["channels"])
+        assert entry["over"]["100x"] == sum(c["ratio"] > 100 for c in entry["channels"])
+    assert "outlier channels" in result.output
 
 
 def test_weights_of_the_gguf_model_equal_the_original(llama_pair):
