@@ -101,6 +101,9 @@ def measure_cmd(
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:1 …"),
     threads: int = typer.Option(0, "--threads", min=0, help="Torch CPU threads (0: torch's default)."),
     model_id: str | None = typer.Option(None, "--model-id", help="Name recorded in the table (default: from SOURCE)."),
+    attention: bool = typer.Option(
+        False, "--attention", help="Also attn_bos_share per layer (attention.parquet per head); eager attention."
+    ),
 ) -> None:
     """Measure one model and write its metrics plus a one-page report (PNG and self-contained HTML).
 
@@ -127,7 +130,7 @@ def measure_cmd(
     try:
         unit = single_unit(source, model_id)
         settings = Settings(n_seq=n_seq, seq_len=seq_len, batch_size=batch_size, dtype=dtype, device=device,
-                            dim_profile=True)  # fmt: skip
+                            dim_profile=True, attention=attention)  # fmt: skip
         settings.resolved_dtype()  # fail early on a bad --dtype
     except ValueError as exc:
         raise ArchcastError(None, str(exc)) from None
@@ -146,6 +149,19 @@ def measure_cmd(
     counts = ", ".join(f"{sum(layer['over'][k] or 0 for layer in found['layers'])} over {k}"
                        for k in found["layers"][0]["over"])  # fmt: skip
     typer.echo(f"outlier channels (layer × channel): {counts} → {out / 'outliers.json'}")
+    if attention:
+        heads = [{"model_id": unit.model_id, "layer": int(r.layer), "head": h, "attn_bos_share": float(v)}
+                 for r in rows.itertuples() for h, v in enumerate(r.attn_bos_share_heads)]  # fmt: skip
+        pd.DataFrame(heads, columns=["model_id", "layer", "head", "attn_bos_share"]).to_parquet(
+            out / "attention.parquet"
+        )
+        shares = rows["attn_bos_share"]
+        if shares.notna().any():
+            top = rows.loc[shares.idxmax()]
+            typer.echo(f"attention on the first token: {shares.mean():.2f} over layers and heads, most in layer "
+                       f"{int(top['layer'])} ({top['attn_bos_share']:.2f}) → {out / 'attention.parquet'}")  # fmt: skip
+        else:
+            typer.echo(f"attention on the first token: not measured ({rows['attn_note'].iloc[0]})")
     typer.echo(f"report: {png} and {page}")
 
 

@@ -67,11 +67,14 @@ def figure(rows: pd.DataFrame, title: str, summary: str) -> plt.Figure:
 
     lin_ax.plot(layers, rows["linearity"], "o-", label="linearity (h_l from h_{l-1})")
     lin_ax.plot(layers, rows["linearity_nores"], "s-", label="without the residual (h_l − h_{l-1})")
+    if "attn_bos_share" in rows and rows["attn_bos_share"].notna().any():
+        lin_ax.plot(layers, rows["attn_bos_share"], "^-", color="tab:purple", ms=4,
+                    label="attention on the first token (mean over heads)")  # fmt: skip
     lin_ax.set_ylim(-0.02, 1.02)
     lin_ax.set_xlabel("layer")
     lin_ax.xaxis.get_major_locator().set_params(integer=True)
     lin_ax.set_ylabel("least-squares R²")
-    lin_ax.set_title("Linearity per layer")
+    lin_ax.set_title("Linearity per layer" + (" and attention on the first token" if "attn_bos_share" in rows else ""))
     lin_ax.legend(fontsize=7)
     lin_ax.grid(alpha=0.3)
 
@@ -105,6 +108,7 @@ def html_page(rows: pd.DataFrame, title: str, summary: str, png: Path) -> str:
     image = base64.b64encode(png.read_bytes()).decode()
     columns = ["layer", "ma_top1", "ma_median", "ma_ratio", "ma_ratio_nonbos", "top1_bos_share", "top1_dim_mode",
                "top1_dim_share", "linearity", "linearity_nores"]  # fmt: skip
+    columns += [c for c in ("attn_bos_share", "nonfinite_values") if c in rows]
     table = rows.sort_values("layer")[columns].to_html(index=False, float_format=lambda v: f"{v:,.4g}", border=0)
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>

@@ -136,7 +136,8 @@ def _is_norm(module: nn.Module) -> bool:
     return isinstance(module, nn.LayerNorm) or name.endswith("RMSNorm") or name.endswith("LayerNorm")
 
 
-def _attention_of(block: nn.Module) -> nn.Module:
+def attention_of(block: nn.Module) -> nn.Module:
+    """A decoder block's self-attention: the child whose class name says attention (LlamaAttention, …)."""
     for child in block.children():
         if "Attention" in type(child).__name__:
             return child
@@ -175,7 +176,7 @@ def _kv_bias_slots(model: nn.Module, changes: dict[str, Any]) -> None:
     kv_heads = getattr(config, "num_key_value_heads", None) or heads
     head_dim = getattr(config, "head_dim", None) or config.hidden_size // heads
     for block in decoder_blocks(model):
-        attention = _attention_of(block)
+        attention = attention_of(block)
         attention.kv_slot_k = nn.Parameter(torch.zeros(kv_heads, 1, head_dim))
         attention.kv_slot_v = nn.Parameter(torch.zeros(kv_heads, 1, head_dim))
     config._attn_implementation = KV_BIAS_ATTENTION

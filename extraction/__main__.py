@@ -41,6 +41,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--dtype", default="auto", help="auto (float32 on every device), float32, bfloat16, float16")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     p.add_argument("--no-linearity", action="store_true", help="skip the linearity metrics (saves d² memory)")
+    p.add_argument("--attention", action="store_true", help="also attn_bos_share per layer (eager attention)")
     p.add_argument("--shard", help="i/N: run only this worker's share of the units")
     p.add_argument("--overwrite", action="store_true", help="re-measure units already finished")
     p.add_argument("--merge", action="store_true", help="only merge finished units into metrics.parquet")
@@ -75,6 +76,7 @@ def main(argv: list[str] | None = None) -> int:
         device=args.device,
         dtype=args.dtype,
         linearity=not args.no_linearity,
+        attention=args.attention,
     )
     settings.resolved_dtype()  # fail early on a bad --dtype
     if args.threads > 0:

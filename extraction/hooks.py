@@ -8,6 +8,7 @@ from contextlib import contextmanager
 import torch
 from torch import nn
 
+import archmods
 from extraction.metrics import LayerStats
 
 
@@ -22,7 +23,9 @@ def block_output(output) -> torch.Tensor:
 
 
 @contextmanager
-def measure_blocks(blocks: nn.ModuleList, stats: list[LayerStats], linearity: bool = True) -> Iterator[None]:
+def measure_blocks(
+    blocks: nn.ModuleList, stats: list[LayerStats], linearity: bool = True, attention: bool = False
+) -> Iterator[None]:
     """While active, each forward pass adds its batch to `stats` (one per block).
 
     h_0 (the input of block 1, i.e. the embeddings) is taken with a pre-hook. Only
@@ -43,9 +46,21 @@ def measure_blocks(blocks: nn.ModuleList, stats: list[LayerStats], linearity: bo
 
         return hook
 
+    def weights_of(index: int):
+        def hook(module, args, output):
+            # a transformers attention module returns (attn_output, attn_weights); the weights are None unless
+            # the attention is eager
+            stats[index].add_attention(output[1] if isinstance(output, tuple) and len(output) > 1 else None)
+
+        return hook
+
     handles = [blocks[0].register_forward_pre_hook(before_first, with_kwargs=True)]
     try:
         handles += [block.register_forward_hook(after(i)) for i, block in enumerate(blocks)]
+        if attention:
+            handles += [
+                archmods.attention_of(block).register_forward_hook(weights_of(i)) for i, block in enumerate(blocks)
+            ]
         yield
     finally:
         for handle in handles:

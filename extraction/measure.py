@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import hashlib
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import pandas as pd
@@ -32,6 +33,7 @@ class Settings:
     # checkpoint must measure alike on CPU and GPU (bfloat16 or float16 only when asked for)
     linearity: bool = True
     dim_profile: bool = False  # keep each layer's largest |h| per feature dim (column dim_max, a list)
+    attention: bool = False  # attn_bos_share per layer (and per head), with eager attention while measuring
 
     def resolved_device(self) -> str:
         if self.device == "auto":
@@ -89,16 +91,33 @@ def context_length(config) -> int:
 def measure(model, windows: torch.Tensor, settings: Settings, on_batch: Callable[[], None] | None = None) -> list[dict]:
     """One dict of metrics per layer (1..L). windows: (N, S) token ids."""
     blocks = archmods.decoder_blocks(model)
-    stats = [LayerStats(profile=settings.dim_profile) for _ in blocks]
+    stats = [LayerStats(profile=settings.dim_profile, attention=settings.attention) for _ in blocks]
     device = next(model.parameters()).device
     body = model.base_model  # the decoder without the LM head: the logits are not needed (a 262k vocab costs more
     # than all blocks of a 270M model)
-    with measure_blocks(blocks, stats, linearity=settings.linearity):
-        for batch in windows.split(settings.batch_size):
-            body(input_ids=batch.to(device), use_cache=False)
-            if on_batch:
-                on_batch()
+    with measure_blocks(blocks, stats, linearity=settings.linearity, attention=settings.attention):
+        with eager_attention(model, settings.attention):
+            for batch in windows.split(settings.batch_size):
+                body(input_ids=batch.to(device), use_cache=False)
+                if on_batch:
+                    on_batch()
     return [{"layer": i + 1, **s.row()} for i, s in enumerate(stats)]
+
+
+@contextmanager
+def eager_attention(model, wanted: bool):
+    """While measuring attention: transformers' eager attention, the one implementation that returns its weights
+    (SDPA and flash kernels never form them). The same numbers up to rounding; a custom attention (the zoo's KV
+    bias) is left as it is, and its layers report why attn_bos_share is NaN."""
+    before = getattr(model.config, "_attn_implementation", None)
+    if not wanted or before in (None, "eager") or before not in ("sdpa", "flash_attention_2", "flex_attention"):
+        yield
+        return
+    model.set_attn_implementation("eager")
+    try:
+        yield
+    finally:
+        model.set_attn_implementation(before)
 
 
 def measure_unit(unit: Unit, probe_path, settings: Settings, on_batch=None, on_start=None) -> pd.DataFrame:

@@ -154,6 +154,10 @@ class LayerStats:
     dim_max: torch.Tensor | None = None  # (d,) float32
     dim_where: torch.Tensor | None = None  # (d, 2) int64: (window, token position) of each dim's largest |h|
     windows: int = 0  # probe windows seen so far
+    attention: bool = False  # also measure how much attention goes to the first token (attn_bos_share)
+    attn_head_sum: torch.Tensor | None = None  # (H,) float64: Σ over windows of each head's mean weight on key 0
+    attn_windows: int = 0
+    attn_note: str = ""  # why attn_bos_share is NaN
     nonfinite: int = 0  # NaN or ±inf values seen in h_l: the layer's metrics are then NaN, not numbers
 
     def add_magnitudes(self, h: torch.Tensor) -> None:
@@ -194,6 +198,27 @@ class LayerStats:
             self.linear = LinearFit.start(x, y)
         self.linear.update(x, y)
 
+    def add_attention(self, weights: torch.Tensor | None) -> None:
+        """weights (B, H, Sq, Sk) of one batch, or None where the attention function returns none: each head's
+        mean weight on key 0 over query positions ≥ 1 (position 0 can attend to nothing else)."""
+        if weights is None:
+            self.attn_note = "this model's attention function returns no weights (eager attention is needed)"
+            return
+        if weights.shape[2] < 2:
+            self.attn_note = "windows of one token have no query position ≥ 1"
+            return
+        on_first = weights[:, :, 1:, 0].double().mean(2).sum(0).cpu()  # (H,) summed over the batch
+        self.attn_head_sum = on_first if self.attn_head_sum is None else self.attn_head_sum + on_first
+        self.attn_windows += weights.shape[0]
+
+    def attention_columns(self) -> dict:
+        if not self.attention:
+            return {}
+        if self.attn_head_sum is None:
+            return {"attn_bos_share": float("nan"), "attn_bos_share_heads": [], "attn_note": self.attn_note}
+        heads = self.attn_head_sum / self.attn_windows
+        return {"attn_bos_share": float(heads.mean()), "attn_bos_share_heads": heads.tolist(), "attn_note": ""}
+
     def mechanism(self, median: float) -> dict:
         """Where the top-1 sits across the N sequences: at BOS (position 0)? in one fixed dimension?"""
         positions, dims = torch.cat(self.top1_position), torch.cat(self.top1_dim)
@@ -230,6 +255,7 @@ class LayerStats:
             "linearity_note": note,
             "nonfinite_values": 0,
             **self.profile_columns(),
+            **self.attention_columns(),
         }
 
     def profile_columns(self) -> dict:
@@ -248,4 +274,5 @@ class LayerStats:
             "linearity": nan, "linearity_nores": nan, "linearity_note": reason,
             "nonfinite_values": self.nonfinite,
             **self.profile_columns(),
+            **self.attention_columns(),
         }  # fmt: skip

@@ -245,3 +245,29 @@ def test_the_default_dtype_is_float32_on_every_device():
     assert Settings(device="cpu").resolved_dtype() == torch.float32
     assert Settings(device="cuda").resolved_dtype() == torch.float32
     assert Settings(device="cuda", dtype="bfloat16").resolved_dtype() == torch.bfloat16
+
+
+@pytest.mark.parametrize("family", ["llama", "gpt_neox", "gpt2"])
+def test_attention_on_the_first_token_equals_transformers_own_weights(family, tokenizer):
+    torch.manual_seed(0)
+    model = archmods.build_model(tiny_config(family, tokenizer)).eval()
+    windows = torch.randint(10, len(tokenizer), (3, 20))
+    before = model.config._attn_implementation
+    rows = measure(model, windows, Settings(batch_size=2, attention=True))
+    assert model.config._attn_implementation == before  # the model is given back as it came
+    model.set_attn_implementation("eager")
+    with torch.no_grad():
+        attentions = model(input_ids=windows, output_attentions=True).attentions  # L × (N, H, S, S)
+    for row, weights in zip(rows, attentions, strict=True):
+        heads = weights[:, :, 1:, 0].double().mean((0, 2)).numpy()
+        np.testing.assert_allclose(row["attn_bos_share_heads"], heads, rtol=1e-5, atol=1e-7)
+        assert row["attn_bos_share"] == pytest.approx(heads.mean(), rel=1e-5) and 0 <= row["attn_bos_share"] <= 1
+    assert "attn_bos_share" not in measure(model, windows, Settings(batch_size=2))[0]  # only when asked
+
+
+def test_an_attention_that_returns_no_weights_gives_nan_with_the_reason(tokenizer):
+    config = tiny_config("llama", tokenizer)
+    config.archcast = {"kv_bias": True}
+    model = archmods.build_model(config).eval()
+    rows = measure(model, torch.randint(10, len(tokenizer), (2, 12)), Settings(batch_size=2, attention=True))
+    assert all(np.isnan(r["attn_bos_share"]) and "no weights" in r["attn_note"] for r in rows)

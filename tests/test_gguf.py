@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import gguf
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -102,6 +103,14 @@ def test_measure_writes_metrics_and_a_report_for_a_gguf(llama_pair, tmp_path):
         assert all([c["window"], c["position"]] == list(row.dim_where[c["dim"]]) for c in entry["channels"])
         assert entry["over"]["100x"] == sum(c["ratio"] > 100 for c in entry["channels"])
     assert "outlier channels" in result.output
+    again = CliRunner().invoke(app, ["measure", str(f32), "--out", str(tmp_path / "attn"), "--attention", *EXTRACT])
+    assert again.exit_code == 0, again.output
+    heads = pd.read_parquet(tmp_path / "attn" / "attention.parquet")
+    rows = pd.read_parquet(tmp_path / "attn" / "metrics.parquet")
+    assert rows["attn_bos_share"].between(0, 1).all() and len(heads) == len(rows) * heads["head"].nunique()
+    means = heads.groupby("layer")["attn_bos_share"].mean()
+    np.testing.assert_allclose(means.to_numpy(), rows.sort_values("layer")["attn_bos_share"], rtol=1e-9)
+    assert "attention on the first token" in again.output
 
 
 def test_weights_of_the_gguf_model_equal_the_original(llama_pair):
