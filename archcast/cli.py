@@ -104,6 +104,12 @@ def measure_cmd(
     attention: bool = typer.Option(
         False, "--attention", help="Also attn_bos_share per layer (attention.parquet per head); eager attention."
     ),
+    interventions: bool = typer.Option(
+        False, "--interventions", help="Also perplexity with the massive activations zeroed and set to their mean."
+    ),
+    ratio: float = typer.Option(
+        100.0, "--intervention-ratio", min=1.0, help="An entry counts as massive at this many × its layer's median."
+    ),
 ) -> None:
     """Measure one model and write its metrics plus a one-page report (PNG and self-contained HTML).
 
@@ -162,7 +168,29 @@ def measure_cmd(
                        f"{int(top['layer'])} ({top['attn_bos_share']:.2f}) → {out / 'attention.parquet'}")  # fmt: skip
         else:
             typer.echo(f"attention on the first token: not measured ({rows['attn_note'].iloc[0]})")
+    if interventions:
+        _intervene(unit, probe, settings, rows, ratio, out)
     typer.echo(f"report: {png} and {page}")
+
+
+def _intervene(unit, probe: Path, settings, rows, ratio: float, out: Path) -> None:
+    """interventions.json: perplexity with the massive activations left alone, zeroed and set to their mean."""
+    from extraction.interventions import interventions
+    from extraction.measure import load_with_windows
+
+    model, windows, _ = load_with_windows(unit, probe, settings)
+    medians = rows.sort_values("layer")["ma_median"].tolist()
+    result = interventions(model, windows, medians, settings.batch_size, ratio)
+    (out / "interventions.json").write_text(json.dumps({"model_id": unit.model_id, **result}, indent=1))
+    ppl = result["perplexity"]
+    if ppl["zero"] is None:
+        typer.echo(f"interventions: {result['note']} (perplexity {ppl['none']:.4g})")
+        return
+    layers = [entry["layer"] for entry in result["layers"]]
+    typer.echo(
+        f"perplexity on the probe: {ppl['none']:.4g} as is, {ppl['zero']:.4g} with the massive activations "
+        f"zeroed, {ppl['mean']:.4g} set to their mean (layers {layers}) → {out / 'interventions.json'}"
+    )
 
 
 @app.command("zoo", context_settings=FORWARD, add_help_option=False)

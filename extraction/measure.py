@@ -120,13 +120,21 @@ def eager_attention(model, wanted: bool):
         model.set_attn_implementation(before)
 
 
-def measure_unit(unit: Unit, probe_path, settings: Settings, on_batch=None, on_start=None) -> pd.DataFrame:
-    from extraction.probe import probe_hash, probe_windows
+def load_with_windows(unit: Unit, probe_path, settings: Settings):
+    """(model, probe windows, Source): the unit loaded and its probe windows (S capped at its context)."""
+    from extraction.probe import probe_windows
 
     model, tokenizer, source = load(unit, settings)
+    seq_len = min(settings.seq_len, context_length(model.config))
+    windows = probe_windows(tokenizer, probe_path, settings.n_seq, seq_len, settings.seed, settings.bos)
+    return model, windows, source
+
+
+def measure_unit(unit: Unit, probe_path, settings: Settings, on_batch=None, on_start=None) -> pd.DataFrame:
+    from extraction.probe import probe_hash
+
+    model, windows, source = load_with_windows(unit, probe_path, settings)
     try:
-        seq_len = min(settings.seq_len, context_length(model.config))
-        windows = probe_windows(tokenizer, probe_path, settings.n_seq, seq_len, settings.seed, settings.bos)
         if on_start:
             on_start(len(windows.split(settings.batch_size)))
         rows = measure(model, windows, settings, on_batch)

@@ -111,6 +111,11 @@ def test_measure_writes_metrics_and_a_report_for_a_gguf(llama_pair, tmp_path):
     means = heads.groupby("layer")["attn_bos_share"].mean()
     np.testing.assert_allclose(means.to_numpy(), rows.sort_values("layer")["attn_bos_share"], rtol=1e-9)
     assert "attention on the first token" in again.output
+    third = CliRunner().invoke(app, ["measure", str(f32), "--out", str(tmp_path / "iv"), "--interventions",
+                                     "--intervention-ratio", "5", *EXTRACT])  # fmt: skip
+    assert third.exit_code == 0, third.output
+    found = json.loads((tmp_path / "iv" / "interventions.json").read_text())
+    assert found["perplexity"]["none"] > 1 and "perplexity on the probe" in third.output
 
 
 def test_weights_of_the_gguf_model_equal_the_original(llama_pair):

@@ -1,0 +1,173 @@
+"""Do the massive activations matter? Perplexity on the probe windows with them left alone, set to zero, and set
+to their mean, as Sun et al. intervene (`archcast measure --interventions` writes DIR/interventions.json).
+
+What counts as a massive activation here: an entry of a decoder block's output h_ℓ (the residual stream) whose
+|h| is at least RATIO × the layer's median |h| over the probe (ma_median), in every layer that holds one. Sun
+et al. ask for > 100 in value and ≥ 1000× the median; small models rarely reach that, so the ratio is an option
+and the absolute floor is left out. The entries are found once, in a clean pass, and the interventions change
+exactly those entries (window, token position, dimension): to 0, or to the mean of that dimension over the
+probe's other tokens in that layer. Each carrying layer is also changed alone (zeroed).
+
+Perplexity: exp of the mean next-token loss over positions ≥ 1 of every window (the token at position t
+predicted from positions < t), which equals the model's own loss with labels = the window.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+
+import archmods
+from extraction.hooks import block_output
+
+RATIO = 100.0  # × the layer's median |h|: outliers.json's upper threshold
+
+
+@dataclass
+class Entries:
+    """One layer's massive entries: where they are, their values and the dimension means that replace them."""
+
+    threshold: float
+    where: list[tuple[int, int, int]] = field(default_factory=list)  # (window, position, dim)
+    values: list[float] = field(default_factory=list)
+    dim_sum: torch.Tensor | None = None  # (d,) float64, over the entries that are not massive
+    dim_count: torch.Tensor | None = None
+
+    def means(self) -> torch.Tensor:
+        return self.dim_sum / self.dim_count.clamp(min=1)
+
+
+def _replace_output(output, h: torch.Tensor):
+    if isinstance(output, torch.Tensor):
+        return h
+    return (h, *output[1:])
+
+
+@contextmanager
+def _on_blocks(model, hook_for: Callable[[int], Callable | None]):
+    blocks = archmods.decoder_blocks(model)
+    handles = [block.register_forward_hook(hook) for i, block in enumerate(blocks) if (hook := hook_for(i))]
+    try:
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+@torch.no_grad()
+def perplexity(model, windows: torch.Tensor, batch_size: int, on_batch=None) -> float:
+    """exp(mean next-token loss over positions ≥ 1), in float64 sums."""
+    device = next(model.parameters()).device
+    total, count = 0.0, 0
+    for batch in windows.split(batch_size):
+        batch = batch.to(device)
+        logits = model(input_ids=batch, use_cache=False).logits[:, :-1].float()
+        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), batch[:, 1:].reshape(-1), reduction="sum")
+        total += float(loss.double())
+        count += batch[:, 1:].numel()
+        if on_batch:
+            on_batch()
+    return math.exp(total / count)
+
+
+@torch.no_grad()
+def find_entries(model, windows: torch.Tensor, medians: list[float], batch_size: int, ratio: float = RATIO):
+    """(clean perplexity, {layer index: Entries}) for the layers that hold an entry ≥ ratio × their median."""
+    found = {i: Entries(ratio * m) for i, m in enumerate(medians) if math.isfinite(m) and m > 0}
+    start = {"window": 0}
+
+    def hook_for(i: int):
+        if i not in found:
+            return None
+        entries = found[i]
+
+        def hook(module, args, output):
+            h = block_output(output)
+            massive = h.abs().float() >= entries.threshold  # (B, S, d)
+            for w, p, d in massive.nonzero().tolist():
+                entries.where.append((start["window"] + w, p, d))
+                entries.values.append(float(h[w, p, d]))
+            rest = torch.where(massive, 0.0, h.double())
+            sums, counts = rest.sum((0, 1)).cpu(), (~massive).sum((0, 1)).double().cpu()
+            entries.dim_sum = sums if entries.dim_sum is None else entries.dim_sum + sums
+            entries.dim_count = counts if entries.dim_count is None else entries.dim_count + counts
+
+        return hook
+
+    def advance():
+        start["window"] += batch_size
+
+    with _on_blocks(model, hook_for):
+        clean = perplexity(model, windows, batch_size, on_batch=advance)
+    return clean, {i: e for i, e in found.items() if e.where}
+
+
+@torch.no_grad()
+def edited_perplexity(model, windows: torch.Tensor, batch_size: int, edits: dict[int, tuple[Entries, str]]) -> float:
+    """Perplexity with each layer's entries set to 0 ("zero") or to their dimension's mean ("mean")."""
+    start = {"window": 0}
+
+    def hook_for(i: int):
+        if i not in edits:
+            return None
+        entries, how = edits[i]
+        where = torch.tensor(entries.where, dtype=torch.long)
+        means = entries.means()
+
+        def hook(module, args, output):
+            h = block_output(output)
+            inside = (where[:, 0] >= start["window"]) & (where[:, 0] < start["window"] + len(h))
+            w, p, d = where[inside].unbind(1)
+            h = h.clone()
+            h[w - start["window"], p, d] = 0.0 if how == "zero" else means[d].to(h.dtype).to(h.device)
+            return _replace_output(output, h)
+
+        return hook
+
+    def advance():
+        start["window"] += batch_size
+
+    with _on_blocks(model, hook_for):
+        return perplexity(model, windows, batch_size, on_batch=advance)
+
+
+def interventions(model, windows: torch.Tensor, medians: list[float], batch_size: int, ratio: float = RATIO,
+                  limit: int = 2000) -> dict:  # fmt: skip
+    """Everything interventions.json holds (perplexities, what was changed, the probe's tokens)."""
+    clean, found = find_entries(model, windows, medians, batch_size, ratio)
+    out: dict = {
+        "rule": f"entries of a block's output with |h| >= {ratio:g}x the layer's median |h| over the probe",
+        "perplexity": {"none": clean, "zero": None, "mean": None},
+        "layers": [],
+        "changed": [],
+        "probe_tokens": windows.tolist(),
+    }
+    if not found:
+        out["note"] = f"no layer holds an entry {ratio:g}x its median: nothing to change"
+        return out
+    out["perplexity"]["zero"] = edited_perplexity(
+        model, windows, batch_size, {i: (e, "zero") for i, e in found.items()}
+    )
+    out["perplexity"]["mean"] = edited_perplexity(
+        model, windows, batch_size, {i: (e, "mean") for i, e in found.items()}
+    )
+    for i, entries in found.items():
+        alone = edited_perplexity(model, windows, batch_size, {i: (entries, "zero")})
+        dims = sorted({d for _, _, d in entries.where})
+        positions = sorted({p for _, p, _ in entries.where})
+        out["layers"].append({"layer": i + 1, "threshold": entries.threshold, "entries": len(entries.where),
+                              "dims": dims, "positions": positions, "perplexity_zeroed_alone": alone})  # fmt: skip
+        means = entries.means()
+        for (w, p, d), value in zip(entries.where, entries.values, strict=True):
+            if len(out["changed"]) < limit:
+                out["changed"].append({"layer": i + 1, "window": w, "position": p, "dim": d, "value": value,
+                                       "mean": float(means[d])})  # fmt: skip
+    total = sum(len(e.where) for e in found.values())
+    if total > limit:
+        out["changed_note"] = f"{total} entries changed; the first {limit} are listed"
+    return out
