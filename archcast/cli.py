@@ -110,6 +110,9 @@ def measure_cmd(
     ratio: float = typer.Option(
         100.0, "--intervention-ratio", min=1.0, help="An entry counts as massive at this many × its layer's median."
     ),
+    per_layer: bool = typer.Option(
+        True, "--per-layer/--no-per-layer", help="With --interventions: also each layer's zeroed alone (a pass each)."
+    ),
 ) -> None:
     """Measure one model and write its metrics plus a one-page report (PNG and self-contained HTML).
 
@@ -169,18 +172,18 @@ def measure_cmd(
         else:
             typer.echo(f"attention on the first token: not measured ({rows['attn_note'].iloc[0]})")
     if interventions:
-        _intervene(unit, probe, settings, rows, ratio, out)
+        _intervene(unit, probe, settings, rows, ratio, out, per_layer)
     typer.echo(f"report: {png} and {page}")
 
 
-def _intervene(unit, probe: Path, settings, rows, ratio: float, out: Path) -> None:
+def _intervene(unit, probe: Path, settings, rows, ratio: float, out: Path, per_layer: bool) -> None:
     """interventions.json: perplexity with the massive activations left alone, zeroed and set to their mean."""
     from extraction.interventions import interventions
     from extraction.measure import load_with_windows
 
     model, windows, _ = load_with_windows(unit, probe, settings)
     medians = rows.sort_values("layer")["ma_median"].tolist()
-    result = interventions(model, windows, medians, settings.batch_size, ratio)
+    result = interventions(model, windows, medians, settings.batch_size, ratio, per_layer=per_layer)
     (out / "interventions.json").write_text(json.dumps({"model_id": unit.model_id, **result}, indent=1))
     ppl = result["perplexity"]
     if ppl["zero"] is None:

@@ -137,8 +137,9 @@ def edited_perplexity(model, windows: torch.Tensor, batch_size: int, edits: dict
 
 
 def interventions(model, windows: torch.Tensor, medians: list[float], batch_size: int, ratio: float = RATIO,
-                  limit: int = 2000) -> dict:  # fmt: skip
-    """Everything interventions.json holds (perplexities, what was changed, the probe's tokens)."""
+                  limit: int = 2000, per_layer: bool = True) -> dict:  # fmt: skip
+    """Everything interventions.json holds (perplexities, what was changed, the probe's tokens). `per_layer`:
+    also each carrying layer zeroed alone, a forward pass per layer (most of the cost)."""
     clean, found = find_entries(model, windows, medians, batch_size, ratio)
     out: dict = {
         "rule": f"entries of a block's output with |h| >= {ratio:g}x the layer's median |h| over the probe",
@@ -157,7 +158,7 @@ def interventions(model, windows: torch.Tensor, medians: list[float], batch_size
         model, windows, batch_size, {i: (e, "mean") for i, e in found.items()}
     )
     for i, entries in found.items():
-        alone = edited_perplexity(model, windows, batch_size, {i: (entries, "zero")})
+        alone = edited_perplexity(model, windows, batch_size, {i: (entries, "zero")}) if per_layer else None
         dims = sorted({d for _, _, d in entries.where})
         positions = sorted({p for _, p, _ in entries.where})
         out["layers"].append({"layer": i + 1, "threshold": entries.threshold, "entries": len(entries.where),
