@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections import ChainMap
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -115,7 +114,7 @@ def read_spec(config: Any) -> ArchSpec:
             f"unsupported model_type {model_type!r}; supported: {', '.join(SUPPORTED_MODEL_TYPES)}",
         )
     # a key the config leaves out reads as transformers' default for the family (features.hf_defaults)
-    raw = ChainMap(raw, hf_defaults.table().get(model_type, {}))
+    raw = {**hf_defaults.table().get(model_type, {}), **raw}
     d = values.size(raw, adapter.hidden, "hidden size")
     _check_limit(_key(raw, adapter.hidden, "hidden_size"), d, "hidden")
     layers = values.size(raw, adapter.layers, "number of layers")

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from threadpoolctl import threadpool_limits
 
 from features import ArchcastError, ArchSpec, read_spec
 from service.prediction import Prediction
@@ -147,10 +148,17 @@ def predict_chunks(
     """
     starts = list(range(0, len(specs), chunk))
     workers = min(workers or cpu_threads(), len(starts))
-    if workers <= 1:
-        for start in starts:
-            yield start, predictor.predict_checked(specs[start : start + chunk], request)
-        return
+    # one BLAS thread: the projection's products are a few MB each, and BLAS threads on top of the chunk
+    # threads would only fight them for the cores
+    with threadpool_limits(1, user_api="blas"):
+        if workers <= 1:
+            for start in starts:
+                yield start, predictor.predict_checked(specs[start : start + chunk], request)
+            return
+        yield from _in_threads(predictor, specs, request, chunk, starts, workers)
+
+
+def _in_threads(predictor, specs, request, chunk, starts, workers) -> Iterator[tuple[int, PredictionBatch]]:
     with ThreadPoolExecutor(workers) as pool:
         pending = deque()
         for start in starts:
