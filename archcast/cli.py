@@ -192,7 +192,8 @@ def _intervene(unit, probe: Path, settings, rows, ratio: float, out: Path, per_l
     layers = [entry["layer"] for entry in result["layers"]]
     typer.echo(
         f"perplexity on the probe: {ppl['none']:.4g} as is, {ppl['zero']:.4g} with the massive activations "
-        f"zeroed, {ppl['mean']:.4g} set to their mean (layers {layers}) → {out / 'interventions.json'}"
+        f"zeroed, {ppl['mean']:.4g} set to the other tokens' mean, {ppl['own_mean']:.4g} to their own mean "
+        f"(layers {layers}) → {out / 'interventions.json'}"
     )
 
 

@@ -6,7 +6,9 @@ What counts as a massive activation here: an entry of a decoder block's output h
 et al. ask for > 100 in value and ≥ 1000× the median; small models rarely reach that, so the ratio is an option
 and the absolute floor is left out. The entries are found once, in a clean pass, and the interventions change
 exactly those entries (window, token position, dimension): to 0, or to the mean of that dimension over the
-probe's other tokens in that layer. Each carrying layer is also changed alone (zeroed).
+probe's other tokens in that layer, or to the mean of the massive values themselves at that (position,
+dimension) over the windows (Sun et al.'s own intervention: the size stays, the variation goes). Each carrying
+layer is also changed alone (zeroed).
 
 Perplexity: exp of the mean next-token loss over positions ≥ 1 of every window (the token at position t
 predicted from positions < t), which equals the model's own loss with labels = the window.
@@ -40,6 +42,14 @@ class Entries:
 
     def means(self) -> torch.Tensor:
         return self.dim_sum / self.dim_count.clamp(min=1)
+
+    def own_means(self) -> list[float]:
+        """Per entry, the mean of the massive values at its (position, dimension) over the windows that have one
+        there: Sun et al.'s mean intervention, which keeps the activation's size and only its variation goes."""
+        groups: dict[tuple[int, int], list[float]] = {}
+        for (_, p, d), value in zip(self.where, self.values, strict=True):
+            groups.setdefault((p, d), []).append(value)
+        return [sum(groups[(p, d)]) / len(groups[(p, d)]) for _, p, d in self.where]
 
 
 def _replace_output(output, h: torch.Tensor):
@@ -109,7 +119,9 @@ def find_entries(model, windows: torch.Tensor, medians: list[float], batch_size:
 
 @torch.no_grad()
 def edited_perplexity(model, windows: torch.Tensor, batch_size: int, edits: dict[int, tuple[Entries, str]]) -> float:
-    """Perplexity with each layer's entries set to 0 ("zero") or to their dimension's mean ("mean")."""
+    """Perplexity with each layer's entries set to 0 ("zero"), to their dimension's mean over the other tokens
+    ("mean"), or to the mean of the massive values at their (position, dimension) over the windows
+    ("own_mean", as Sun et al.)."""
     start = {"window": 0}
 
     def hook_for(i: int):
@@ -118,13 +130,18 @@ def edited_perplexity(model, windows: torch.Tensor, batch_size: int, edits: dict
         entries, how = edits[i]
         where = torch.tensor(entries.where, dtype=torch.long)
         means = entries.means()
+        own = torch.tensor(entries.own_means(), dtype=torch.float64)
 
         def hook(module, args, output):
             h = block_output(output)
             inside = (where[:, 0] >= start["window"]) & (where[:, 0] < start["window"] + len(h))
             w, p, d = where[inside].unbind(1)
             h = h.clone()
-            h[w - start["window"], p, d] = 0.0 if how == "zero" else means[d].to(h.dtype).to(h.device)
+            if how == "zero":
+                h[w - start["window"], p, d] = 0.0
+            else:
+                value = means[d] if how == "mean" else own[inside]
+                h[w - start["window"], p, d] = value.to(h.dtype).to(h.device)
             return _replace_output(output, h)
 
         return hook
@@ -143,7 +160,7 @@ def interventions(model, windows: torch.Tensor, medians: list[float], batch_size
     clean, found = find_entries(model, windows, medians, batch_size, ratio)
     out: dict = {
         "rule": f"entries of a block's output with |h| >= {ratio:g}x the layer's median |h| over the probe",
-        "perplexity": {"none": clean, "zero": None, "mean": None},
+        "perplexity": {"none": clean, "zero": None, "mean": None, "own_mean": None},
         "layers": [],
         "changed": [],
         "probe_tokens": windows.tolist(),
@@ -151,12 +168,8 @@ def interventions(model, windows: torch.Tensor, medians: list[float], batch_size
     if not found:
         out["note"] = f"no layer holds an entry {ratio:g}x its median: nothing to change"
         return out
-    out["perplexity"]["zero"] = edited_perplexity(
-        model, windows, batch_size, {i: (e, "zero") for i, e in found.items()}
-    )
-    out["perplexity"]["mean"] = edited_perplexity(
-        model, windows, batch_size, {i: (e, "mean") for i, e in found.items()}
-    )
+    for how in ("zero", "mean", "own_mean"):
+        out["perplexity"][how] = edited_perplexity(model, windows, batch_size, {i: (e, how) for i, e in found.items()})
     for i, entries in found.items():
         alone = edited_perplexity(model, windows, batch_size, {i: (entries, "zero")}) if per_layer else None
         dims = sorted({d for _, _, d in entries.where})
@@ -164,10 +177,10 @@ def interventions(model, windows: torch.Tensor, medians: list[float], batch_size
         out["layers"].append({"layer": i + 1, "threshold": entries.threshold, "entries": len(entries.where),
                               "dims": dims, "positions": positions, "perplexity_zeroed_alone": alone})  # fmt: skip
         means = entries.means()
-        for (w, p, d), value in zip(entries.where, entries.values, strict=True):
+        for (w, p, d), value, own in zip(entries.where, entries.values, entries.own_means(), strict=True):
             if len(out["changed"]) < limit:
                 out["changed"].append({"layer": i + 1, "window": w, "position": p, "dim": d, "value": value,
-                                       "mean": float(means[d])})  # fmt: skip
+                                       "mean": float(means[d]), "own_mean": own})  # fmt: skip
     total = sum(len(e.where) for e in found.values())
     if total > limit:
         out["changed_note"] = f"{total} entries changed; the first {limit} are listed"

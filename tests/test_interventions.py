@@ -76,7 +76,10 @@ def block_out(model, batch, seen):
 def test_the_report_holds_the_three_perplexities_and_what_changed(tokenizer):
     model, windows = planted(tokenizer)
     result = interventions(model, windows, medians(model, windows), batch_size=2)
-    assert set(result["perplexity"]) == {"none", "zero", "mean"} and all(result["perplexity"].values())
+    assert set(result["perplexity"]) == {"none", "zero", "mean", "own_mean"} and all(result["perplexity"].values())
+    # both planted entries hold the same value: setting them to their own mean changes nothing
+    assert result["perplexity"]["own_mean"] == pytest.approx(result["perplexity"]["none"], rel=1e-6)
+    assert result["perplexity"]["zero"] != pytest.approx(result["perplexity"]["none"], rel=1e-3)
     assert {(c["window"], c["position"], c["dim"]) for c in result["changed"]} == {(1, POSITION, DIM),
                                                                                     (3, POSITION, DIM)}  # fmt: skip
     assert [entry["layer"] for entry in result["layers"]] == list(range(1, model.config.num_hidden_layers + 1))
