@@ -110,7 +110,7 @@ def eager_attention(model, wanted: bool):
     (SDPA and flash kernels never form them). The same numbers up to rounding; a custom attention (the zoo's KV
     bias) is left as it is, and its layers report why attn_bos_share is NaN."""
     before = getattr(model.config, "_attn_implementation", None)
-    if not wanted or before in (None, "eager") or before not in ("sdpa", "flash_attention_2", "flex_attention"):
+    if not wanted or before not in ("sdpa", "flash_attention_2", "flex_attention"):  # eager already, or custom
         yield
         return
     model.set_attn_implementation("eager")

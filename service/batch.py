@@ -86,6 +86,11 @@ def check_out(out: Path) -> None:
         raise ArchcastError("--out", f"must end in .parquet, .csv or .json, got {out.name!r}")
 
 
+def table_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """A table's rows as JSON-ready dicts: missing values (NaN, pandas' NA) become None, i.e. null."""
+    return frame.astype(object).where(frame.notna(), None).to_dict(orient="records")
+
+
 def write_table(frame: pd.DataFrame, out: Path) -> None:
     check_out(out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -99,8 +104,8 @@ def write_table(frame: pd.DataFrame, out: Path) -> None:
 
         pyarrow.csv.write_csv(pyarrow.Table.from_pandas(frame, preserve_index=False), out)
     elif out.suffix == ".json":
-        # json.dumps keeps every float exactly (pandas' to_json rounds to 15 digits); NaN becomes null
-        records = frame.astype(object).where(frame.notna(), None).to_dict(orient="records")
+        # json.dumps keeps every float exactly (pandas' to_json rounds to 15 digits)
+        records = table_records(frame)
         out.write_text(json.dumps(records, indent=1))
 
 

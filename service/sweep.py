@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from features import ZOO_KEY, ArchcastError, ArchSpec, FeatureError, read_spec
-from service.batch import predict_all
+from service.batch import predict_all, table_records
 from service.knobs import BY_NAME, KNOBS, NORMS, knobs
 from service.prediction_batch import PredictionBatch
 from service.predictor import Predictor
@@ -300,7 +300,7 @@ def sweep_response(
         if option in REQUEST_FIELDS:
             raise type(exc)(".".join(p for p in (REQUEST_FIELDS[option], rest) if p), exc.message) from None
         raise
-    rows = table.astype(object).where(table.notna(), None).to_dict(orient="records")
+    rows = table_records(table)
     ranked = [r for r in rows if not r.get("skipped")]
     for row in ranked:
         row.pop("skipped", None)
