@@ -51,7 +51,10 @@ def test_a_run_killed_mid_way_resumes_to_the_weights_of_an_uninterrupted_run(tok
 
     killed = _worker(tok_dir, tokens, cut)
     deadline = time.time() + 600
-    while not (cut / "step120" / STATE_FILE).exists():  # a checkpoint a third of the way in
+    # killed once checkpoint 120 (a third of the way in) is complete: its state written and the older ones
+    # dropped (the trainer drops them right after the new folder is in place; a kill inside that window
+    # leaves both, and latest_state still picks the newer)
+    while not ((cut / "step120" / STATE_FILE).exists() and len(list(cut.glob(f"step*/{STATE_FILE}"))) == 1):
         assert killed.poll() is None and time.time() < deadline, "the run ended before it could be killed"
         time.sleep(0.005)
     killed.send_signal(signal.SIGKILL)
