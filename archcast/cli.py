@@ -341,7 +341,7 @@ def predict_cmd(
         warning_summary,
         write_table,
     )
-    from service.prediction_batch import concat_tables, step_columns
+    from service.prediction_batch import concat_batches, step_columns
     from service.predictor import Predictor
 
     # everything that can be refused is refused before any prediction is computed
@@ -353,12 +353,11 @@ def predict_cmd(
     step_columns(request.steps)
     names, specs = read_specs(sources)
     talk = summary or len(specs) <= SUMMARY_LIMIT
-    frames, batches = [], []
+    batches = []
     with Progress(console=err, transient=True, disable=talk) as progress:
         task = progress.add_task("predicting", total=len(specs))
         for start, batch in predict_chunks(predictor, specs, request):
             chunk_names = names[start : start + len(batch)]
-            frames.append(batch.to_frame(chunk_names))
             batches.append(batch)
             if talk or plot is not None:
                 for i, name in enumerate(chunk_names):
@@ -373,7 +372,7 @@ def predict_cmd(
 
                         plot_prediction(name, prediction, plot)
             progress.advance(task, len(batch))
-    frame = concat_tables(frames)
+    frame = concat_batches(batches).to_frame(names)  # one table: cheaper than joining one per chunk
     write_table(frame, out)
     counts = warning_counts(batches)
     warned = sum(bool(w) for batch in batches for w in batch.warnings)

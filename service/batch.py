@@ -95,7 +95,10 @@ def write_table(frame: pd.DataFrame, out: Path) -> None:
     check_out(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     if out.suffix == ".parquet":
-        frame.to_parquet(out, index=False)
+        # dictionary-encode the text columns only: on the float columns the encoder's attempt (given up on once
+        # the values prove distinct) was half the writing time
+        text = [name for name, dtype in frame.dtypes.items() if isinstance(dtype, pd.CategoricalDtype)]
+        frame.to_parquet(out, index=False, use_dictionary=text)
     elif out.suffix == ".csv":
         # Arrow's writer: the shortest text that reads back as the same float, 10-20× faster than pandas' to_csv
         # on a table of a hundred thousand rows

@@ -4,17 +4,19 @@ configs costs about what their feature rows do."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
-from pandas.api.types import union_categoricals
 
 from contracts import ArchcastError
 from emergence.curve import EXTREMUM_KINDS, PARAMS, Curves
 from service.prediction import MetricPrediction, Prediction, PredictionWarning, StackedMechanism, warning_text
 
 _CURVE_FIELDS = tuple(f.name for f in fields(Curves))
+Bands = dict[str, tuple[np.ndarray, np.ndarray] | None]
 
 
 @dataclass(frozen=True)
@@ -26,12 +28,19 @@ class PredictionBatch:
     model_types: list[str]  # (N,)
     offsets: np.ndarray  # (N + 1,)
     steps: np.ndarray  # (T,)
-    metrics: dict[str, MetricPrediction]  # each array (ΣL, …)
+    metrics: dict[str, MetricPrediction]  # each array (ΣL, …); their bands are `intervals`
     warnings: list[list[PredictionWarning]]  # (N,)
     mechanism: StackedMechanism | None
     recipe: dict
     tokens: np.ndarray | None
     recipe_requested: dict | None
+    band_source: Callable[[], Bands] = field(repr=False, compare=False)
+
+    @cached_property
+    def intervals(self) -> Bands:
+        """metric → the (ΣL, T) low and high of its 80 % band (None where the model gives none), computed on first
+        use: a table of thousands of designs carries no bands, and they cost a sixth of its predictions."""
+        return self.band_source()
 
     def __len__(self) -> int:
         return len(self.model_types)
@@ -45,7 +54,8 @@ class PredictionBatch:
         metrics = {}
         for metric, p in self.metrics.items():
             curves = Curves(*(getattr(p.curves, name)[a:b] for name in _CURVE_FIELDS))
-            interval = None if p.interval is None else (p.interval[0][a:b], p.interval[1][a:b])
+            band = self.intervals[metric]
+            interval = None if band is None else (band[0][a:b], band[1][a:b])
             metrics[metric] = MetricPrediction(p.params[a:b], curves, interval)
         mechanism = None if self.mechanism is None else self.mechanism.one(i)
         return Prediction(self.model_version, self.model_types[i], self.steps, metrics, self.warnings[i], mechanism,
@@ -74,7 +84,7 @@ def concat_batches(batches: list[PredictionBatch]) -> PredictionBatch:
     for metric in first.metrics:
         each = [b.metrics[metric] for b in batches]
         curves = Curves(*(stack([getattr(m.curves, name) for m in each]) for name in _CURVE_FIELDS))
-        metrics[metric] = MetricPrediction(stack([m.params for m in each]), curves, stack([m.interval for m in each]))
+        metrics[metric] = MetricPrediction(stack([m.params for m in each]), curves)
     mechanism = None
     if first.mechanism is not None:
         each = [b.mechanism for b in batches]
@@ -87,7 +97,8 @@ def concat_batches(batches: list[PredictionBatch]) -> PredictionBatch:
                                      intervals=intervals)  # fmt: skip
     return PredictionBatch(first.model_version, [t for b in batches for t in b.model_types], offsets, first.steps,
                            metrics, [w for b in batches for w in b.warnings], mechanism, first.recipe, first.tokens,
-                           first.recipe_requested)  # fmt: skip
+                           first.recipe_requested,
+                           lambda: {m: stack([b.intervals[m] for b in batches]) for m in first.metrics})  # fmt: skip
 
 
 def step_columns(steps) -> list[str]:
@@ -154,18 +165,3 @@ def _labels(values: list[str], repeats: np.ndarray) -> pd.Categorical:
     names and warning texts, and a table of strings cost more to build than the predictions in it."""
     codes, distinct = pd.factorize(np.asarray(values, dtype=object))
     return pd.Categorical.from_codes(np.repeat(codes, repeats), categories=distinct)
-
-
-def concat_tables(tables: list[pd.DataFrame]) -> pd.DataFrame:
-    """prediction_table()s of consecutive batches as one: text columns stay codes into one set of values
-    (pandas' concat would turn categoricals whose values differ into strings, row by row)."""
-    if len(tables) == 1:
-        return tables[0]
-    columns = {}
-    for name in tables[0].columns:
-        parts = [t[name] for t in tables]
-        if isinstance(parts[0].dtype, pd.CategoricalDtype):
-            columns[name] = union_categoricals(parts)
-        else:
-            columns[name] = np.concatenate([p.to_numpy() for p in parts])
-    return pd.DataFrame(columns)

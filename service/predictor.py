@@ -396,7 +396,7 @@ class Predictor:
                     f"(layers {layers_out}); unreliable there",
                     feature=metric, value=layers_out, range=(low, high),
                 ))  # fmt: skip
-            out[metric] = MetricPrediction(projected.params[metric], curves, self.band(metric, t, curves.values, widen))
+            out[metric] = MetricPrediction(projected.params[metric], curves)
         model_types = [spec.model_type for spec in specs]
         warnings = self.domain_warnings_many(rows64, offsets, model_types)
         shared = self.step_warnings(t)
@@ -420,8 +420,10 @@ class Predictor:
                                           self._mechanism_bands, widen)  # fmt: skip
         tokens = self.recipe.get("tokens_per_step")
         asked = requested.to_json() if request.recipe_given and requested is not None else None
+        values = {metric: p.curves.values for metric, p in out.items()}
         return PredictionBatch(self.version, model_types, offsets, t, out, warnings, mechanism, self.recipe,
-                               t * tokens if tokens else None, asked)  # fmt: skip
+                               t * tokens if tokens else None, asked,
+                               lambda: {m: self.band(m, t, v, widen) for m, v in values.items()})  # fmt: skip
 
     def widened_parts(self) -> list[str]:
         """What this model widens outside the training domain, in the interval_widened warning's words."""

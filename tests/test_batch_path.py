@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from archcast.cli import app as cli_app
 from features import ArchcastError, read_spec
 from service.batch import predict_all, predict_chunks
-from service.prediction_batch import concat_batches, concat_tables, step_columns
+from service.prediction_batch import concat_batches, step_columns
 from service.predictor import Predictor
 
 from .conftest import REPO
@@ -59,9 +59,8 @@ def test_a_batch_answers_every_config_as_predict_does_alone(predictor, steps):
 def test_the_batch_table_is_the_configs_tables_one_after_another(predictor):
     specs = [read_spec(c) for c in CONFIGS]
     half = len(specs) // 2
-    tables = [predictor.predict_specs(specs[:half]).to_frame(NAMES[:half]),
-              predictor.predict_specs(specs[half:]).to_frame(NAMES[half:])]  # fmt: skip
-    together = concat_tables(tables)
+    together = concat_batches([predictor.predict_specs(specs[:half]), predictor.predict_specs(specs[half:])]
+                              ).to_frame(NAMES)  # fmt: skip
     alone = pd.concat([predictor.predict(c).to_frame(n) for c, n in zip(CONFIGS, NAMES, strict=True)],
                       ignore_index=True)  # fmt: skip
     assert list(together.columns) == list(alone.columns) and len(together) == len(alone)

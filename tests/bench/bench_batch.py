@@ -19,7 +19,7 @@ from pathlib import Path
 
 from features import read_spec, spec_matrix
 from service.batch import iter_configs, predict_chunks, read_specs, write_table
-from service.prediction_batch import concat_tables
+from service.prediction_batch import concat_batches
 from service.predictor import Predictor
 
 COUNT = 2000
@@ -64,9 +64,8 @@ def main() -> None:
         def predict(out: Path):
             def run() -> None:
                 names, specs = read_specs([str(source)])
-                frames = [batch.to_frame(names[start : start + len(batch)])
-                          for start, batch in predict_chunks(predictor, specs, request)]  # fmt: skip
-                write_table(concat_tables(frames), out)
+                batches = [batch for _, batch in predict_chunks(predictor, specs, request)]
+                write_table(concat_batches(batches).to_frame(names), out)
 
             return run
 
