@@ -185,14 +185,14 @@ def _intervene(unit, probe: Path, settings, rows, ratio: float, out: Path, per_l
     medians = rows.sort_values("layer")["ma_median"].tolist()
     result = interventions(model, windows, medians, settings.batch_size, ratio, per_layer=per_layer)
     (out / "interventions.json").write_text(json.dumps({"model_id": unit.model_id, **result}, indent=1))
-    ppl = result["perplexity"]
-    if ppl["zero"] is None:
-        typer.echo(f"interventions: {result['note']} (perplexity {ppl['none']:.4g})")
+    ppl = {how: "overflow" if value is None else f"{value:.4g}" for how, value in result["perplexity"].items()}
+    if "note" in result:
+        typer.echo(f"interventions: {result['note']} (perplexity {ppl['none']})")
         return
     layers = [entry["layer"] for entry in result["layers"]]
     typer.echo(
-        f"perplexity on the probe: {ppl['none']:.4g} as is, {ppl['zero']:.4g} with the massive activations "
-        f"zeroed, {ppl['mean']:.4g} set to the other tokens' mean, {ppl['own_mean']:.4g} to their own mean "
+        f"perplexity on the probe: {ppl['none']} as is, {ppl['zero']} with the massive activations "
+        f"zeroed, {ppl['mean']} set to the other tokens' mean, {ppl['own_mean']} to their own mean "
         f"(layers {layers}) → {out / 'interventions.json'}"
     )
 

@@ -5,12 +5,22 @@ from the GPU-image ones (zoo/, extraction/) to the service, can import it.
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 # The key of a config.json under which archcast's architecture changes are recorded (archmods/ builds
 # them, zoo/ writes them, features/ reads them): {"archcast": {"kv_bias": true, "norm": "dyt", ...}}.
 CONFIG_KEY = "archcast"
 
 # Written by zoo/ beside each checkpoint it saves ({"step", "loss", "tokens"}); extraction/ reads the step.
 STEP_FILE = "archcast_checkpoint.json"
+
+
+# $ARCHCAST_CACHE, else ~/.cache/archcast: what archcast keeps between commands (the zoo's corpus and
+# checkpoints, the service's combined graph, dequantised GGUF files). Read when asked, so a test can move it.
+def cache_root() -> Path:
+    return Path(os.environ.get("ARCHCAST_CACHE", Path.home() / ".cache" / "archcast"))
+
 
 # models/CURRENT names the served model version (the model store's pointer).
 CURRENT_POINTER = "CURRENT"

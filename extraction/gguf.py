@@ -2,14 +2,20 @@
 
 transformers dequantises GGUF weights to float on load (it needs the `gguf` and `accelerate` packages);
 the quantisation type and the file's sha256 are recorded beside the metrics, since the measured
-model is the dequantised one.
+model is the dequantised one. Dequantising takes most of a minute for a 135M model, so the dequantised model
+and its tokenizer are kept in the cache ($ARCHCAST_CACHE/gguf/<sha256>/, float32 safetensors) and read back
+from there by later loads of the same file.
 """
 
 from __future__ import annotations
 
 import hashlib
+import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+
+from contracts import cache_root
 
 SUFFIX = ".gguf"
 
@@ -85,11 +91,44 @@ def check_loadable(info: GgufInfo) -> None:
 
 
 def load(info: GgufInfo, dtype):
-    """(model, tokenizer) from a GGUF file, dequantised to `dtype`."""
+    """(model, tokenizer) from a GGUF file, dequantised to `dtype` (through the cache: dequantised_folder)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     check_loadable(info)
-    folder, name = str(info.path.parent), info.path.name
-    tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
-    model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=dtype)
+    folder = dequantised_folder(info)
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype)
     return model.eval(), tokenizer
+
+
+def dequantised_folder(info: GgufInfo, cache: Path | None = None) -> Path:
+    """The file's model and tokenizer as an ordinary float32 transformers folder, written on first use. Float32
+    keeps every dequantised value exactly, so a load from it equals a load from the file (test)."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    target = (cache or cache_root()) / "gguf" / info.sha256
+    if (target / COMPLETE).exists():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    folder, name = str(info.path.parent), info.path.name
+    part = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{info.sha256[:12]}-"))
+    try:
+        AutoTokenizer.from_pretrained(folder, gguf_file=name).save_pretrained(part)
+        model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=torch.float32)
+        # the weights are plain float32 once dequantised: saved as an ordinary model, not as a "gguf-quantised" one
+        # (which transformers refuses to save)
+        model.hf_quantizer = None
+        if hasattr(model.config, "quantization_config"):
+            del model.config.quantization_config
+        model.save_pretrained(part)
+        (part / COMPLETE).write_text(info.path.name)
+        if not (target / COMPLETE).exists():  # another command may have finished the same file meanwhile
+            shutil.rmtree(target, ignore_errors=True)  # a copy without COMPLETE was cut short
+            part.rename(target)  # whole or absent
+    finally:
+        shutil.rmtree(part, ignore_errors=True)
+    return target
+
+
+COMPLETE = "archcast_dequantised"  # written last: the folder holds the whole model

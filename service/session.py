@@ -16,14 +16,11 @@ from pathlib import Path
 
 import onnxruntime
 
+from contracts import cache_root
+
 CURVE_INPUT = "curve_features"  # the combined graph's input for the curve regressors' (features, log1p step) rows
 LAYER_INPUT = "features"  # ... and for the per-layer targets' feature rows
 COMBINE_VERSION = "1"  # bump when combined_model changes what it builds
-
-
-def cache_root() -> Path:
-    """$ARCHCAST_CACHE, else ~/.cache/archcast: the folder the zoo keeps its corpus and checkpoints in too."""
-    return Path(os.environ.get("ARCHCAST_CACHE", Path.home() / ".cache" / "archcast"))
 
 
 def combined_model(models: list[tuple[bytes, str]]):

@@ -32,6 +32,13 @@ TINY = {
 }
 
 
+@pytest.fixture(scope="session", autouse=True)
+def own_cache(tmp_path_factory):
+    """What commands keep between runs (dequantised GGUF files, the combined onnxruntime graph) goes to a folder
+    of this test run's, not to the user's cache; servers the tests start inherit it."""
+    os.environ["ARCHCAST_CACHE"] = str(tmp_path_factory.mktemp("archcast-cache"))
+
+
 @pytest.fixture(scope="session")
 def tokenizer():
     return train_tokenizer(SLICE_TRAIN, vocab_size=300, max_chars=200_000)

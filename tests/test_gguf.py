@@ -127,3 +127,31 @@ def test_weights_of_the_gguf_model_equal_the_original(llama_pair):
     ids = torch.arange(5, 25)[None]
     with torch.no_grad():
         torch.testing.assert_close(loaded(input_ids=ids).logits, original(input_ids=ids).logits, rtol=1e-5, atol=1e-5)
+
+
+def test_a_gguf_is_dequantised_once_and_read_back_from_the_cache_as_the_file_loads(llama_pair, tmp_path, monkeypatch):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from extraction.measure import weights_sha256
+
+    _, _, q8 = llama_pair
+    monkeypatch.setenv("ARCHCAST_CACHE", str(tmp_path))
+    info = gguf_source.describe(q8)
+    direct = AutoModelForCausalLM.from_pretrained(str(q8.parent), gguf_file=q8.name, dtype=torch.float32)
+    direct_tokenizer = AutoTokenizer.from_pretrained(str(q8.parent), gguf_file=q8.name)
+    model, tokenizer = gguf_source.load(info, torch.float32)
+    folder = tmp_path / "gguf" / info.sha256
+    assert (folder / gguf_source.COMPLETE).exists()
+    assert weights_sha256(model) == weights_sha256(direct)
+    text = "the cat sat on the mat"
+    assert tokenizer(text)["input_ids"] == direct_tokenizer(text)["input_ids"]
+    ids = torch.tensor([tokenizer(text)["input_ids"]])
+    torch.testing.assert_close(model(ids).logits, direct(ids).logits, rtol=0, atol=0)
+    # a second load reads the folder (the file is not opened again); a copy cut short is rebuilt
+    stamp = (folder / "config.json").stat().st_mtime_ns
+    gguf_source.load(info, torch.float32)
+    assert (folder / "config.json").stat().st_mtime_ns == stamp
+    (folder / gguf_source.COMPLETE).unlink()
+    again, _ = gguf_source.load(info, torch.float32)
+    assert (folder / gguf_source.COMPLETE).exists() and weights_sha256(again) == weights_sha256(direct)
+    assert [p.name for p in (tmp_path / "gguf").iterdir()] == [info.sha256]  # no partial copy left behind

@@ -86,3 +86,22 @@ def test_the_report_holds_the_three_perplexities_and_what_changed(tokenizer):
     assert result["probe_tokens"] == windows.tolist()
     nothing = interventions(model, windows, [float("inf")] * model.config.num_hidden_layers, batch_size=2)
     assert nothing["perplexity"]["zero"] is None and "nothing to change" in nothing["note"]
+
+
+@pytest.mark.parametrize("family", ["llama", "gpt2", "gpt_neox", "qwen2", "opt", "phi"])
+def test_replaying_the_clean_blocks_gives_the_full_passes_numbers(tokenizer, family):
+    torch.manual_seed(0)
+    model = archmods.build_model(tiny_config(family, tokenizer)).eval()
+    with torch.no_grad():
+        model.get_input_embeddings().weight[TOKEN, DIM] = 30.0  # massive for these weights, not ruinous
+    windows = torch.randint(10, len(tokenizer), (5, 24))
+    windows[[1, 3], POSITION] = TOKEN
+    keep: dict = {}
+    clean, found = find_entries(model, windows, medians(model, windows), 2, ratio=20.0, keep=keep)
+    assert found and len(keep) == model.config.num_hidden_layers and all(len(k) == 3 for k in keep.values())
+    for edits in [{i: (e, "zero") for i, e in found.items()}, *({i: (e, "mean")} for i, e in found.items())]:
+        full = edited_perplexity(model, windows, 2, edits)
+        assert math.isfinite(full)
+        assert edited_perplexity(model, windows, 2, edits, keep) == full  # the same operations on the same numbers
+    assert not any("forward" in vars(block) for block in archmods.decoder_blocks(model))  # put back
+    assert perplexity(model, windows, 2) == clean

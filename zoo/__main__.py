@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 
+from contracts import cache_root
 from zoo.grid import TIERS
 
-DEFAULT_CACHE = Path(os.environ.get("ARCHCAST_CACHE", Path.home() / ".cache" / "archcast"))
+DEFAULT_CACHE = cache_root()
 
 
 def parser() -> argparse.ArgumentParser:
