@@ -260,10 +260,11 @@ def fit_cmd(
 
 @app.command("retrain")
 def retrain_cmd(
-    metrics: Path = typer.Option(
+    metrics: list[Path] = typer.Option(
         None,
         "--metrics",
-        help="metrics.parquet, or a zoo tier folder committed run by run (default: data/zoo/cpu2)",
+        help="metrics.parquet, or a zoo tier folder committed run by run (default: data/zoo/cpu2); give it more "
+        "than once to learn from several tiers: where their recipes differ, the model reads the recipe",
     ),
     configs: Path = typer.Option(
         None, "--configs", help="folder of <model_id>.json configs (default: configs/ beside it)"
@@ -284,10 +285,12 @@ def retrain_cmd(
 
     models = models or DEFAULTS["models"]
     rule = "promoted regardless (--force)" if force else "promoted only if it beats the served model"
-    err.print(f"retraining on {metrics or DEFAULTS['metrics']}; work files in {work}; the new version is written to "
+    sources = tuple(metrics) if metrics else DEFAULTS["metrics"]
+    shown = ", ".join(str(m) for m in metrics) if metrics else DEFAULTS["metrics"]
+    err.print(f"retraining on {shown}; work files in {work}; the new version is written to "
               f"{models}/ and {rule}")  # fmt: skip
     config = RetrainConfig(
-        metrics=metrics or DEFAULTS["metrics"], configs=configs, models=models, work=work,
+        metrics=sources, configs=configs, models=models, work=work,
         n_trials=trials, seed=seed, storage=storage, worker=worker, force=force,
     )  # fmt: skip
     result = retrain(config)

@@ -9,6 +9,8 @@ import numbers
 from dataclasses import asdict, dataclass
 from typing import Any
 
+import numpy as np
+
 from contracts import ArchcastError
 
 SCHEDULES = ("cosine", "wsd", "constant", "linear")  # the lr after warm-up: cosine, warmup-stable-decay, …
@@ -94,3 +96,22 @@ def _checked(key: str, value: Any) -> Any:
     if not (isinstance(value, numbers.Integral) or math.isfinite(value)) or not low <= value <= high:
         raise ArchcastError(field, f"must lie in [{low:g}, {high:g}], got {str(value)[:24]}")
     return int(value) if kind == "int" else float(value)
+
+
+# The recipe as the predictor reads it, beside a layer's architecture features, where the runs it learnt from
+# were trained with more than one recipe: logs where a factor matters more than a difference. The schedule is
+# not among them: every run so far decays by cosine over its own length.
+RECIPE_FEATURES = (
+    "recipe_log_lr",
+    "recipe_weight_decay",
+    "recipe_bos",
+    "recipe_log_tokens_per_step",
+    "recipe_log_steps",  # the run's length: a cosine schedule is read against it
+    "recipe_warmup_frac",
+)
+
+
+def recipe_vector(recipe: Recipe) -> np.ndarray:
+    """(len(RECIPE_FEATURES),) float32: what the regressors read of a recipe."""
+    return np.array([math.log(recipe.lr), recipe.weight_decay, float(recipe.bos), math.log(recipe.tokens_per_step),
+                     math.log(recipe.steps), recipe.warmup / recipe.steps], dtype=np.float32)  # fmt: skip

@@ -23,7 +23,7 @@ from emergence.path import ProjectedCurves, project_curves
 from emergence.scale import AXES, scale_term
 from features import FEATURES, ArchcastError, ArchSpec, read_spec, spec_matrix
 from features.recipe import FIELDS as RECIPE_FIELDS
-from features.recipe import Recipe, read_recipe, reference_recipe
+from features.recipe import RECIPE_FEATURES, Recipe, read_recipe, recipe_vector, reference_recipe
 from modelstore import ModelError, read_manifest, resolve, verify
 from service.prediction import MetricPrediction, Prediction, PredictionWarning, mechanism_predictions, per_layer
 from service.prediction_batch import PredictionBatch
@@ -149,10 +149,22 @@ class Predictor:
         self._band_nodes = {m: n for m, i in manifest.intervals.items() if i and (n := band_nodes(i)) is not None}
         self.recipe = manifest.recipe
         self.reference_recipe = reference_recipe(manifest.recipe) if manifest.recipe else None
-        # the range of each recipe field the training runs covered (one recipe so far: its own values)
+        # a model trained on runs of several recipes reads the request's after the architecture features
+        self.recipe_features: list[str] = list(manifest.domain.get("recipe_features", []))
+        if self.recipe_features and (self.recipe_features != list(RECIPE_FEATURES) or not self.reference_recipe):
+            raise ModelError(
+                f"{self.folder.name} reads recipe features {self.recipe_features} where this archcast knows "
+                f"{list(RECIPE_FEATURES)} (or records no reference recipe): retrain it (`archcast retrain`)"
+            )
+        # the range of each recipe field the training runs covered (one recipe: its own values)
         covered = manifest.domain.get("recipe_ranges") or {}
         reference = self.reference_recipe.to_json() if self.reference_recipe else {}
         self._recipe_ranges = {k: covered.get(k, [reference[k], reference[k]]) for k in RECIPE_FIELDS if k in reference}
+        self._beyond = (
+            "the regressors read it past their data: an extrapolation"
+            if self.recipe_features
+            else "the curves are those of the trained recipe, which the response's `recipe` gives"
+        )
         # the margin regressor's held-out error: each layer's chance and the onset's (an older model: none)
         self._margin_error = MarginError.from_scores(manifest.info.get("mechanism_error", {}))
         self._mechanism_bands = manifest.info.get("mechanism_error", {}).get("intervals", {})  # held-out 80 % bands
@@ -207,9 +219,9 @@ class Predictor:
     def version(self) -> str:
         return self.manifest["version"]
 
-    def check_steps(self, steps) -> np.ndarray:
+    def check_steps(self, steps, recipe: Recipe | None = None) -> np.ndarray:
         if steps is None:
-            return np.asarray(self.default_steps, dtype=np.float64)
+            return self.default_steps_for(recipe)
         if isinstance(steps, np.ndarray) and steps.ndim == 1:
             steps = steps.tolist()  # a Python caller's np.arange(...) reads as the list it holds
         if not isinstance(steps, (list, tuple)) or not steps:
@@ -228,6 +240,14 @@ class Predictor:
             if not 0 <= s <= MAX_STEP_VALUE:
                 raise RequestError("steps", f"steps must lie in [0, {MAX_STEP_VALUE:.0e}], got {str(s)[:24]}")
         return np.asarray(steps, dtype=np.float64)
+
+    def default_steps_for(self, recipe: Recipe | None) -> np.ndarray:
+        """The reference runs' checkpoints, stretched to the requested run's length where the model reads the
+        recipe (a request for a 4,000-step run is answered over its 4,000 steps)."""
+        steps = np.asarray(self.default_steps, dtype=np.float64)
+        if not self.recipe_features or recipe is None or recipe.steps == self.reference_recipe.steps:
+            return steps
+        return np.unique(np.round(steps * (recipe.steps / self.reference_recipe.steps)))
 
     def check_metrics(self, metrics) -> list[str]:
         if metrics is None:
@@ -265,7 +285,9 @@ class Predictor:
 
     def step_warnings(self, t: np.ndarray) -> list[PredictionWarning]:
         """Steps past the last training checkpoint read the fitted curve beyond any data."""
-        trained = max(self.default_steps) if self.default_steps else None
+        # a model that reads the recipe learnt from runs of several lengths: the longest bounds what was measured
+        last = float(self.projection_steps[-1]) if self.recipe_features else None
+        trained = last or (max(self.default_steps) if self.default_steps else None)
         if trained is None or not len(t) or float(t.max()) <= trained:
             return []
         beyond = int((t > trained).sum())
@@ -296,6 +318,14 @@ class Predictor:
             f"zoo runs of one design at several sizes (at the last step: {factors}){where}; an extrapolation",
             feature="scale", value={m: round(s, 4) for m, s in last.items()},  # log shift at the last step
         )]  # fmt: skip
+
+    def with_recipe(self, rows: np.ndarray, recipe: Recipe | None) -> np.ndarray:
+        """The regressors' input: the (L, F) architecture rows, then the recipe's features where the model reads
+        them (the same for every row of a request)."""
+        if not self.recipe_features:
+            return rows
+        vector = recipe_vector(recipe or self.reference_recipe)
+        return np.hstack([rows, np.broadcast_to(vector, (len(rows), len(vector)))])
 
     def run(self, rows: np.ndarray) -> tuple[list[np.ndarray], list[np.ndarray]]:
         """Every regressor on a design's (L, F) feature rows in one onnxruntime call: the curve regressors'
@@ -334,13 +364,12 @@ class Predictor:
             if key not in self._recipe_ranges:
                 continue
             low, high = self._recipe_ranges[key]
-            inside = low == value == high if isinstance(value, (bool, str)) else low <= value <= high
+            inside = value in (low, high) if isinstance(value, (bool, str)) else low <= value <= high
             if not inside:
                 trained = f"{low}" if low == high else f"[{low:g}, {high:g}]"
                 out.append(PredictionWarning(
                     "recipe_out_of_range",
-                    f"recipe.{key}={value} is outside what the training runs covered ({trained}); the curves are "
-                    "those of the trained recipe, which the response's `recipe` gives",
+                    f"recipe.{key}={value} is outside what the training runs covered ({trained}); " + self._beyond,
                     feature=f"recipe.{key}", value=value, range=(low, high),
                 ))  # fmt: skip
         return out
@@ -357,7 +386,8 @@ class Predictor:
 
     def check_request(self, steps, metrics, recipe) -> CheckedRequest:
         """The request's steps, metrics and recipe checked (RequestError or ArchcastError naming the field)."""
-        return CheckedRequest(self.check_steps(steps), self.check_metrics(metrics), self.check_recipe(recipe),
+        checked = self.check_recipe(recipe)
+        return CheckedRequest(self.check_steps(steps, checked), self.check_metrics(metrics), checked,
                               recipe is not None)  # fmt: skip
 
     def predict_specs(self, specs: list[ArchSpec], steps=None, metrics=None, recipe=None) -> PredictionBatch:
@@ -373,7 +403,7 @@ class Predictor:
         lengths = np.array([len(m) for m in matrices], dtype=np.int64)
         offsets = np.concatenate([[0], np.cumsum(lengths)])
         rows = np.concatenate(matrices)
-        curve_outputs, layer_outputs = self.run(rows)
+        curve_outputs, layer_outputs = self.run(self.with_recipe(rows, requested))
         first = rows[offsets[:-1]]
         beyond = self.scale.beyond_many(first)  # (N, A)
         shift = self.scale.shift_many(beyond)  # (N, M, T)
@@ -418,7 +448,9 @@ class Predictor:
         layer = self.layer_values(layer_outputs)
         mechanism = mechanism_predictions(layer.get(MECHANISM, {}), offsets, self._margin_error,
                                           self._mechanism_bands, widen)  # fmt: skip
-        tokens = self.recipe.get("tokens_per_step")
+        # tokens under the recipe the curves answer for: the requested one only where the model reads it
+        answered = requested if self.recipe_features and requested is not None else None
+        tokens = answered.tokens_per_step if answered else self.recipe.get("tokens_per_step")
         asked = requested.to_json() if request.recipe_given and requested is not None else None
         values = {metric: p.curves.values for metric, p in out.items()}
         return PredictionBatch(self.version, model_types, offsets, t, out, warnings, mechanism, self.recipe,

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +16,8 @@ import pandas as pd
 from emergence.curve import TRANSFORM_FORMS, curve_rows, to_log_value
 from emergence.mechanism import MECHANISM, MECHANISM_TARGETS
 from features import FEATURES, ArchcastError, featurize, read_spec
+from features.recipe import RECIPE_FEATURES, Recipe, recipe_vector
+from features.recipe import reference_recipe as read_run_recipe
 from training.design import design_key
 from training.fit import without_duplicates
 
@@ -26,12 +30,13 @@ class MeasuredData:
 
     metrics: pd.DataFrame
     digest: str  # of the table's contents: the resume key of everything fitted on it
-    configs_dir: Path  # <model_id>.json for every model
-    provenance: Path  # the file or folder that records how the series were measured
-    recipe: dict  # the training recipe every series shares: what a predicted step means
+    configs_dirs: tuple[Path, ...]  # <model_id>.json for every model, in one of these folders
+    provenance: Path  # the file or folder that records how the series were measured (the first source's)
+    recipe: dict  # the reference recipe (the most runs'): what a predicted step means by default
+    recipes: dict[str, Recipe] = field(default_factory=dict)  # model_id → its recipe, where more than one differ
 
 
-def reference_recipe(recipe: dict) -> dict:
+def stated_recipe(recipe: dict) -> dict:
     """The recipe as a response states it: the schedule and the tokens a step sees."""
     keys = ("steps", "batch_size", "seq_len", "lr", "min_lr_frac", "warmup", "weight_decay", "betas", "bos")
     out = {k: recipe[k] for k in keys if k in recipe}
@@ -41,53 +46,74 @@ def reference_recipe(recipe: dict) -> dict:
     return out
 
 
-def _shared_recipe(recipes: dict[str, dict]) -> dict:
-    """The one recipe of a set of runs (seeds aside); a mixture has no single time axis and is refused."""
-    distinct = {json.dumps({k: v for k, v in r.items() if k != "seed"}, sort_keys=True) for r in recipes.values()}
-    if len(distinct) > 1:
-        raise ArchcastError("metrics", f"the runs were trained with {len(distinct)} different recipes; a predictor "
-                            "learns one time axis: train on one tier at a time")  # fmt: skip
-    return reference_recipe(json.loads(distinct.pop())) if distinct else {}
+def _recipe_key(recipe: dict) -> str:
+    return json.dumps({k: v for k, v in recipe.items() if k != "seed"}, sort_keys=True)
 
 
-def load_measured(source: Path, configs: Path | None = None) -> MeasuredData:
-    """A metrics.parquet file (its configs in the sibling folder configs/), or a zoo tier committed run by
-    run (data/zoo/<tier>: runs/<run>.parquet + runs/<run>.json provenance, configs/)."""
-    source = Path(source)
+def _reference(recipes: dict[str, dict]) -> dict:
+    """The recipe most runs share (seeds aside; a tie goes to the one first by run name): the time axis a
+    request without a recipe is answered on."""
+    counts = Counter(_recipe_key(recipes[name]) for name in sorted(recipes))
+    return json.loads(counts.most_common(1)[0][0]) if counts else {}
+
+
+def _one_source(source: Path) -> tuple[pd.DataFrame, Path, Path, dict[str, dict]]:
+    """(metrics, provenance, configs folder, model_id → its run's recipe) of one metrics file or tier folder."""
     if source.is_dir():
         files = sorted((source / "runs").glob("*.parquet"))
         if not files:
             raise ArchcastError(str(source), "neither a metrics.parquet file nor a tier folder with runs/*.parquet")
         metrics = pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
-        provenance = source / "runs"
-        default_configs = source / "configs"
         runs = {
             f.stem: json.loads(f.with_suffix(".json").read_text()) for f in files if f.with_suffix(".json").exists()
         }
-        recipe = _shared_recipe({name: run["spec"]["recipe"] for name, run in runs.items()})
-    elif source.is_file():
+        return metrics, source / "runs", source / "configs", {n: r["spec"]["recipe"] for n, r in runs.items()}
+    if source.is_file():
         metrics = pd.read_parquet(source)
         provenance = source.parent / "PROVENANCE.json"
-        default_configs = source.parent / "configs"
         record = json.loads(provenance.read_text()) if provenance.exists() else {}
-        recipe = reference_recipe(record["recipe"]) if "recipe" in record else {}
-    else:
-        raise ArchcastError(str(source), "no such metrics file or tier folder")
+        recipes = {m: record["recipe"] for m in metrics["model_id"].unique()} if "recipe" in record else {}
+        return metrics, provenance, source.parent / "configs", recipes
+    raise ArchcastError(str(source), "no such metrics file or tier folder")
+
+
+def load_measured(sources: Path | Sequence[Path], configs: Path | None = None) -> MeasuredData:
+    """Metrics.parquet files (configs in the sibling folder configs/) or zoo tiers committed run by run
+    (data/zoo/<tier>: runs/<run>.parquet + runs/<run>.json provenance, configs/), one or several. Where the runs
+    were trained with more than one recipe, each model's recipe is kept (the predictor then reads it)."""
+    sources = [Path(sources)] if isinstance(sources, (str, Path)) else [Path(s) for s in sources]
+    if not sources:
+        raise ArchcastError("metrics", "no metrics file or tier folder given")
+    parts = [_one_source(s) for s in sources]
+    metrics = pd.concat([p[0] for p in parts], ignore_index=True)
+    twice = metrics.drop_duplicates(["model_id", "step", "layer"]).shape[0] != len(metrics)
+    if len(parts) > 1 and twice:
+        raise ArchcastError("metrics", "a model is measured in more than one of the sources given")
+    runs = {name: recipe for p in parts for name, recipe in p[3].items()}
     digest = hashlib.sha256(pd.util.hash_pandas_object(metrics, index=False).values.tobytes()).hexdigest()
-    return MeasuredData(metrics, digest, Path(configs) if configs else default_configs, provenance, recipe)
+    reference = _reference(runs)
+    several = len({_recipe_key(r) for r in runs.values()}) > 1
+    if several and set(metrics["model_id"]) - set(runs):
+        missing = sorted(set(metrics["model_id"]) - set(runs))[:3]
+        raise ArchcastError("metrics", f"models {missing} record no training recipe, and the others differ in theirs")
+    recipes = {name: read_run_recipe(r) for name, r in runs.items()} if several else {}
+    dirs = (Path(configs),) if configs else tuple(p[2] for p in parts)
+    return MeasuredData(metrics, digest, dirs, parts[0][1], stated_recipe(reference) if reference else {}, recipes)
 
 
 def target_name(metric: str, param: str) -> str:
     return f"{metric}__{param}"
 
 
-def load_configs(folder: Path) -> dict[str, dict]:
-    """model_id → config dict, from folder/<model_id>.json (ids with '/' use '__' in file names)."""
+def load_configs(folders: Path | Sequence[Path]) -> dict[str, dict]:
+    """model_id → config dict, from <folder>/<model_id>.json (ids with '/' use '__' in file names)."""
     configs = {}
-    for path in sorted(Path(folder).glob("*.json")):
-        configs[path.stem.replace("__", "/")] = json.loads(path.read_text())
-    if not configs:
-        raise ArchcastError(str(folder), "no config .json files in this folder")
+    for folder in [folders] if isinstance(folders, (str, Path)) else folders:
+        found = sorted(Path(folder).glob("*.json"))
+        if not found:
+            raise ArchcastError(str(folder), "no config .json files in this folder")
+        for path in found:
+            configs[path.stem.replace("__", "/")] = json.loads(path.read_text())
     return configs
 
 
@@ -105,10 +131,13 @@ def design_keys(table: pd.DataFrame) -> pd.Series:
 MEASURED_FLAG = "has_mechanism"  # a column of the regression table (no "__": not a target)
 
 
-def build(model_ids, configs: dict[str, dict], mechanism: pd.DataFrame | None = None) -> pd.DataFrame:
+def build(
+    model_ids, configs: dict[str, dict], mechanism: pd.DataFrame | None = None, recipes: dict[str, Recipe] | None = None
+) -> pd.DataFrame:
     """One row per (model, layer): model_id, layer, model_type, design (design_keys), FEATURES…, then the
     mechanism targets (training.mechanism, transformed) and the measured flag MEASURED_FLAG where `mechanism` gives
-    them (NaN where undefined: no onset without a mechanism)."""
+    them (NaN where undefined: no onset without a mechanism). Given `recipes` (model_id → its recipe), the
+    RECIPE_FEATURES follow FEATURES: the regressors then read how each model was trained."""
     model_ids = sorted(set(model_ids))
     unknown = sorted(set(model_ids) - set(configs))
     if unknown:
@@ -119,6 +148,8 @@ def build(model_ids, configs: dict[str, dict], mechanism: pd.DataFrame | None = 
         rows.insert(0, "model_type", read_spec(configs[model_id]).model_type)
         rows.insert(0, "layer", np.arange(1, len(rows) + 1))
         rows.insert(0, "model_id", model_id)
+        if recipes:
+            rows[list(RECIPE_FEATURES)] = recipe_vector(recipes[model_id])
         frames.append(rows)
     table = pd.concat(frames, ignore_index=True)
     table.insert(3, DESIGN, design_keys(table))
@@ -176,8 +207,26 @@ def data_hash(table: pd.DataFrame) -> str:
     return hashlib.sha256(pd.util.hash_pandas_object(table, index=False).values.tobytes()).hexdigest()
 
 
+def feature_columns(table: pd.DataFrame) -> list[str]:
+    """What the regressors read of a row: FEATURES, then the RECIPE_FEATURES where the table has them."""
+    return [*FEATURES, *(RECIPE_FEATURES if RECIPE_FEATURES[0] in table.columns else ())]
+
+
 def feature_array(table: pd.DataFrame) -> np.ndarray:
-    return table[list(FEATURES)].to_numpy(dtype=np.float32)
+    return table[feature_columns(table)].to_numpy(dtype=np.float32)
+
+
+def reference_rows(table: pd.DataFrame) -> pd.DataFrame:
+    """The rows of the models trained with the recipe most of the table's models share (all rows where the table
+    has no recipes; a tie goes to the recipe of the model first by id): what compares designs along one axis must
+    not mix recipes, and the reference recipe is the most runs' (load_measured)."""
+    if RECIPE_FEATURES[0] not in table.columns:
+        return table
+    vectors = table[list(RECIPE_FEATURES)].to_numpy(np.float32)
+    per_model = pd.DataFrame(vectors).assign(model_id=table["model_id"].to_numpy()).drop_duplicates("model_id")
+    counts = Counter(tuple(v) for v in per_model.sort_values("model_id").drop(columns="model_id").to_numpy())
+    wanted = np.array(counts.most_common(1)[0][0], dtype=np.float32)
+    return table.loc[(vectors == wanted[None, :]).all(axis=1)]
 
 
 @dataclass(frozen=True)

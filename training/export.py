@@ -19,7 +19,7 @@ from onnxmltools.convert.common.data_types import FloatTensorType
 
 from features import FEATURES, SCHEMA_HASH
 from modelstore import CARD, Manifest, TargetEntry, reference_rows, schema_block, sha256_file
-from training.dataset import CURVE, TargetData, target_parts
+from training.dataset import CURVE, TargetData, feature_columns, target_parts
 from training.model_card import model_card
 from training.tune import lgbm
 
@@ -97,6 +97,9 @@ def write_version(
             kind="curve" if param == CURVE else "layer",
         ))  # fmt: skip
     info = dict(info)
+    recipe_columns = feature_columns(table)[len(FEATURES) :]
+    if not recipe_columns:
+        info.pop("recipe_ranges", None)
     manifest = Manifest(
         version=folder.name,
         schema=schema_block(),
@@ -107,6 +110,12 @@ def write_version(
             "model_types": sorted(table["model_type"].unique()),
             "models": int(table["model_id"].nunique()),
             "layers": len(table),
+            # where the runs' recipes differ, the regressors read these after FEATURES (features.recipe)
+            **(
+                {"recipe_features": recipe_columns, "recipe_ranges": info.pop("recipe_ranges", {})}
+                if recipe_columns
+                else {}
+            ),
         },
         default_steps=list(info.pop("default_steps", [])),
         projection_steps=list(info.pop("projection_steps", [])),

@@ -87,6 +87,7 @@ def model_card(m: dict) -> str:
                 f"| {c.get('emergence_median_abs_log_ratio', float('nan')):.3f} "
                 f"| {c.get('direct_median_abs_log_ratio', float('nan')):.3f} | {c['points']} |"
             )
+    lines += recipe_lines(m)
     lines += scale_lines(m)
     intervals = m.get("intervals", {})
     if intervals:
@@ -270,3 +271,31 @@ def chance_lines(mechanism: dict) -> list[str]:
     parts = [f"{b['low']:.1f}–{b['high']:.1f}: {b['runs']} runs, mean chance {b['mean_chance']:.2f}, right in "
              f"{b['right']:.0%}" for b in bins]  # fmt: skip
     return [f"- The served onset chance against how often the onset was right, by chance: {'; '.join(parts)}."]
+
+
+def recipe_lines(m: dict) -> list[str]:
+    """The held-out recipe variants (training.recipe_error), where the model reads the recipe."""
+    parts = [r for r in m.get("recipe_error", []) if r.get("cells")]
+    if not parts:
+        return []
+    lines = [
+        "",
+        "## Recipes (held-out recipe variants)",
+        "",
+        "Each run trained with a recipe other than the reference is held out with its seed replicates (its design "
+        "under its recipe) and predicted by a curve regressor trained on every other run. Baselines that know part "
+        "of the answer: the design's own measured curve under the reference recipe, and the median measured curve "
+        "of the other designs under the held-out recipe. Median abs. log(predicted / measured) on the checkpoints "
+        "where both baselines are defined.",
+        "",
+        "| metric | recipe | held-out cells | ours | design's reference curve | recipe's median curve |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in parts:
+        rows = [("all", r), *r.get("by_recipe", {}).items()]
+        for label, s in rows:
+            lines.append(
+                f"| {r['metric']} | {label} | {s['cells']} | {s['median_abs_log_ratio']:.3f} "
+                f"| {s['baseline_design_curve']:.3f} | {s['baseline_recipe_curve']:.3f} |"
+            )
+    return lines

@@ -23,6 +23,8 @@ import training.fit
 import training.solvers
 import training.tune
 from emergence.curve import projection_steps
+from features.recipe import Recipe
+from features.recipe import reference_recipe as read_recipe_fields
 from modelstore import CARD, current_version, promote, read_manifest, same_files
 from training.curve_error import curve_error
 from training.dataset import (
@@ -36,6 +38,7 @@ from training.dataset import (
     layer_targets,
     load_configs,
     load_measured,
+    reference_rows,
     target_data,
     target_parts,
 )
@@ -46,6 +49,7 @@ from training.mechanism import mechanism_targets
 from training.model_card import model_card
 from training.onset_error import ONSET_DESIGNS, mechanism_error
 from training.real_check import real_model_check
+from training.recipe_error import recipe_error
 from training.report import write_report
 from training.scale import axis_slopes
 from training.scores import OURS, evaluate_curve_target, evaluate_target
@@ -67,7 +71,7 @@ CURVE_MAX_TREES = 60
 class RetrainConfig:
     """Everything a retrain depends on besides the code."""
 
-    metrics: Path = DEFAULTS["metrics"]  # metrics.parquet, or a zoo tier folder committed run by run
+    metrics: Path | tuple[Path, ...] = DEFAULTS["metrics"]  # metrics.parquet files or zoo tier folders, one or more
     configs: Path | None = None  # <model_id>.json for every model (default: configs/ beside the metrics)
     models: Path = DEFAULTS["models"]  # the model store the challenger is compared with and promoted into
     work: Path = Path("runs/retrain")
@@ -88,7 +92,8 @@ class DataSet:
     targets: dict[str, TargetData]  # every target's rows: curve regressors' per checkpoint, the rest per layer
     digest: str  # of the data every target learns from
     provenance: Path  # how the series were measured
-    recipe: dict  # the training recipe behind every series (what a step means)
+    recipe: dict  # the reference recipe (what a step means by default)
+    recipes: dict = field(default_factory=dict)  # model_id → its Recipe, where the runs' recipes differ
 
 
 @dataclass(frozen=True)
@@ -97,6 +102,7 @@ class Evaluation:
     curves: list[dict]  # per metric: held-out curve error beside the model-free baseline, and its 80 % band
     cv_mean_r2: float
     mechanism: dict = field(default_factory=dict)  # where the BOS mechanism forms, on held-out models
+    recipes: list[dict] = field(default_factory=list)  # per metric: held-out recipe variants (training.recipe_error)
 
     @property
     def curve_errors(self) -> dict[str, float]:
@@ -156,13 +162,14 @@ def fit_stage(config: RetrainConfig, console: Console) -> tuple[MeasuredData, pd
 
 
 def dataset_stage(config: RetrainConfig, measured: MeasuredData, fits: pd.DataFrame) -> DataSet:
-    configs = load_configs(measured.configs_dir)
-    table = build(measured.metrics["model_id"], configs, mechanism_targets(measured.metrics))
+    configs = load_configs(measured.configs_dirs)
+    table = build(measured.metrics["model_id"], configs, mechanism_targets(measured.metrics), measured.recipes)
     table.to_parquet(config.work / "dataset.parquet", index=False)
     targets = {curve_target(m): curve_data(table, measured.metrics, m) for m in config.metric_names}
     targets |= {name: target_data(table, name) for name in layer_targets(table)}
     digest = _digest(data_hash(table), measured.digest)
-    return DataSet(measured.metrics, fits, configs, table, targets, digest, measured.provenance, measured.recipe)
+    return DataSet(measured.metrics, fits, configs, table, targets, digest, measured.provenance, measured.recipe,
+                   measured.recipes)  # fmt: skip
 
 
 def tune_stage(config: RetrainConfig, data: DataSet, console: Console) -> dict[str, dict]:
@@ -236,9 +243,27 @@ def evaluate_stage(
     ]
     if mechanism is None:
         mechanism = mechanism_error(data.table, best, config.seed)
+    recipes = []
+    if data.recipes:  # the runs' recipes differ: each variant's cells held out against recipe-aware baselines
+        console.print("[bold]evaluate[/] held-out recipe variants")
+        reference = read_recipe_fields(data.recipe)
+        recipes = [
+            recipe_error(
+                data.table,
+                data.metrics,
+                data.fits,
+                m,
+                best[curve_target(m)],
+                data.recipes,
+                reference,
+                reference_steps(data),
+                config.seed,
+            )  # fmt: skip
+            for m in config.metric_names
+        ]
     # the same grouped-CV R² that grouped_r2 computes, read off the scores instead of a second CV pass
     cv_mean_r2 = float(np.nanmean([scores[name]["scores"][OURS]["r2"] for name in best]))
-    return Evaluation(scores, curves, cv_mean_r2, mechanism)
+    return Evaluation(scores, curves, cv_mean_r2, mechanism, recipes)
 
 
 def fit_summary(fits: pd.DataFrame) -> dict:
@@ -259,6 +284,18 @@ def reference_steps(data: DataSet) -> np.ndarray:
     """The steps the curve regressors are read at (emergence.curve.projection_steps): one list for scoring, the
     scale term and the export alike."""
     return projection_steps(sorted(int(s) for s in data.metrics["step"].unique()))
+
+
+def reference_steps_measured(data: DataSet) -> list[int]:
+    """The checkpoints of the runs trained with the reference recipe: a request's steps by default."""
+    models = reference_rows(data.table)["model_id"].unique()
+    return sorted(int(s) for s in data.metrics.loc[data.metrics["model_id"].isin(models), "step"].unique())
+
+
+def recipe_ranges(recipes: dict[str, Recipe]) -> dict[str, list]:
+    """Per recipe field, the smallest and largest value the runs were trained with (a request outside is warned)."""
+    values = [r.to_json() for r in recipes.values()]
+    return {k: [min(v[k] for v in values), max(v[k] for v in values)] for k in values[0]} if values else {}
 
 
 def scale_slopes(data: DataSet, curves: list[dict]) -> dict[str, dict[str, dict]]:
@@ -304,12 +341,14 @@ def export_stage(
         "curve_error": [{k: v for k, v in c.items() if k != "interval"} for c in evaluation.curves],
         "intervals": {c["metric"]: c["interval"] for c in evaluation.curves},
         "mechanism_error": evaluation.mechanism,
+        **({"recipe_error": evaluation.recipes} if evaluation.recipes else {}),
         "recipe": data.recipe,
         "shapes": {m: curve_shapes(data.fits, m, last_step).tolist() for m in config.metric_names},
         "scale": scale_slopes(data, evaluation.curves),
         "data_hash": data.digest,
         "data_provenance": str(provenance.relative_to(REPO)) if provenance.is_relative_to(REPO) else str(provenance),
-        "default_steps": sorted(int(s) for s in data.metrics["step"].unique()),
+        "default_steps": reference_steps_measured(data),
+        "recipe_ranges": recipe_ranges(data.recipes),
         "projection_steps": reference_steps(data).tolist(),
         "n_trials": config.n_trials,
     }

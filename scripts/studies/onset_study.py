@@ -37,7 +37,8 @@ def main() -> None:
     # which runs these figures are on: the served model's count, or more (runs that landed after its retrain)
     runs, trained = measured.metrics["model_id"].nunique(), manifest.domain["models"]
     print(f"{runs} runs in {args.tier_dir} (the served {manifest.version} was trained on {trained})")
-    table = build(measured.metrics["model_id"], load_configs(measured.configs_dir), mechanism_targets(measured.metrics))
+    configs = load_configs(measured.configs_dirs)
+    table = build(measured.metrics["model_id"], configs, mechanism_targets(measured.metrics))
     scores = {"shared offset": [], "independent layers": []}
     bins = {name: [] for name in scores}
     parts = {name: [] for name in scores}  # per seed: the designs' score by what their seeds say

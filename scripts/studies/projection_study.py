@@ -50,7 +50,8 @@ def main() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FitWarning)
         fits = fit_table(measured.metrics, (args.metric,))
-    table = build(measured.metrics["model_id"], load_configs(measured.configs_dir), mechanism_targets(measured.metrics))
+    configs = load_configs(measured.configs_dirs)
+    table = build(measured.metrics["model_id"], configs, mechanism_targets(measured.metrics))
     data, rows = curve_data(table, measured.metrics, args.metric), table.reset_index(drop=True)
     steps, truth = measured_by_step(rows, measured.metrics, args.metric)
     X, designs, models = feature_array(rows), rows[DESIGN].to_numpy(), rows["model_id"].to_numpy()
