@@ -113,6 +113,9 @@ def measure_cmd(
     per_layer: bool = typer.Option(
         True, "--per-layer/--no-per-layer", help="With --interventions: also each layer's zeroed alone (a pass each)."
     ),
+    geometry: bool = typer.Option(
+        False, "--geometry", help="Also anisotropy, intrinsic dimension and the most nonlinear tokens per layer."
+    ),
 ) -> None:
     """Measure one model and write its metrics plus a one-page report (PNG and self-contained HTML).
 
@@ -139,7 +142,7 @@ def measure_cmd(
     try:
         unit = single_unit(source, model_id)
         settings = Settings(n_seq=n_seq, seq_len=seq_len, batch_size=batch_size, dtype=dtype, device=device,
-                            dim_profile=True, attention=attention)  # fmt: skip
+                            dim_profile=True, attention=attention, geometry=geometry)  # fmt: skip
         settings.resolved_dtype()  # fail early on a bad --dtype
     except ValueError as exc:
         raise ArchcastError(None, str(exc)) from None
@@ -171,9 +174,36 @@ def measure_cmd(
                        f"{int(top['layer'])} ({top['attn_bos_share']:.2f}) → {out / 'attention.parquet'}")  # fmt: skip
         else:
             typer.echo(f"attention on the first token: not measured ({rows['attn_note'].iloc[0]})")
+    if geometry:
+        _write_geometry(rows, out, unit.model_id)
     if interventions:
         _intervene(unit, probe, settings, rows, ratio, out, per_layer)
     typer.echo(f"report: {png} and {page}")
+
+
+def _write_geometry(rows, out: Path, model_id: str) -> None:
+    """nonlinear_tokens.json: per layer, the share of the linear fit's residual on its most nonlinear 1 % of
+    tokens, and which tokens they are; the per-layer figures are metrics.parquet columns too."""
+    layers = [
+        {"layer": int(r.layer), "anisotropy": r.anisotropy, "intrinsic_dim": r.intrinsic_dim,
+         "top1pct_residual_share": r.nonlin_top1pct_share,
+         "tokens": [{"window": int(w), "position": int(p), "id": int(i), "text": t}
+                    for (w, p), i, t in zip(r.nonlin_top_where, r.nonlin_top_token_ids, r.nonlin_top_tokens,
+                                            strict=True)]}
+        for r in rows.sort_values("layer").itertuples()
+    ]  # fmt: skip
+    rule = ("per layer, the least-squares fit of h_l on h_(l-1) over the probe tokens at positions >= 1 "
+            "(column-centred, Frobenius-normalised, as linearity); each token's squared residual, and the share "
+            "of their sum on the largest 1 %")  # fmt: skip
+    (out / "nonlinear_tokens.json").write_text(
+        json.dumps({"model_id": model_id, "rule": rule, "layers": layers}, indent=1, default=float)
+    )
+    share = rows["nonlin_top1pct_share"]
+    typer.echo(
+        f"geometry: anisotropy {rows['anisotropy'].min():.3f}–{rows['anisotropy'].max():.3f}, intrinsic dimension "
+        f"{rows['intrinsic_dim'].min():.1f}–{rows['intrinsic_dim'].max():.1f}; the most nonlinear 1 % of tokens "
+        f"carry {share.median():.0%} of a layer's residual (median) → {out / 'nonlinear_tokens.json'}"
+    )
 
 
 def _intervene(unit, probe: Path, settings, rows, ratio: float, out: Path, per_layer: bool) -> None:
@@ -181,7 +211,7 @@ def _intervene(unit, probe: Path, settings, rows, ratio: float, out: Path, per_l
     from extraction.interventions import interventions
     from extraction.measure import load_with_windows
 
-    model, windows, _ = load_with_windows(unit, probe, settings)
+    model, windows, _, _ = load_with_windows(unit, probe, settings)
     medians = rows.sort_values("layer")["ma_median"].tolist()
     result = interventions(model, windows, medians, settings.batch_size, ratio, per_layer=per_layer)
     (out / "interventions.json").write_text(json.dumps({"model_id": unit.model_id, **result}, indent=1))

@@ -1,6 +1,7 @@
 """What every archcast package agrees on: the names written into files that one package writes and another
-reads, and the error type for bad input. Pure Python with no imports of ours or anyone's, so each package,
-from the GPU-image ones (zoo/, extraction/) to the service, can import it.
+reads, where archcast keeps its cache, and the error type for bad input. The standard library only, no
+imports of ours or anyone's, so each package, from the GPU-image ones (zoo/, extraction/) to the service, can
+import it.
 """
 
 from __future__ import annotations

@@ -40,7 +40,7 @@ def measure_blocks(
         def hook(module, args, output):
             h = block_output(output)  # (B, S, d)
             stats[index].add_magnitudes(h)
-            if linearity:
+            if linearity or stats[index].geometry:
                 stats[index].add_pair(previous["h"], h)
             previous["h"] = h
 

@@ -34,6 +34,7 @@ class Settings:
     linearity: bool = True
     dim_profile: bool = False  # keep each layer's largest |h| per feature dim (column dim_max, a list)
     attention: bool = False  # attn_bos_share per layer (and per head), with eager attention while measuring
+    geometry: bool = False  # anisotropy, intrinsic_dim and the token-level nonlinearity per layer (geometry.py)
 
     def resolved_device(self) -> str:
         if self.device == "auto":
@@ -91,7 +92,8 @@ def context_length(config) -> int:
 def measure(model, windows: torch.Tensor, settings: Settings, on_batch: Callable[[], None] | None = None) -> list[dict]:
     """One dict of metrics per layer (1..L). windows: (N, S) token ids."""
     blocks = archmods.decoder_blocks(model)
-    stats = [LayerStats(profile=settings.dim_profile, attention=settings.attention) for _ in blocks]
+    stats = [LayerStats(profile=settings.dim_profile, attention=settings.attention, geometry=settings.geometry)
+             for _ in blocks]  # fmt: skip
     device = next(model.parameters()).device
     body = model.base_model  # the decoder without the LM head: the logits are not needed (a 262k vocab costs more
     # than all blocks of a 270M model)
@@ -101,7 +103,11 @@ def measure(model, windows: torch.Tensor, settings: Settings, on_batch: Callable
                 body(input_ids=batch.to(device), use_cache=False)
                 if on_batch:
                     on_batch()
-    return [{"layer": i + 1, **s.row()} for i, s in enumerate(stats)]
+    rows = [{"layer": i + 1, **s.row()} for i, s in enumerate(stats)]
+    if settings.geometry:  # the most nonlinear tokens by id, read from the windows they sit in
+        for row in rows:
+            row["nonlin_top_token_ids"] = [int(windows[w, p]) for w, p in row["nonlin_top_where"]]
+    return rows
 
 
 @contextmanager
@@ -121,23 +127,26 @@ def eager_attention(model, wanted: bool):
 
 
 def load_with_windows(unit: Unit, probe_path, settings: Settings):
-    """(model, probe windows, Source): the unit loaded and its probe windows (S capped at its context)."""
+    """(model, probe windows, Source, tokenizer): the unit loaded and its probe windows (S capped at its
+    context)."""
     from extraction.probe import probe_windows
 
     model, tokenizer, source = load(unit, settings)
     seq_len = min(settings.seq_len, context_length(model.config))
     windows = probe_windows(tokenizer, probe_path, settings.n_seq, seq_len, settings.seed, settings.bos)
-    return model, windows, source
+    return model, windows, source, tokenizer
 
 
 def measure_unit(unit: Unit, probe_path, settings: Settings, on_batch=None, on_start=None) -> pd.DataFrame:
     from extraction.probe import probe_hash
 
-    model, windows, source = load_with_windows(unit, probe_path, settings)
+    model, windows, source, tokenizer = load_with_windows(unit, probe_path, settings)
     try:
         if on_start:
             on_start(len(windows.split(settings.batch_size)))
         rows = measure(model, windows, settings, on_batch)
+        for row in rows if settings.geometry else ():
+            row["nonlin_top_tokens"] = [tokenizer.decode([i]) for i in row["nonlin_top_token_ids"]]
         digest = weights_sha256(model)
     finally:
         del model

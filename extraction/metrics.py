@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 
 import torch
 
+from extraction.geometry import TokenSample
+
 SUN_MIN_VALUE = 100.0  # Sun et al.: a massive activation exceeds 100 in magnitude ...
 SUN_MIN_RATIO = 1000.0  # ... and 1000× the median
 
@@ -159,6 +161,8 @@ class LayerStats:
     attn_windows: int = 0
     attn_note: str = ""  # why attn_bos_share is NaN
     nonfinite: int = 0  # NaN or ±inf values seen in h_l: the layer's metrics are then NaN, not numbers
+    geometry: bool = False  # also anisotropy, intrinsic dimension and the token-level nonlinearity (geometry.py)
+    sample: TokenSample = field(default_factory=TokenSample)  # the tokens those read, where geometry is on
 
     def add_magnitudes(self, h: torch.Tensor) -> None:
         bad = int((~torch.isfinite(h)).sum())
@@ -197,6 +201,8 @@ class LayerStats:
         if self.linear is None:
             self.linear = LinearFit.start(x, y)
         self.linear.update(x, y)
+        if self.geometry:
+            self.sample.add(prev, cur)
 
     def add_attention(self, weights: torch.Tensor | None) -> None:
         """weights (B, H, Sq, Sk) of one batch, or None where the attention function returns none: each head's
@@ -256,6 +262,7 @@ class LayerStats:
             "nonfinite_values": 0,
             **self.profile_columns(),
             **self.attention_columns(),
+            **(self.sample.columns() if self.geometry else {}),
         }
 
     def profile_columns(self) -> dict:
@@ -275,4 +282,5 @@ class LayerStats:
             "nonfinite_values": self.nonfinite,
             **self.profile_columns(),
             **self.attention_columns(),
+            **(TokenSample().columns() if self.geometry else {}),
         }  # fmt: skip
