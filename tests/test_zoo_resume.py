@@ -92,3 +92,42 @@ def test_a_run_folder_of_another_spec_is_refused_not_resumed(tokenizer, tmp_path
         train_run(spec.with_recipe(lr=1e-3), ids, tokenizer, run_dir, log=lambda m: None)
     summary = train_run(spec, ids, tokenizer, run_dir, log=lambda m: None)  # the same spec resumes
     assert summary["sittings"][-1]["from_step"] == 0 and len(summary["sittings"]) == 2
+
+
+def test_a_fine_tuned_run_resumes_inside_the_fine_tuning_and_keeps_the_pretrained_runs_weights(tokenizer, tmp_path):
+    """Pretraining checkpoints equal those of the same run without fine-tuning; a run stopped inside the
+    fine-tuning resumes to the weights of one that never stopped; every checkpoint has its validation loss."""
+    from zoo.spec import FineTune, Recipe, RunSpec
+    from zoo.train import train_run
+
+    text = Path(__file__).resolve().parents[1].joinpath("data", "corpus", "train_slice.txt").read_text()
+    ids = np.asarray(tokenizer(text[:60_000], add_special_tokens=False)["input_ids"], dtype=np.uint16)
+    other = np.asarray(tokenizer(text[-30_000:].upper(), add_special_tokens=False)["input_ids"], dtype=np.uint16)
+    held_out = np.asarray(tokenizer(text[60_000:70_000], add_special_tokens=False)["input_ids"], dtype=np.uint16)
+    recipe = Recipe(steps=50, batch_size=2, seq_len=16, warmup=5, n_linear_checkpoints=5, log_until=4)
+    plain = RunSpec("p", "llama", d=32, layers=1, heads=2, recipe=recipe)
+    tuned = RunSpec("t", "llama", d=32, layers=1, heads=2, recipe=recipe, finetune=FineTune(steps=100, every=25))
+    kw = dict(probe_tokens=held_out, log=lambda m: None)
+    train_run(plain, ids, tokenizer, tmp_path / "plain", **kw)
+    whole = train_run(tuned, ids, tokenizer, tmp_path / "whole", finetune_tokens=other, **kw)
+
+    def stop_in_fine_tuning(message):  # logged at step 100: fine-tuning step 50 of 100, checkpoint 100 written
+        if "step 100/" in message:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train_run(tuned, ids, tokenizer, tmp_path / "cut", probe_tokens=held_out, log=stop_in_fine_tuning,
+                  finetune_tokens=other)  # fmt: skip
+    assert latest_state(tmp_path / "cut").parent.name == "step100"
+    resumed = train_run(tuned, ids, tokenizer, tmp_path / "cut", finetune_tokens=other, **kw)
+
+    plain_sha, whole_sha, cut_sha = (_sha256s(tmp_path / d) for d in ("plain", "whole", "cut"))
+    assert {k: whole_sha[k] for k in plain_sha} == plain_sha  # pretraining is the plain run's, bit for bit
+    assert set(whole_sha) - set(plain_sha) == {"step75", "step100", "step125", "step150"}
+    assert cut_sha == whole_sha and resumed["val_losses"] == whole["val_losses"]
+    assert set(whole["val_losses"]) == {str(s) for s in tuned.checkpoint_steps()}
+    assert whole["val_loss"] == whole["val_losses"]["150"] and "pretrained_final_loss" in whole
+    step = json.loads((tmp_path / "whole" / "step150" / "archcast_checkpoint.json").read_text())
+    assert step["tokens"] == 50 * 2 * 16 + 100 * 8 * 16 and step["val_loss"] == whole["val_loss"]
+    with pytest.raises(ValueError, match="fine-tuning text"):
+        train_run(tuned, ids, tokenizer, tmp_path / "none", **kw)

@@ -52,7 +52,13 @@ def add_run(run_dir: Path, metrics_dir: Path, tier_dir: Path, command: str) -> P
     # the recipe travels with every row, so a run's table is readable on its own (training reads these columns)
     for key in RECIPE_COLUMNS:
         metrics[f"recipe_{key}"] = recipe[key]
-    metrics["tokens"] = metrics["step"].astype("int64") * int(summary["tokens_per_step"])
+    steps = metrics["step"].astype("int64")
+    metrics["tokens"] = steps.clip(upper=recipe["steps"]) * int(summary["tokens_per_step"])
+    finetune = summary["spec"].get("finetune")
+    if finetune:  # the continuation's steps see its own batches
+        metrics["tokens"] += (steps - recipe["steps"]).clip(lower=0) * finetune["batch_size"] * recipe["seq_len"]
+    if "val_losses" in summary:  # each checkpoint's loss on the held-out text
+        metrics["val_loss"] = steps.astype(str).map(summary["val_losses"]).astype(float)
     expected = len(summary["checkpoints"])
     if metrics["step"].nunique() != expected:
         raise ValueError(f"{name}: {metrics['step'].nunique()} checkpoints measured, the run saved {expected}")
@@ -65,12 +71,24 @@ def add_run(run_dir: Path, metrics_dir: Path, tier_dir: Path, command: str) -> P
     provenance = {
         "run": name,
         "spec": summary["spec"],
-        "training": {k: summary[k] for k in ("n_params", "initial_loss", "final_loss", "seconds", "tokens_per_step")},
+        "training": {
+            k: summary[k]
+            for k in (
+                "n_params",
+                "initial_loss",
+                "final_loss",
+                "seconds",
+                "tokens_per_step",
+                "val_loss",
+                "pretrained_final_loss",
+            )
+            if k in summary
+        },  # fmt: skip
         "training_threads": summary.get("threads"),
         "recipe": recipe,
         "sittings": summary.get("sittings", []),  # one entry per start or resume of the training
         "tvr_rescales": summary.get("tvr_rescales"),
-        "corpus": {k: corpus[k] for k in ("source", "sha256")},
+        "corpus": {k: corpus[k] for k in ("source", "sha256", "finetune") if k in corpus},
         "commands": [f"archcast zoo run --tier {tier_dir.name} --only {name} --threads {summary['threads']}", command],
         "extraction": manifest["settings"],
         "probe_sha256": manifest["probe_sha256"],

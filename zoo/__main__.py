@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"{r.name:20s} {r.family:9s} d={r.d:<4d} L={r.layers:<2d} H={r.heads:<2d} ffn={r.ffn_ratio:g} "
                 f"{json.dumps(r.overrides)} {json.dumps(r.changes)}"
             )
-        print(f"{len(runs)} runs, {len(runs[0].recipe.checkpoint_steps())} checkpoints each, recipe {runs[0].recipe}")
+        print(f"{len(runs)} runs, {len(runs[0].checkpoint_steps())} checkpoints each, recipe {runs[0].recipe}")
         return 0
     from zoo.pipeline import prepare, run_all
 

@@ -65,6 +65,34 @@ def fetch(cache: Path) -> Corpus:
     return Corpus(train, probe, sha256_of(train), f"debian:{PACKAGE}={VERSION}")
 
 
+# Fine-tuning text of another kind than the corpus: the Debian FAQ, question-and-answer formatted prose about an
+# operating system (the finetune tier continues pretrained runs on it).
+FINETUNE_PACKAGE = "debian-faq"
+FINETUNE_VERSION = "11.1"
+FINETUNE_FILE = "usr/share/doc/debian/FAQ/debian-faq.en.txt.gz"
+
+
+def fetch_finetune(cache: Path) -> tuple[Path, str, str]:
+    """(text file, sha256, source) of the fine-tuning text: the pinned Debian package, downloaded once."""
+    import gzip
+
+    cache.mkdir(parents=True, exist_ok=True)
+    text = cache / "finetune.txt"
+    if not text.exists():
+        with tempfile.TemporaryDirectory() as tmp:
+            try:
+                subprocess.run(["apt-get", "download", f"{FINETUNE_PACKAGE}={FINETUNE_VERSION}"], cwd=tmp, check=True,
+                               capture_output=True)  # fmt: skip
+                deb = next(Path(tmp).glob("*.deb"))
+                subprocess.run(["dpkg-deb", "-x", str(deb), str(Path(tmp) / "x")], check=True, capture_output=True)
+            except (OSError, subprocess.CalledProcessError, StopIteration) as exc:
+                raise RuntimeError(
+                    f"could not fetch {FINETUNE_PACKAGE}={FINETUNE_VERSION} with apt-get ({exc})"
+                ) from exc
+            text.write_bytes(gzip.decompress((Path(tmp) / "x" / FINETUNE_FILE).read_bytes()))
+    return text, sha256_of(text), f"debian:{FINETUNE_PACKAGE}={FINETUNE_VERSION} ({FINETUNE_FILE})"
+
+
 def committed_slice() -> Corpus:
     """The slice kept in the repo: enough for tests and the smoke tier."""
     return Corpus(SLICE_TRAIN, PROBE_TEXT, sha256_of(SLICE_TRAIN), f"debian:{PACKAGE}={VERSION} (committed slice)")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import random
 from dataclasses import replace
 
-from zoo.spec import Recipe, RunSpec
+from zoo.spec import FineTune, Recipe, RunSpec
 
 LLAMA = RunSpec("llama", "llama")
 NEOX = RunSpec("neox", "gpt_neox")
@@ -239,6 +239,16 @@ def recipe_tier() -> list[RunSpec]:
     return runs
 
 
+# Fine-tuning (measurement v3): the base Llama and its TVR mitigations at the cpu2 recipe (the same runs as cpu2's,
+# bit for bit), then continued on the Debian FAQ; every checkpoint records its validation loss.
+FINETUNE_DESIGNS = ("llama", "llama-tvr", "llama-tvr-kvbias", "llama-tvr-dyt")
+
+
+def finetune_tier() -> list[RunSpec]:
+    by_name = {r.name: r for r in cpu2_one_factor()}
+    return [replace(by_name[n], name=f"{n}-ft", recipe=CPU2_RECIPE, finetune=FineTune()) for n in FINETUNE_DESIGNS]
+
+
 def tier(name: str) -> list[RunSpec]:
     if name == "smoke":
         small = dict(d=32, layers=2, heads=2)
@@ -255,6 +265,8 @@ def tier(name: str) -> list[RunSpec]:
         return long_tier()
     if name == "recipe":
         return recipe_tier()
+    if name == "finetune":
+        return finetune_tier()
     if name == "gpu":  # wider and deeper, longer runs
         runs = one_factor_grid() + random_combinations(12)
         return [replace(r, name=f"{r.name}-g", d=r.d * 4, layers=r.layers * 2, heads=r.heads * 2 if r.heads < 8
@@ -262,4 +274,4 @@ def tier(name: str) -> list[RunSpec]:
     raise ValueError(f"unknown tier {name!r}; choose one of {', '.join(TIERS)}")
 
 
-TIERS = ("smoke", "cpu", "cpu2", "long", "recipe", "gpu")
+TIERS = ("smoke", "cpu", "cpu2", "long", "recipe", "finetune", "gpu")

@@ -11,14 +11,14 @@ from pathlib import Path
 
 import numpy as np
 
-from zoo.corpus import REPO_DATA, Corpus, committed_slice, fetch
+from zoo.corpus import REPO_DATA, Corpus, committed_slice, fetch, fetch_finetune
 from zoo.spec import RunSpec
 from zoo.tokenizer import load_or_train
 from zoo.train import RUN_FILE, train_run
 
 VOCAB_SIZE = {"smoke": 512, "cpu": 4096, "cpu2": 4096, "gpu": 8192}
 # the v3 tiers extend cpu2 along tokens and recipe: the same tokenizer and token stream, so runs compare
-TOKENS_OF = {"long": "cpu2", "recipe": "cpu2"}
+TOKENS_OF = {"long": "cpu2", "recipe": "cpu2", "finetune": "cpu2"}
 
 
 @dataclass(frozen=True)
@@ -28,6 +28,8 @@ class ZooData:
     tokenizer_dir: Path
     tokens: Path  # uint16 token ids of the train text
     runs_dir: Path
+    probe_tokens: Path | None = None  # of the held-out text: each checkpoint's validation loss
+    finetune_tokens: Path | None = None  # of the fine-tuning text (the finetune tier)
 
 
 def prepare(tier: str, cache: Path) -> ZooData:
@@ -38,17 +40,22 @@ def prepare(tier: str, cache: Path) -> ZooData:
     shared = cache / "zoo" / TOKENS_OF.get(tier, tier)
     tok_dir = shared / "tokenizer"
     tokenizer = load_or_train(tok_dir, corpus.train, VOCAB_SIZE[shared.name])
-    tokens = shared / "tokens.npy"
-    if not tokens.exists():
-        ids = tokenizer(corpus.train.read_text(encoding="utf-8"), add_special_tokens=False)["input_ids"]
-        np.save(tokens, np.asarray(ids, dtype=np.uint16))
-    (base / "corpus.json").write_text(
-        json.dumps(
-            {"source": corpus.source, "sha256": corpus.sha256, "train": str(corpus.train), "probe": str(corpus.probe)},
-            indent=2,
-        )
-    )
-    return ZooData(tier, corpus, tok_dir, tokens, base / "runs")
+    tokens, probe_tokens = shared / "tokens.npy", shared / "probe_tokens.npy"
+    for text, ids_file in ((corpus.train, tokens), (corpus.probe, probe_tokens)):
+        if not ids_file.exists():
+            ids = tokenizer(text.read_text(encoding="utf-8"), add_special_tokens=False)["input_ids"]
+            np.save(ids_file, np.asarray(ids, dtype=np.uint16))
+    record = {"source": corpus.source, "sha256": corpus.sha256, "train": str(corpus.train), "probe": str(corpus.probe)}
+    finetune_tokens = None
+    if tier == "finetune":
+        text, digest, source = fetch_finetune(cache / "corpus")
+        finetune_tokens = base / "finetune_tokens.npy"
+        if not finetune_tokens.exists():
+            ids = tokenizer(text.read_text(encoding="utf-8"), add_special_tokens=False)["input_ids"]
+            np.save(finetune_tokens, np.asarray(ids, dtype=np.uint16))
+        record["finetune"] = {"source": source, "sha256": digest, "text": str(text)}
+    (base / "corpus.json").write_text(json.dumps(record, indent=2))
+    return ZooData(tier, corpus, tok_dir, tokens, base / "runs", probe_tokens, finetune_tokens)
 
 
 def is_finished(run_dir: Path) -> bool:
@@ -69,7 +76,10 @@ def _train_one(spec: RunSpec, data: ZooData, threads: int, device: str) -> dict:
     tokenizer = PreTrainedTokenizerFast.from_pretrained(data.tokenizer_dir)
     tokens = np.load(data.tokens)
     run_dir = data.runs_dir / spec.name  # an unfinished run continues from its last complete checkpoint
-    return train_run(spec, tokens, tokenizer, run_dir, device=device, log=lambda m: print(m, flush=True))
+    probe = np.load(data.probe_tokens) if data.probe_tokens else None
+    tuning = np.load(data.finetune_tokens) if data.finetune_tokens else None
+    return train_run(spec, tokens, tokenizer, run_dir, device=device, log=lambda m: print(m, flush=True),
+                     probe_tokens=probe, finetune_tokens=tuning)  # fmt: skip
 
 
 def run_all(runs: list[RunSpec], data: ZooData, jobs: int = 1, threads: int = 0, device: str = "cpu") -> dict:

@@ -37,6 +37,21 @@ class Recipe:
 
 
 @dataclass(frozen=True)
+class FineTune:
+    """A continuation after pretraining: more steps on text of another kind (zoo.corpus.FINETUNE_PACKAGE), at the
+    constant learning rate the pretraining ended at, the optimizer's state carried over."""
+
+    steps: int = 200
+    batch_size: int = 8  # a small fine-tuning set: 200 × 8 × 128 tokens are ~4.5 passes over the Debian FAQ
+    lr: float = 6e-4
+    seed: int = 1  # of the fine-tuning batches (the pretraining's are the recipe's seed)
+    every: int = 20  # a checkpoint every this many fine-tuning steps
+
+    def checkpoint_steps(self, start: int) -> list[int]:
+        return [start + k for k in range(self.every, self.steps + 1, self.every)]
+
+
+@dataclass(frozen=True)
 class RunSpec:
     """One architecture of the zoo. `family` is the transformers model_type; `overrides` its config keys."""
 
@@ -49,6 +64,7 @@ class RunSpec:
     overrides: dict[str, Any] = field(default_factory=dict)  # extra transformers config keys
     changes: dict[str, Any] = field(default_factory=dict)  # archcast key: glu, norm, kv_bias, tvr
     recipe: Recipe = field(default_factory=Recipe)
+    finetune: FineTune | None = None  # continued on other text after the recipe's steps (the finetune tier)
 
     def relative_cost(self, vocab_size: int = 4096) -> float:
         """Weights touched per token (blocks plus the LM head), × tokens trained: orders runs by training time."""
@@ -59,7 +75,14 @@ class RunSpec:
         return replace(self, recipe=replace(self.recipe, **kw))
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        out = asdict(self)
+        if out["finetune"] is None:  # the record of a run without one reads as before fine-tuning existed
+            del out["finetune"]
+        return out
+
+    def checkpoint_steps(self) -> list[int]:
+        own = self.recipe.checkpoint_steps()
+        return own + (self.finetune.checkpoint_steps(self.recipe.steps) if self.finetune else [])
 
     def config(self, vocab_size: int, bos_id: int, eos_id: int) -> PretrainedConfig:
         d_ff = int(round(self.ffn_ratio * self.d))

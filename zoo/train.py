@@ -12,6 +12,7 @@ import json
 import math
 import shutil
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -69,14 +70,24 @@ def tvr_rescale_(model: torch.nn.Module, sigma: float, threshold: float) -> int:
 
 
 def save_checkpoint(
-    model, tokenizer, folder: Path, step: int, loss: float | None, tokens_seen: int, state: dict | None = None
+    model,
+    tokenizer,
+    folder: Path,
+    step: int,
+    loss: float | None,
+    tokens_seen: int,
+    state: dict | None = None,
+    val_loss: float | None = None,
 ) -> None:
     """Write folder/ atomically (a hidden temporary folder renamed when complete: extraction skips it)."""
     tmp = folder.with_name(f".{folder.name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     archmods.save_causal_lm(model, tmp)
     tokenizer.save_pretrained(tmp)
-    (tmp / STEP_FILE).write_text(json.dumps({"step": step, "loss": loss, "tokens": tokens_seen}))
+    record = {"step": step, "loss": loss, "tokens": tokens_seen}
+    if val_loss is not None:
+        record["val_loss"] = val_loss
+    (tmp / STEP_FILE).write_text(json.dumps(record))
     if state is not None:
         torch.save(state, tmp / STATE_FILE)
     shutil.rmtree(folder, ignore_errors=True)
@@ -107,10 +118,12 @@ def optimizer_for(model: torch.nn.Module, recipe: Recipe) -> torch.optim.AdamW:
     )
 
 
-def train_step(model, optimizer, batch: torch.Tensor, step: int, recipe: Recipe, name: str) -> float:
-    """One optimiser step at the recipe's lr for `step`, gradients clipped; returns the batch's loss."""
+def train_step(
+    model, optimizer, batch: torch.Tensor, step: int, recipe: Recipe, name: str, lr: float | None = None
+) -> float:
+    """One optimiser step at the recipe's lr for `step` (or `lr`), gradients clipped; returns the batch's loss."""
     for group in optimizer.param_groups:
-        group["lr"] = lr_at(step, recipe)
+        group["lr"] = lr_at(step, recipe) if lr is None else lr
     loss = model(input_ids=batch, labels=batch).loss
     if not torch.isfinite(loss):
         raise FloatingPointError(f"{name}: loss is {float(loss)} at step {step}")
@@ -121,18 +134,60 @@ def train_step(model, optimizer, batch: torch.Tensor, step: int, recipe: Recipe,
     return loss.item()
 
 
-def train_run(spec: RunSpec, tokens: np.ndarray, tokenizer, run_dir: Path, device: str = "cpu", log=print) -> dict:
-    """Train `spec` and write run_dir/step{N}/ for each checkpoint step, then run.json.
+VALIDATION_WINDOWS = 16  # of the held-out probe text: each checkpoint's validation loss
+
+
+def validation_windows(probe_tokens: np.ndarray, recipe: Recipe, bos_id: int) -> torch.Tensor:
+    """(VALIDATION_WINDOWS, seq_len): windows spread evenly over the held-out text, BOS first as in training."""
+    body = recipe.seq_len - 1 if recipe.bos else recipe.seq_len
+    starts = np.linspace(0, len(probe_tokens) - body - 1, VALIDATION_WINDOWS).astype(np.int64)
+    rows = np.stack([probe_tokens[s : s + body] for s in starts]).astype(np.int64)
+    if recipe.bos:
+        rows = np.concatenate([np.full((len(rows), 1), bos_id, dtype=np.int64), rows], axis=1)
+    return torch.from_numpy(rows)
+
+
+@torch.no_grad()
+def validation_loss(model, windows: torch.Tensor, device: str) -> float:
+    """Mean next-token loss on the held-out windows (the model in eval mode: no dropout, no RNG drawn)."""
+    model.eval()
+    loss = float(model(input_ids=windows.to(device), labels=windows.to(device)).loss)
+    model.train()
+    return loss
+
+
+def train_run(
+    spec: RunSpec,
+    tokens: np.ndarray,
+    tokenizer,
+    run_dir: Path,
+    device: str = "cpu",
+    log=print,
+    probe_tokens: np.ndarray | None = None,
+    finetune_tokens: np.ndarray | None = None,
+) -> dict:
+    """Train `spec` and write run_dir/step{N}/ for each checkpoint step, then run.json. With `probe_tokens` (the
+    held-out text), each checkpoint records its validation loss; a spec with a fine-tuning continuation trains
+    on `finetune_tokens` after the recipe's steps.
 
     Continues from the latest complete checkpoint's trainer state when run_dir has one.
     """
-    recipe = spec.recipe
+    recipe, finetune = spec.recipe, spec.finetune
+    if finetune is not None and finetune_tokens is None:
+        raise ValueError(f"{spec.name} is fine-tuned after pretraining: it needs the fine-tuning text's tokens")
     torch.manual_seed(recipe.seed)
     config = spec.config(len(tokenizer), tokenizer.bos_token_id, tokenizer.eos_token_id)
     model = archmods.build_model(config).to(device).train()
     optimizer = optimizer_for(model, recipe)
     batches = Batches(tokens, recipe, tokenizer.bos_token_id)
-    checkpoints = set(recipe.checkpoint_steps())
+    tuning = None
+    if finetune is not None:
+        tuning = Batches(finetune_tokens, replace(recipe, batch_size=finetune.batch_size, seed=finetune.seed),
+                         tokenizer.bos_token_id)  # fmt: skip
+    held_out = None if probe_tokens is None else validation_windows(probe_tokens, recipe, tokenizer.bos_token_id)
+    val_losses: dict[int, float] = {}
+    last = recipe.steps + (finetune.steps if finetune else 0)
+    checkpoints = set(spec.checkpoint_steps())
     use_tvr = bool(spec.changes.get("tvr"))
     run_dir.mkdir(parents=True, exist_ok=True)
     spec_record = json.loads(json.dumps(spec.to_dict(), default=str))  # as it reads back from the state file
@@ -147,6 +202,9 @@ def train_run(spec: RunSpec, tokens: np.ndarray, tokenizer, run_dir: Path, devic
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         batches.rng.bit_generator.state = state["sampler"]
+        if tuning is not None:
+            tuning.rng.bit_generator.state = state["finetune_sampler"]
+        val_losses = {int(k): v for k, v in state.get("val_losses", {}).items()}
         torch.set_rng_state(state["torch_rng"])
         first, losses, tvr_count = state["step"], state["losses"], state["tvr_count"]
         seconds_before, sittings = state["seconds"], state["sittings"]
@@ -154,9 +212,11 @@ def train_run(spec: RunSpec, tokens: np.ndarray, tokenizer, run_dir: Path, devic
     sittings = [*sittings, {"from_step": first, "threads": torch.get_num_threads(), "torch": torch.__version__}]
     start = time.time()
     tokens_per_step = recipe.batch_size * recipe.seq_len
-    for step in range(first, recipe.steps + 1):
+    for step in range(first, last + 1):
         if step in checkpoints and not (state_file is not None and step == first):  # not the one resumed from
             recent = float(np.mean(losses[-20:])) if losses else None
+            if held_out is not None:
+                val_losses[step] = validation_loss(model, held_out, device)
             folder = run_dir / f"step{step}"
             state = {
                 "spec": spec_record,
@@ -164,18 +224,25 @@ def train_run(spec: RunSpec, tokens: np.ndarray, tokenizer, run_dir: Path, devic
                 "model": model.state_dict(),
                 "optimizer": optimizer.state_dict(),
                 "sampler": batches.rng.bit_generator.state,
+                **({"finetune_sampler": tuning.rng.bit_generator.state} if tuning is not None else {}),
+                "val_losses": val_losses,
                 "torch_rng": torch.get_rng_state(),
                 "losses": losses,
                 "tvr_count": tvr_count,
                 "seconds": seconds_before + time.time() - start,
                 "sittings": sittings,
             }
-            save_checkpoint(model.eval().cpu(), tokenizer, folder, step, recent, step * tokens_per_step, state)
+            tuned = max(0, step - recipe.steps) * (finetune.batch_size * recipe.seq_len if finetune else 0)
+            seen = min(step, recipe.steps) * tokens_per_step + tuned
+            save_checkpoint(model.eval().cpu(), tokenizer, folder, step, recent, seen, state, val_losses.get(step))
             _drop_older_states(run_dir, keep=folder / STATE_FILE)
             model.to(device).train()
-        if step == recipe.steps:
+        if step == last:
             break
-        loss = train_step(model, optimizer, batches.next().to(device), step, recipe, spec.name)
+        if step < recipe.steps:
+            loss = train_step(model, optimizer, batches.next().to(device), step, recipe, spec.name)
+        else:  # the fine-tuning continuation: other text, the constant lr the pretraining ended at
+            loss = train_step(model, optimizer, tuning.next().to(device), step, recipe, spec.name, finetune.lr)
         if use_tvr and (step + 1) % recipe.tvr_every == 0:
             tvr_count += tvr_rescale_(model, recipe.tvr_sigma, recipe.tvr_threshold)
         losses.append(loss)
@@ -189,6 +256,12 @@ def train_run(spec: RunSpec, tokens: np.ndarray, tokenizer, run_dir: Path, devic
         "initial_loss": losses[0],
         "seconds": round(seconds_before + time.time() - start, 1),
         "tokens_per_step": tokens_per_step,
+        **(
+            {"val_loss": val_losses[last], "val_losses": {str(k): v for k, v in sorted(val_losses.items())}}
+            if last in val_losses
+            else {}
+        ),
+        **({"pretrained_final_loss": float(np.mean(losses[recipe.steps - 20 : recipe.steps]))} if finetune else {}),
         "checkpoints": sorted(checkpoints),
         "tvr_rescales": tvr_count,
         "torch": torch.__version__,
