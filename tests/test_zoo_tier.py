@@ -17,6 +17,8 @@ from training.zoo_tier import add_run, load_provenance, load_tier
 from zoo.grid import CPU2_SEEDED, CPU2_TIED, tier
 from zoo.pipeline import is_committed
 
+from .conftest import REPO
+
 
 def test_cpu2_tier_has_48_designs_at_d128_plus_two_more_seeds_of_each_seeded_design_and_a_third_of_the_tied():
     runs = tier("cpu2")
@@ -187,3 +189,36 @@ def test_tier_card_is_written_from_committed_runs(smoke_zoo, tmp_path):
     assert "| neox-kvbias | neox |" in text  # the one-factor table pairs a variant with its base
     assert {p.name for p in (tier_dir / "figures").iterdir()} == {"llama.png", "gpt_neox.png", "gpt2.png"}
     assert len(pd.read_csv(tier_dir / "runs.csv")) == len(list(runs.iterdir()))
+
+
+def test_a_fine_tuned_run_is_committed_with_its_validation_losses_and_carded(tokenizer, tmp_path):
+    """A tiny run pretrained and fine-tuned for real, measured by the extractor, committed and carded: the card's
+    fine-tuning table compares its end of pretraining with its end of fine-tuning."""
+    from extraction.__main__ import main as extract
+    from training.tier_card import finetuned
+    from training.tier_card import main as tier_card
+    from zoo.spec import FineTune, Recipe, RunSpec
+    from zoo.train import train_run
+
+    text = (REPO / "data" / "corpus" / "train_slice.txt").read_text()
+    ids = lambda t: np.asarray(tokenizer(t, add_special_tokens=False)["input_ids"], dtype=np.uint16)  # noqa: E731
+    recipe = Recipe(steps=20, batch_size=2, seq_len=16, warmup=2, n_linear_checkpoints=2, log_until=4)
+    spec = RunSpec("tiny-ft", "llama", d=32, layers=2, heads=2, recipe=recipe, finetune=FineTune(steps=10, every=5))
+    runs = tmp_path / "cache" / "zoo" / "finetune" / "runs"
+    (runs.parent / "corpus.json").parent.mkdir(parents=True)
+    (runs.parent / "corpus.json").write_text(json.dumps(
+        {"source": "slice", "sha256": "s", "finetune": {"source": "faq", "sha256": "f"}}))  # fmt: skip
+    train_run(spec, ids(text[:40_000]), tokenizer, runs / "tiny-ft", log=lambda m: None,
+              probe_tokens=ids(text[40_000:50_000]), finetune_tokens=ids(text[-20_000:].upper()))  # fmt: skip
+    measured = tmp_path / "measured"
+    assert extract(["--dirs", str(runs / "tiny-ft"), "--out", str(measured), "--seq-len", "16", "--n-seq", "2"]) == 0
+    tier_dir = tmp_path / "finetune"
+    add_run(runs / "tiny-ft", measured, tier_dir, "archcast extract …")
+    back = load_tier(tier_dir)
+    assert back["val_loss"].notna().all() and back["step"].max() == 30
+    assert back.loc[back["step"] == 30, "tokens"].iloc[0] == 20 * 2 * 16 + 10 * 8 * 16
+    table = finetuned(back, load_provenance(tier_dir))
+    assert list(table["phase"]) == ["pretrained", "fine-tuned"] and list(table["step"]) == [20, 30]
+    assert tier_card(["--tier-dir", str(tier_dir)]) == 0
+    card = (tier_dir / "README.md").read_text()
+    assert "## Fine-tuning" in card and "continued 10 steps of 8 × 16 tokens on faq" in card

@@ -203,11 +203,57 @@ def card(
             or r.bos_onset_step > 2 * r.base_bos_onset_step
         ]
         lines += removed or ["- none so far"]
+    lines += finetune_lines(metrics, provenance)
     shown = table.drop(columns=["design", "trained"])
     lines += ["", "## Runs", "", markdown_table(shown), "", "## Figures", ""]
     lines += [f"![{p.stem}](figures/{p.name})" for p in figures]
     lines.append("")
     return "\n".join(lines)
+
+
+def finetuned(metrics: pd.DataFrame, provenance: dict) -> pd.DataFrame:
+    """Per fine-tuned run: at the end of pretraining and at the end of the fine-tuning, the validation loss (on
+    the held-out pretraining text), the median layer linearity (with and without the residual), the strongest
+    layer's ratio and the mechanism's layers."""
+    rows = []
+    for name, record in sorted(provenance.items()):
+        tuning = record["spec"].get("finetune")
+        if not tuning:
+            continue
+        run = metrics[metrics["model_id"] == name]
+        for phase, step in (("pretrained", record["spec"]["recipe"]["steps"]), ("fine-tuned", int(run["step"].max()))):
+            at = run[run["step"] == step]
+            rows.append({
+                "run": name, "phase": phase, "step": step,
+                "val_loss": round(float(at["val_loss"].iloc[0]), 3) if "val_loss" in at else float("nan"),
+                "linearity": round(float(at["linearity"].median()), 4),
+                "linearity_nores": round(float(at["linearity_nores"].median()), 4),
+                "ratio_max": round(float(at["ma_ratio"].max()), 2),
+                "mechanism_layers": f"{int(shows_mechanism(at).sum())}/{len(at)}",
+            })  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def finetune_lines(metrics: pd.DataFrame, provenance: dict) -> list[str]:
+    table = finetuned(metrics, provenance)
+    if table.empty:
+        return []
+    record = next(p for p in provenance.values() if p["spec"].get("finetune"))
+    tuning, source = record["spec"]["finetune"], record["corpus"].get("finetune", {}).get("source", "?")
+    wide = table.pivot(index="run", columns="phase", values="linearity_nores")
+    fell = int((wide["fine-tuned"] > wide["pretrained"]).sum())
+    return [
+        "",
+        "## Fine-tuning",
+        "",
+        f"Each run pretrained as its cpu2 namesake, then continued {tuning['steps']} steps of {tuning['batch_size']} "
+        f"× {record['recipe']['seq_len']} tokens on {source} at lr {tuning['lr']:g} (the pretraining's final lr), "
+        "the optimizer's state carried over; measured with the same probe. `val_loss` is the loss on the held-out "
+        "pretraining text (16 windows). Nonlinearity (1 − linearity without the residual, median over layers) "
+        f"fell in the fine-tuning in {fell} of {len(wide)} runs.",
+        "",
+        markdown_table(table),
+    ]
 
 
 def main(argv=None) -> int:

@@ -59,6 +59,8 @@ def run_table(metrics: pd.DataFrame, provenance: dict[str, dict], configs: dict[
                 "seed": spec["recipe"]["seed"],
                 "params": record["training"]["n_params"],
                 "final_loss": round(record["training"]["final_loss"], 3),
+                # on the held-out text, where the run recorded it (runs trained since validation was measured)
+                **({"val_loss": round(record["training"]["val_loss"], 3)} if "val_loss" in record["training"] else {}),
                 "seconds": record["training"]["seconds"],
                 "checkpoints": run["step"].nunique(),
                 "strongest_layer": strongest,
