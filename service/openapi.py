@@ -108,7 +108,15 @@ PREDICTION = {
             "type": ["object", "null"],
             "description": "where the BOS massive-activation mechanism forms at the end of the recipe",
             "properties": {
-                "onset_layer": {"type": ["integer", "null"], "description": "the likeliest first layer that shows it"},
+                "onset_layer": {
+                    "type": ["integer", "null"],
+                    "description": "the layer most likely to be the measured first layer that shows it (it can "
+                    "differ from first_layer_with_mechanism)",
+                },
+                "first_layer_with_mechanism": {
+                    "type": ["integer", "null"],
+                    "description": "the first layer whose predicted margin passes the rule (has_mechanism)",
+                },
                 "onset_chance": {
                     **NUMBER_OR_NULL,
                     "description": "the chance that onset_layer (or, where it is null, no layer) is the measured "

@@ -77,8 +77,12 @@ class MechanismPrediction:
         return {
             "onset_layer": self.onset_layer,
             "onset_chance": self.onset_chance if math.isfinite(self.onset_chance) else None,
-            "definition": f"top-1 on the first token in ≥ {BOS_SHARE:.0%} of windows and ≥ {ABOVE_REST:g}× the "
-            "largest value elsewhere, at the last step of the reference recipe",
+            "first_layer_with_mechanism": onset_layer(self.has_mechanism),
+            "definition": f"a layer shows the mechanism when its top-1 |h| is on the first token in ≥ {BOS_SHARE:.0%} "
+            f"of windows and ≥ {ABOVE_REST:g}× the largest value elsewhere, at the last step of the recipe; "
+            "has_mechanism: the layer's predicted margin passes that rule; first_layer_with_mechanism: the first "
+            "such layer; onset_layer: the layer most likely to be the measured first one given the margins' "
+            "held-out error (it can differ from first_layer_with_mechanism, and be a layer under even odds itself)",
             "layers": [
                 {
                     "layer": i + 1,

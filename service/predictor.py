@@ -143,6 +143,11 @@ class Predictor:
         # each feature's warning text but its value, and its range as JSON gives it: made once, not per request
         self._range_text = [f"is outside the training range [{ranges[f][0]:g}, {ranges[f][1]:g}]" for f in FEATURES]
         self._ranges = [(float(ranges[f][0]), float(ranges[f][1])) for f in FEATURES]
+        # the unit a distance outside the range is counted in: the feature's training span, or where the training
+        # runs all had one value, that value's size (at least 1, a whole step of a 0/1 feature): a vocabulary of
+        # 4,097 against the trained 4,096 is then a step of 3e-5, not an infinite one
+        span, size = self._high - self._low, np.maximum(np.abs(self._low), np.abs(self._high))
+        self._span = np.where(span > 1e-9 * np.maximum(size, 1.0), span, np.maximum(size, 1.0))
         self._families = set(manifest.domain["model_types"])
         # past the trained widths and depths the curves move by the slopes measured between zoo runs
         self.scale = scale_term(manifest.scale, ranges, self.metrics, len(self.projection_steps))
@@ -470,9 +475,8 @@ class Predictor:
 
     def widening(self, rows: np.ndarray) -> np.ndarray:
         """(L,): 1 inside the training range of every feature; 1 + the largest distance outside it (in units of
-        that feature's training span), capped at 1 + MAX_WIDENING."""
-        span = np.maximum(self._high - self._low, 1e-9)
-        outside = np.maximum(0.0, np.maximum(rows - self._high, self._low - rows)) / span
+        that feature's training span, or of its one trained value's size), capped at 1 + MAX_WIDENING."""
+        outside = np.maximum(0.0, np.maximum(rows - self._high, self._low - rows)) / self._span
         return 1.0 + np.minimum(MAX_WIDENING, outside.max(axis=1))
 
     def band(self, metric: str, t: np.ndarray, values: np.ndarray, widen: np.ndarray):

@@ -256,3 +256,36 @@ def test_a_config_far_from_the_zoo_says_its_mechanism_chances_are_widened():
     assert (np.abs(got.mechanism.probability - 0.5) < np.abs(plain.probability - 0.5)).all()
     # far out, no layer is called with the zoo's confidence either way
     assert (np.abs(got.mechanism.probability - 0.5) < 0.3).all()
+
+
+def test_the_response_tells_the_likeliest_onset_from_the_first_layer_that_passes():
+    """Margins each a little under the cut: no layer passes, yet with a shared offset an onset is likelier than
+    none. The response names both, and its definition says which is which."""
+    from emergence.mechanism import MARGIN_CUT
+    from service.prediction import mechanism_prediction
+
+    margins = np.full(6, MARGIN_CUT - 0.05)
+    got = mechanism_prediction({"bos_margin": margins}, MarginError(model_sd=1.0, layer_sd=0.1)).to_json()
+    assert got["first_layer_with_mechanism"] is None and not any(row["has_mechanism"] for row in got["layers"])
+    assert got["onset_layer"] == 1  # an onset somewhere is likelier than none, the first layer likeliest
+    assert "first_layer_with_mechanism" in got["definition"] and "onset_layer" in got["definition"]
+    passing = mechanism_prediction({"bos_margin": margins + 0.5}).to_json()
+    assert passing["first_layer_with_mechanism"] == passing["onset_layer"] == 1
+
+
+def test_a_feature_the_zoo_never_varied_widens_with_distance_not_as_a_step():
+    """Every zoo run has a vocabulary of 4,096 (a training span of zero): one token more is a small distance from
+    it, a ReLU where the zoo had none a whole unit; before, both were infinitely far and took the cap."""
+    import json
+
+    from features import read_spec, spec_matrix
+    from service.predictor import MAX_WIDENING, Predictor
+
+    predictor = Predictor()
+    config = json.loads((REPO / "data" / "zoo" / "cpu2" / "configs" / "llama.json").read_text())
+    rows = lambda c: spec_matrix(read_spec(c)).astype(np.float64)  # noqa: E731
+    assert (predictor.widening(rows(config)) == 1.0).all()
+    one_more = predictor.widening(rows({**config, "vocab_size": config["vocab_size"] + 1}))
+    assert (one_more > 1.0).all() and (one_more < 1.001).all()
+    relu = predictor.widening(rows({**config, "hidden_act": "relu"}))
+    assert (relu == pytest.approx(2.0)) and (relu < 1 + MAX_WIDENING).all()
