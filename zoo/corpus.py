@@ -43,23 +43,25 @@ def split_sources(root: Path) -> tuple[str, str]:
     return read(train), read(probe)
 
 
+def unpacked(package: str, version: str, tmp: Path, hint: str = "") -> Path:
+    """The pinned Debian package downloaded into tmp and unpacked there; needs apt-get and dpkg-deb."""
+    try:
+        subprocess.run(["apt-get", "download", f"{package}={version}"], cwd=tmp, check=True, capture_output=True)
+        deb = next(tmp.glob("*.deb"))
+        subprocess.run(["dpkg-deb", "-x", str(deb), str(tmp / "x")], check=True, capture_output=True)
+    except (OSError, subprocess.CalledProcessError, StopIteration) as exc:
+        raise RuntimeError(f"could not fetch {package}={version} with apt-get ({exc}){hint}") from exc
+    return tmp / "x"
+
+
 def fetch(cache: Path) -> Corpus:
     """Download the pinned Debian package (once) and split it; needs apt-get and dpkg-deb."""
     cache.mkdir(parents=True, exist_ok=True)
     train, probe = cache / "train.txt", cache / "probe.txt"
     if not train.exists():
         with tempfile.TemporaryDirectory() as tmp:
-            try:
-                subprocess.run(
-                    ["apt-get", "download", f"{PACKAGE}={VERSION}"], cwd=tmp, check=True, capture_output=True
-                )
-                deb = next(Path(tmp).glob("*.deb"))
-                subprocess.run(["dpkg-deb", "-x", str(deb), str(Path(tmp) / "x")], check=True, capture_output=True)
-            except (OSError, subprocess.CalledProcessError, StopIteration) as exc:
-                raise RuntimeError(
-                    f"could not fetch {PACKAGE}={VERSION} with apt-get ({exc}); the smoke tier needs no download"
-                ) from exc
-            train_text, probe_text = split_sources(Path(tmp) / "x")
+            root = unpacked(PACKAGE, VERSION, Path(tmp), "; the smoke tier needs no download")
+            train_text, probe_text = split_sources(root)
         probe.write_text(probe_text)
         train.write_text(train_text)
     return Corpus(train, probe, sha256_of(train), f"debian:{PACKAGE}={VERSION}")
@@ -80,16 +82,8 @@ def fetch_finetune(cache: Path) -> tuple[Path, str, str]:
     text = cache / "finetune.txt"
     if not text.exists():
         with tempfile.TemporaryDirectory() as tmp:
-            try:
-                subprocess.run(["apt-get", "download", f"{FINETUNE_PACKAGE}={FINETUNE_VERSION}"], cwd=tmp, check=True,
-                               capture_output=True)  # fmt: skip
-                deb = next(Path(tmp).glob("*.deb"))
-                subprocess.run(["dpkg-deb", "-x", str(deb), str(Path(tmp) / "x")], check=True, capture_output=True)
-            except (OSError, subprocess.CalledProcessError, StopIteration) as exc:
-                raise RuntimeError(
-                    f"could not fetch {FINETUNE_PACKAGE}={FINETUNE_VERSION} with apt-get ({exc})"
-                ) from exc
-            text.write_bytes(gzip.decompress((Path(tmp) / "x" / FINETUNE_FILE).read_bytes()))
+            root = unpacked(FINETUNE_PACKAGE, FINETUNE_VERSION, Path(tmp))
+            text.write_bytes(gzip.decompress((root / FINETUNE_FILE).read_bytes()))
     return text, sha256_of(text), f"debian:{FINETUNE_PACKAGE}={FINETUNE_VERSION} ({FINETUNE_FILE})"
 
 
