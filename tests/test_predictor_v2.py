@@ -250,7 +250,7 @@ def test_a_config_far_from_the_zoo_says_its_mechanism_chances_are_widened():
     (widened,) = [w for w in got.warnings if w.code == "interval_widened"]
     assert "mechanism's chances" in widened.message and widened.value > 1
     # the same regressor outputs read with the zoo's own error: every layer's chance moves towards even odds
-    _, layer_outputs = predictor.run(spec_matrix(read_spec(config)))
+    _, layer_outputs = predictor.run(predictor.with_recipe(spec_matrix(read_spec(config)), None))
     targets = predictor.layer_values(layer_outputs)[MECHANISM]
     plain = mechanism_prediction(targets, predictor._margin_error, predictor._mechanism_bands)
     assert (np.abs(got.mechanism.probability - 0.5) < np.abs(plain.probability - 0.5)).all()

@@ -52,20 +52,24 @@ def test_a_bad_recipe_is_refused_naming_its_field(given, field):
     assert caught.value.field == field
 
 
-def test_the_predictor_answers_for_the_trained_recipe_and_warns_for_any_other():
+def test_the_served_predictor_reads_the_recipe_and_warns_outside_what_its_runs_covered():
     predictor = Predictor()
+    assert predictor.recipe_features  # the served model learnt from runs of several recipes
     plain = predictor.predict(GPT2, [0, 1000])
     trained = {k: v for k, v in predictor.reference_recipe.to_json().items() if k != "tokens_per_step"}
     same = predictor.predict(GPT2, [0, 1000], recipe=trained)
     assert not [w for w in same.warnings if w.code == "recipe_out_of_range"]
-    other = predictor.predict(GPT2, [0, 1000], recipe={"weight_decay": 0.1, "seq_len": 256})
-    warned = {w.feature: w for w in other.warnings if w.code == "recipe_out_of_range"}
-    assert set(warned) == {"recipe.weight_decay", "recipe.seq_len"}
-    assert warned["recipe.weight_decay"].range == (0.0, 0.0)
-    assert other.recipe_requested["seq_len"] == 256 and other.recipe == plain.recipe
-    assert (other.tokens == plain.tokens).all()  # the curves and their tokens are the trained recipe's
     for metric in plain.metrics:
-        assert (other.metrics[metric].curves.values == plain.metrics[metric].curves.values).all()
+        assert (same.metrics[metric].curves.values == plain.metrics[metric].curves.values).all()
+    covered = predictor.predict(GPT2, [0, 1000], recipe={"weight_decay": 0.1})  # a recipe tier change
+    assert not [w for w in covered.warnings if w.code == "recipe_out_of_range"]
+    assert not (covered.metrics["ma_ratio"].curves.values == plain.metrics["ma_ratio"].curves.values).all()
+    other = predictor.predict(GPT2, [0, 1000], recipe={"seq_len": 256})
+    warned = {w.feature: w for w in other.warnings if w.code == "recipe_out_of_range"}
+    assert set(warned) == {"recipe.seq_len"} and warned["recipe.seq_len"].range == (128, 128)
+    assert "extrapolation" in warned["recipe.seq_len"].message
+    assert other.recipe_requested["seq_len"] == 256 and other.recipe == plain.recipe
+    assert (other.tokens == other.steps * 32 * 256).all()  # tokens under the recipe the curves answer for
 
 
 def test_the_cli_takes_a_recipe_as_json_or_a_file_and_names_a_bad_field(tmp_path):

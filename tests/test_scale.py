@@ -159,3 +159,17 @@ def test_a_depth_slope_that_holds_past_the_range_is_served_and_one_that_overshoo
     table, metrics, fits = _depth_series(lambda L: 0.5 if L == 2 else 1.0)
     flat = curve_error(table, metrics, fits, "ma_ratio", params)["extrapolated"]["depth"]
     assert not flat["applied"] and flat["with_scale_term"] > flat["without_scale_term"]
+
+
+def test_slopes_are_read_between_a_runs_own_checkpoints_and_held_past_the_last():
+    """Runs of another recipe are measured at other steps: a reference step between two of a run's checkpoints is
+    interpolated (in log step), and past the last step any run measured the last slope is held, not zero."""
+    from training.scale import _held, _read_at
+
+    measured = np.array([0.0, 10.0, 100.0, 1000.0])
+    logs = np.array([[0.0, 1.0, 2.0, 3.0], [np.nan, 1.0, np.nan, 3.0]])
+    got = _read_at(measured, logs, np.array([10.0, 100.0, 4000.0]))
+    assert got[0, :2].tolist() == [1.0, 2.0] and np.isnan(got[:, 2]).all()
+    assert 1.0 < got[1, 1] < 3.0  # between its own two checkpoints
+    fits = _held(np.array([[0.5, 0.1], [0.7, 0.2], [np.nan, np.nan], [np.nan, np.nan]]))
+    assert fits[2:] == [(0.7, 0.2), (0.7, 0.2)]

@@ -428,6 +428,7 @@ def test_one_combined_onnx_session_equals_one_session_per_model_file():
 
     predictor = Predictor(REPO / "models", threads=1)
     rows = np.concatenate([feature_matrix(json.loads(p.read_text())) for p in sorted(CONFIGS.glob("*.json"))])
+    rows = predictor.with_recipe(rows, None)  # the served model reads the reference recipe after the features
     inputs = {"layer": rows, "curve": curve_rows(rows, predictor.projection_steps)}
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = 1  # as the predictor's (summation order, hence rounding, depends on threads)
@@ -451,7 +452,7 @@ def test_the_served_curve_passes_through_the_curve_regressors_values_at_the_refe
     predictor = Predictor(REPO / "models", threads=1)
     config = json.loads((CONFIGS / "pythia-160m.json").read_text())
     rows = spec_matrix(read_spec(config))
-    curve_outputs, _ = predictor.run(rows)
+    curve_outputs, _ = predictor.run(predictor.with_recipe(rows, None))
     shift = predictor.scale.shift(rows)
     steps = predictor.projection_steps
     prediction = predictor.predict(config, steps.tolist())

@@ -23,13 +23,13 @@ def axis_slopes(table: pd.DataFrame, metrics: pd.DataFrame, metric: str, steps: 
     Only the runs of the table's most common recipe count: another recipe is another design."""
     table = reference_rows(table)
     measured_steps, values = measured_by_step(table, metrics, metric)
-    columns = [int(np.flatnonzero(measured_steps == s)[0]) if (measured_steps == s).any() else -1 for s in steps]
-    logs = to_log_value(values)
+    logs = np.where(np.isfinite(values), to_log_value(values), np.nan)
     per_run = (
-        pd.DataFrame(np.where(np.array(columns) >= 0, logs[:, columns], np.nan), index=table["model_id"].to_numpy())
+        pd.DataFrame(_read_at(measured_steps, logs, np.asarray(steps, dtype=np.float64)),
+                     index=table["model_id"].to_numpy())
         .groupby(level=0, sort=True)
         .median()
-    )  # (runs, T)
+    )  # (runs, T)  # fmt: skip
     first = table.drop_duplicates("model_id").set_index("model_id").loc[per_run.index]
     runs = dict(tuple(table.groupby("model_id", sort=False)))
     out = {}
@@ -43,7 +43,7 @@ def axis_slopes(table: pd.DataFrame, metrics: pd.DataFrame, metric: str, steps: 
             continue
         keys, xs, ys = design.to_numpy()[varied], x[varied], per_run.to_numpy()[varied]
         codes = pd.factorize(keys)[0]
-        fits = [_within_slope(codes, xs, y) for y in ys.T]
+        fits = _held(np.array([_within_slope(codes, xs, y) for y in ys.T]))
         span = (float(raw[varied].min()), float(raw[varied].max()))
         out[axis] = AxisSlope(
             tuple(f[0] for f in fits), tuple(f[1] for f in fits), int(varied.sum()), int(len(np.unique(codes))), span
@@ -67,3 +67,24 @@ def _within_slope(codes: np.ndarray, x: np.ndarray, y: np.ndarray) -> tuple[floa
     dof = len(y) - (codes.max() + 1) - 1  # one intercept per design and the slope
     rss = float(np.sum((yd - slope * xd) ** 2))
     return slope, float(np.sqrt(rss / dof / sxx)) if dof > 0 else float("nan")
+
+
+def _read_at(measured: np.ndarray, logs: np.ndarray, steps: np.ndarray) -> np.ndarray:
+    """(rows, len(steps)): each row's log values at `steps`, interpolated in log(1 + step) between its own measured
+    checkpoints (runs of other recipes are measured at other steps); NaN outside a row's measured range."""
+    out = np.full((len(logs), len(steps)), np.nan)
+    x, at = np.log1p(measured), np.log1p(steps)
+    for i, row in enumerate(logs):
+        known = np.isfinite(row)
+        if known.sum() >= 2:
+            inside = (at >= x[known][0]) & (at <= x[known][-1])
+            out[i, inside] = np.interp(at[inside], x[known], row[known])
+    return out
+
+
+def _held(fits: np.ndarray) -> list[tuple[float, float]]:
+    """Past the last step any compared run measured, the slope of that step held (as the curves' plateau is)."""
+    finite = np.flatnonzero(np.isfinite(fits[:, 0]))
+    if len(finite):
+        fits[finite[-1] + 1 :] = fits[finite[-1]]
+    return [(float(a), float(b)) for a, b in fits]

@@ -60,7 +60,7 @@ def cost_split() -> float:
     timings["featurise"] = (time.perf_counter() - start) / reps
     start = time.perf_counter()
     for _ in range(reps):
-        curve_outputs, layer_outputs = predictor.run(rows)
+        curve_outputs, layer_outputs = predictor.run(predictor.with_recipe(rows, None))
         predictor.curves(curve_outputs, predictor.metrics, predictor.scale.shift(rows))
         predictor.layer_values(layer_outputs)
     timings["onnxruntime + projection"] = (time.perf_counter() - start) / reps
