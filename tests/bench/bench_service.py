@@ -25,6 +25,7 @@ STORED = "tests.bench.stored_answer:Archcast"
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIG = json.loads((REPO / "examples" / "configs" / "pythia-160m.json").read_text())
+RECIPE = {"lr": 0.003, "weight_decay": 0.1}  # every request says how the model will be trained (predictor v3)
 
 
 class Client:
@@ -66,12 +67,12 @@ def cost_split() -> float:
     timings["onnxruntime + projection"] = (time.perf_counter() - start) / reps
     start = time.perf_counter()
     for _ in range(reps):
-        predictor.predict(CONFIG, STEPS)
+        predictor.predict(CONFIG, STEPS, recipe=RECIPE)
     whole = (time.perf_counter() - start) / reps
     timings["curves + response"] = whole - timings["featurise"] - timings["onnxruntime + projection"]
     start = time.perf_counter()
     for _ in range(reps):
-        orjson.dumps(predictor.predict(CONFIG, STEPS).to_json())
+        orjson.dumps(predictor.predict(CONFIG, STEPS, recipe=RECIPE).to_json())
     handler = (time.perf_counter() - start) / reps
     timings["JSON body"] = handler - whole
     print(f"in-process cost per request (12 layers, 3 metrics, {len(STEPS)} steps):")
@@ -91,7 +92,7 @@ def main() -> None:
     try:
         wait_ready(server, port)
         wait_ready(stored_server, stored_port)
-        body = json.dumps({"config": CONFIG, "steps": STEPS}).encode()
+        body = json.dumps({"config": CONFIG, "steps": STEPS, "recipe": RECIPE}).encode()
         one, stored = Client(port), Client(stored_port)
         for _ in range(20):
             one.call("POST", "/predict", body)
@@ -116,7 +117,7 @@ def main() -> None:
               f"leaves {(3.5 - without / floor_again) * floor:.2f} ms for the prediction, which takes "
               f"{in_process * 1e3:.2f} ms in process")  # fmt: skip
         # 64 configs in one /predict_batch (the batch path) against one /predict, interleaved
-        batch = json.dumps({"configs": [CONFIG] * 64, "steps": STEPS}).encode()
+        batch = json.dumps({"configs": [CONFIG] * 64, "steps": STEPS, "recipe": RECIPE}).encode()
         for _ in range(5):
             one.call("POST", "/predict_batch", batch)
         timed = np.array([(one.call("POST", "/predict_batch", batch), one.call("POST", "/predict", body))
