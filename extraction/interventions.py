@@ -234,11 +234,10 @@ def interventions(model, windows: torch.Tensor, medians: list[float], batch_size
         f"layer {e['layer']} zeroed alone" for e in out["layers"] if e["perplexity_zeroed_alone"] == math.inf
     ]
     if overflowed:  # JSON has no infinity
-        out["perplexity"] = {how: None if v == math.inf else v for how, v in out["perplexity"].items()}
+        finite = lambda v: None if v == math.inf else v  # noqa: E731
+        out["perplexity"] = {how: finite(v) for how, v in out["perplexity"].items()}
         for e in out["layers"]:
-            e["perplexity_zeroed_alone"] = (
-                None if e["perplexity_zeroed_alone"] == math.inf else e["perplexity_zeroed_alone"]
-            )
+            e["perplexity_zeroed_alone"] = finite(e["perplexity_zeroed_alone"])
         out["overflow_note"] = (f"perplexity past the largest float (mean loss ≥ {OVERFLOW_NATS:g} nats), null: "
                                 f"{', '.join(overflowed)}")  # fmt: skip
     return out

@@ -10,7 +10,7 @@ import pytest
 
 from features.recipe import RECIPE_FEATURES
 from service.predictor import Predictor
-from training.dataset import DESIGN, build, load_configs, load_measured, reference_rows
+from training.dataset import DESIGN, build, load_configs, load_measured, reference_recipe_rows
 from training.pipeline import RetrainConfig, retrain
 
 ZOO = Path(__file__).resolve().parents[1] / "data" / "zoo"
@@ -57,7 +57,7 @@ def test_runs_of_several_recipes_keep_each_models_recipe_and_group_by_architectu
     designs = table.drop_duplicates("model_id").set_index("model_id")[DESIGN]
     for design in DESIGNS:
         assert designs[f"{design}-lr0.5"] == designs[f"{design}-lr2"] == designs[design]
-    assert set(reference_rows(table)["model_id"]) == set(DESIGNS)
+    assert set(reference_recipe_rows(table)["model_id"]) == set(DESIGNS)
 
 
 def test_one_tier_alone_gives_the_model_without_recipe_features(tiers):

@@ -29,7 +29,7 @@ from training.scale import axis_slopes
 from training.tune import grouped_folds, lgbm
 
 
-def _abs_log_ratio(pred: np.ndarray, truth: np.ndarray) -> np.ndarray:
+def abs_log_ratio(pred: np.ndarray, truth: np.ndarray) -> np.ndarray:
     """|log(pred / truth)| at the measured points; NaN (0 against non-zero, or the reverse) counts as infinite."""
     with np.errstate(all="ignore"):
         ratio = np.abs(np.log(pred / truth))
@@ -94,8 +94,8 @@ def curve_error(
             shifts[:, mine] = term.axis_shifts(X_layers[test][mine])[:, 0][:, None, :]
         folds.append((test, log_values, shifts, projector))
         for i, row in enumerate(test):
-            direct_errors.append(_abs_log_ratio(direct[i], truth[row]))
-            baseline_errors.append(_abs_log_ratio(baseline, truth[row]))
+            direct_errors.append(abs_log_ratio(direct[i], truth[row]))
+            baseline_errors.append(abs_log_ratio(baseline, truth[row]))
 
     def predicted(log_values, shift, projector) -> np.ndarray:  # the served curves (emergence.path)
         return project_curves(log_values[None], shift[None], projector, [metric]).at(steps)[metric].values
@@ -109,8 +109,8 @@ def curve_error(
                 moved_with = predicted(log_values[moved], shifts[j][moved], projector)
                 moved_without = predicted(log_values[moved], np.zeros_like(log_values[moved]), projector)
                 for i, p_with, p_without in zip(moved, moved_with, moved_without, strict=True):
-                    with_term.append(_abs_log_ratio(p_with, truth[test[i]]))
-                    without.append(_abs_log_ratio(p_without, truth[test[i]]))
+                    with_term.append(abs_log_ratio(p_with, truth[test[i]]))
+                    without.append(abs_log_ratio(p_without, truth[test[i]]))
         if with_term:
             e_with, e_without = _median(with_term), _median(without)
             extrapolated[axis] = {"layers": len(with_term), "with_scale_term": e_with,
@@ -123,11 +123,11 @@ def curve_error(
         projected = project_curves(log_values[None], shifts[applied].sum(axis=0)[None], projector, [metric])
         served = projected.at(steps)[metric].values
         bare = evaluate(projected.params[metric], steps, metric).values  # the same emergence curves, uncorrected
-        bare_errors += [_abs_log_ratio(bare[i], truth[row]) for i, row in enumerate(test)]
+        bare_errors += [abs_log_ratio(bare[i], truth[row]) for i, row in enumerate(test)]
         with np.errstate(all="ignore"):
             residuals[test] = np.log(truth[test] / served)
         fold_of[test] = k
-        model_errors += [_abs_log_ratio(served[i], truth[row]) for i, row in enumerate(test)]
+        model_errors += [abs_log_ratio(served[i], truth[row]) for i, row in enumerate(test)]
     return {
         "metric": metric,
         "median_abs_log_ratio": _median(model_errors),

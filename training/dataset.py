@@ -9,6 +9,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -57,8 +58,16 @@ def _reference(recipes: dict[str, dict]) -> dict:
     return json.loads(counts.most_common(1)[0][0]) if counts else {}
 
 
-def _one_source(source: Path) -> tuple[pd.DataFrame, Path, Path, dict[str, dict]]:
-    """(metrics, provenance, configs folder, model_id → its run's recipe) of one metrics file or tier folder."""
+class _Source(NamedTuple):
+    """What one metrics file or tier folder holds."""
+
+    metrics: pd.DataFrame
+    provenance: Path
+    configs_dir: Path
+    recipes: dict[str, dict]  # model_id → its run's recipe (a zoo spec's)
+
+
+def _one_source(source: Path) -> _Source:
     if source.is_dir():
         files = sorted((source / "runs").glob("*.parquet"))
         if not files:
@@ -67,13 +76,13 @@ def _one_source(source: Path) -> tuple[pd.DataFrame, Path, Path, dict[str, dict]
         runs = {
             f.stem: json.loads(f.with_suffix(".json").read_text()) for f in files if f.with_suffix(".json").exists()
         }
-        return metrics, source / "runs", source / "configs", {n: r["spec"]["recipe"] for n, r in runs.items()}
+        return _Source(metrics, source / "runs", source / "configs", {n: r["spec"]["recipe"] for n, r in runs.items()})
     if source.is_file():
         metrics = pd.read_parquet(source)
         provenance = source.parent / "PROVENANCE.json"
         record = json.loads(provenance.read_text()) if provenance.exists() else {}
         recipes = {m: record["recipe"] for m in metrics["model_id"].unique()} if "recipe" in record else {}
-        return metrics, provenance, source.parent / "configs", recipes
+        return _Source(metrics, provenance, source.parent / "configs", recipes)
     raise ArchcastError(str(source), "no such metrics file or tier folder")
 
 
@@ -85,11 +94,11 @@ def load_measured(sources: Path | Sequence[Path], configs: Path | None = None) -
     if not sources:
         raise ArchcastError("metrics", "no metrics file or tier folder given")
     parts = [_one_source(s) for s in sources]
-    metrics = pd.concat([p[0] for p in parts], ignore_index=True)
+    metrics = pd.concat([p.metrics for p in parts], ignore_index=True)
     twice = metrics.drop_duplicates(["model_id", "step", "layer"]).shape[0] != len(metrics)
     if len(parts) > 1 and twice:
         raise ArchcastError("metrics", "a model is measured in more than one of the sources given")
-    runs = {name: recipe for p in parts for name, recipe in p[3].items()}
+    runs = {name: recipe for p in parts for name, recipe in p.recipes.items()}
     digest = hashlib.sha256(pd.util.hash_pandas_object(metrics, index=False).values.tobytes()).hexdigest()
     reference = _reference(runs)
     several = len({_recipe_key(r) for r in runs.values()}) > 1
@@ -97,8 +106,9 @@ def load_measured(sources: Path | Sequence[Path], configs: Path | None = None) -
         missing = sorted(set(metrics["model_id"]) - set(runs))[:3]
         raise ArchcastError("metrics", f"models {missing} record no training recipe, and the others differ in theirs")
     recipes = {name: read_run_recipe(r) for name, r in runs.items()} if several else {}
-    dirs = (Path(configs),) if configs else tuple(p[2] for p in parts)
-    return MeasuredData(metrics, digest, dirs, parts[0][1], stated_recipe(reference) if reference else {}, recipes)
+    dirs = (Path(configs),) if configs else tuple(p.configs_dir for p in parts)
+    stated = stated_recipe(reference) if reference else {}
+    return MeasuredData(metrics, digest, dirs, parts[0].provenance, stated, recipes)
 
 
 def target_name(metric: str, param: str) -> str:
@@ -216,7 +226,7 @@ def feature_array(table: pd.DataFrame) -> np.ndarray:
     return table[feature_columns(table)].to_numpy(dtype=np.float32)
 
 
-def reference_rows(table: pd.DataFrame) -> pd.DataFrame:
+def reference_recipe_rows(table: pd.DataFrame) -> pd.DataFrame:
     """The rows of the models trained with the recipe most of the table's models share (all rows where the table
     has no recipes; a tie goes to the recipe of the model first by id): what compares designs along one axis must
     not mix recipes, and the reference recipe is the most runs' (load_measured)."""

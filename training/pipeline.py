@@ -38,7 +38,7 @@ from training.dataset import (
     layer_targets,
     load_configs,
     load_measured,
-    reference_rows,
+    reference_recipe_rows,
     target_data,
     target_parts,
 )
@@ -258,7 +258,7 @@ def evaluate_stage(
                 reference,
                 reference_steps(data),
                 config.seed,
-            )  # fmt: skip
+            )
             for m in config.metric_names
         ]
     # the same grouped-CV R² that grouped_r2 computes, read off the scores instead of a second CV pass
@@ -288,7 +288,7 @@ def reference_steps(data: DataSet) -> np.ndarray:
 
 def reference_steps_measured(data: DataSet) -> list[int]:
     """The checkpoints of the runs trained with the reference recipe: a request's steps by default."""
-    models = reference_rows(data.table)["model_id"].unique()
+    models = reference_recipe_rows(data.table)["model_id"].unique()
     return sorted(int(s) for s in data.metrics.loc[data.metrics["model_id"].isin(models), "step"].unique())
 
 

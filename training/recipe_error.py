@@ -19,15 +19,11 @@ import pandas as pd
 
 from emergence.curve import Projector, curve_rows, to_log_value
 from emergence.path import project_curves
-from features.recipe import RECIPE_FEATURES, Recipe
+from features.recipe import Recipe
+from training.curve_error import abs_log_ratio
 from training.dataset import DESIGN, feature_array, measured_by_step
 from training.fit import curve_shapes
 from training.tune import lgbm
-
-
-def _abs_log(pred: np.ndarray, truth: np.ndarray) -> np.ndarray:
-    with np.errstate(all="ignore"):
-        return np.abs(np.log(pred / truth))
 
 
 def recipe_label(recipe: Recipe, reference: Recipe) -> str:
@@ -83,8 +79,7 @@ def recipe_error(
         parts = by_recipe.setdefault(label, {"model": [], "design": [], "recipe": [], "cells": []})
         parts["cells"].append(str(model_ids[test[0]]))
         for name, values in (("model", predicted), ("design", design_curve[None]), ("recipe", recipe_curve[None])):
-            error = _abs_log(np.broadcast_to(values, truth[test].shape), truth[test])[scored]
-            parts[name].append(np.where(np.isnan(error), np.inf, error))
+            parts[name].append(abs_log_ratio(np.broadcast_to(values, truth[test].shape)[scored], truth[test][scored]))
 
     def summary(parts: dict[str, list]) -> dict:
         medians = {k: float(np.median(np.concatenate(parts[k]))) for k in ("model", "design", "recipe")}
@@ -96,7 +91,3 @@ def recipe_error(
         return {"metric": metric, "cells": 0}
     pooled = {k: [p for parts in by_recipe.values() for p in parts[k]] for k in ("model", "design", "recipe", "cells")}
     return {"metric": metric, **summary(pooled), "by_recipe": {label: summary(p) for label, p in by_recipe.items()}}
-
-
-def has_recipes(table: pd.DataFrame) -> bool:
-    return RECIPE_FEATURES[0] in table.columns

@@ -40,22 +40,24 @@ def prepare(tier: str, cache: Path) -> ZooData:
     shared = cache / "zoo" / TOKENS_OF.get(tier, tier)
     tok_dir = shared / "tokenizer"
     tokenizer = load_or_train(tok_dir, corpus.train, VOCAB_SIZE[shared.name])
-    tokens, probe_tokens = shared / "tokens.npy", shared / "probe_tokens.npy"
-    for text, ids_file in ((corpus.train, tokens), (corpus.probe, probe_tokens)):
-        if not ids_file.exists():
-            ids = tokenizer(text.read_text(encoding="utf-8"), add_special_tokens=False)["input_ids"]
-            np.save(ids_file, np.asarray(ids, dtype=np.uint16))
+    tokens = token_file(tokenizer, corpus.train, shared / "tokens.npy")
+    probe_tokens = token_file(tokenizer, corpus.probe, shared / "probe_tokens.npy")
     record = {"source": corpus.source, "sha256": corpus.sha256, "train": str(corpus.train), "probe": str(corpus.probe)}
     finetune_tokens = None
     if tier == "finetune":
         text, digest, source = fetch_finetune(cache / "corpus")
-        finetune_tokens = base / "finetune_tokens.npy"
-        if not finetune_tokens.exists():
-            ids = tokenizer(text.read_text(encoding="utf-8"), add_special_tokens=False)["input_ids"]
-            np.save(finetune_tokens, np.asarray(ids, dtype=np.uint16))
+        finetune_tokens = token_file(tokenizer, text, base / "finetune_tokens.npy")
         record["finetune"] = {"source": source, "sha256": digest, "text": str(text)}
     (base / "corpus.json").write_text(json.dumps(record, indent=2))
     return ZooData(tier, corpus, tok_dir, tokens, base / "runs", probe_tokens, finetune_tokens)
+
+
+def token_file(tokenizer, text: Path, path: Path) -> Path:
+    """`path`: the uint16 token ids of `text`, written once."""
+    if not path.exists():
+        ids = tokenizer(text.read_text(encoding="utf-8"), add_special_tokens=False)["input_ids"]
+        np.save(path, np.asarray(ids, dtype=np.uint16))
+    return path
 
 
 def is_finished(run_dir: Path) -> bool:
