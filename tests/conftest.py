@@ -111,5 +111,5 @@ def smoke_models(smoke_zoo, tmp_path_factory):
 
     metrics, configs, _ = smoke_zoo
     base = tmp_path_factory.mktemp("retrain")
-    result = retrain(RetrainConfig(metrics, configs, base / "models", base / "work", n_trials=3, seed=0))
+    result = retrain(RetrainConfig(metrics, configs, base / "models", base / "work", n_trials=3, seed=0, seeds=2))
     return base / "models", result

@@ -39,7 +39,7 @@ def tiers(tmp_path_factory):
 @pytest.fixture(scope="module")
 def recipe_models(tiers, tmp_path_factory):
     base = tmp_path_factory.mktemp("recipe-retrain")
-    retrain(RetrainConfig(tiers, None, base / "models", base / "work", n_trials=2, seed=0))
+    retrain(RetrainConfig(tiers, None, base / "models", base / "work", n_trials=2, seed=0, seeds=1))
     return base / "models"
 
 

@@ -123,13 +123,11 @@ def test_the_served_model_tells_apart_designs_past_its_trained_size_within_the_r
     assert "scale_extrapolated" in {w.code for w in first.warnings}
 
 
-def _depth_series(factor) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """(table, metrics, fits): llama at 2, 4 (three seeds), 6 and 8 layers, ma_ratio = factor(layers) × one
+def _depth_series(factor):
+    """(table, metrics, held-out fits): llama at 2, 4 (three seeds), 6 and 8 layers, ma_ratio = factor(layers) × one
     emergence curve."""
-    import warnings
-
     from training.dataset import load_configs
-    from training.fit import fit_table
+    from training.heldout_fits import HeldOutFits
 
     names = ["llama", "llama-s1", "llama-s2", "llama-L2", "llama-L6", "llama-L8"]
     configs = load_configs(REPO / "data" / "zoo" / "cpu2" / "configs")
@@ -141,10 +139,7 @@ def _depth_series(factor) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
           "ma_ratio": factor(layers[m]) * (8.0 + 20.0 * np.exp(-0.002 * (s + 5)) * np.log(s + 5) / 6)}
          for m, layer in zip(table["model_id"], table["layer"], strict=True) for s in steps]
     )  # fmt: skip
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        fits = fit_table(metrics, ["ma_ratio"])
-    return table, metrics, fits
+    return table, metrics, HeldOutFits(metrics, ["ma_ratio"])
 
 
 def test_a_depth_slope_that_holds_past_the_range_is_served_and_one_that_overshoots_is_not():

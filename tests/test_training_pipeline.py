@@ -85,7 +85,7 @@ def test_design_folds_hold_out_each_design_once_with_its_seed_replicates():
 def test_same_seed_retrains_give_identical_models_and_champion_is_kept(smoke_zoo, smoke_models, tmp_path):
     metrics, configs, _ = smoke_zoo
     models, first = smoke_models
-    second = retrain(RetrainConfig(metrics, configs, models, tmp_path / "work", n_trials=3, seed=0))
+    second = retrain(RetrainConfig(metrics, configs, models, tmp_path / "work", n_trials=3, seed=0, seeds=2))
     a = json.loads((models / first.version / "manifest.json").read_text())["targets"]
     b = json.loads((second.folder / "manifest.json").read_text())["targets"]
     assert [t["params"] for t in a] == [t["params"] for t in b]
@@ -109,7 +109,7 @@ def test_retrain_needs_configs_for_every_model(smoke_zoo, tmp_path):
     partial.mkdir()
     (partial / "llama.json").write_text((configs / "llama.json").read_text())
     with pytest.raises(ValueError, match="no config for models"):
-        retrain(RetrainConfig(metrics, partial, tmp_path / "models", tmp_path / "work", n_trials=1))
+        retrain(RetrainConfig(metrics, partial, tmp_path / "models", tmp_path / "work", n_trials=1, seeds=1))
 
 
 @pytest.mark.slow
@@ -180,19 +180,15 @@ def test_seed_replicates_share_a_design_and_never_straddle_a_fold():
 def test_curve_error_scores_every_held_out_layer_beside_the_median_curve_baseline():
     # Which layers count must not depend on the fitter: a layer whose fit was too poor to be a training
     # target is still predicted and scored. The baseline is the training models' median measured curve.
-    import warnings
     from pathlib import Path
 
     from training.curve_error import curve_error
-    from training.fit import fit_table
+    from training.heldout_fits import HeldOutFits
 
     zoo = Path(__file__).resolve().parents[1] / "data" / "zoo"
     metrics = pd.read_parquet(zoo / "metrics.parquet")
     metrics = metrics[metrics["model_id"].isin(sorted(metrics["model_id"].unique())[::3])]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        fits = fit_table(metrics, ["ma_ratio"])
-    fits.loc[:4, "r2"] = 0.0  # layers too poorly fitted to lend their shape are still predicted and scored
+    fits = HeldOutFits(metrics, ["ma_ratio"])
     table = build(metrics["model_id"], load_configs(zoo / "configs"))
     params = {"n_estimators": 20}
     result = curve_error(table, metrics, fits, "ma_ratio", params)
@@ -202,7 +198,7 @@ def test_curve_error_scores_every_held_out_layer_beside_the_median_curve_baselin
     assert 0 < result["direct_median_abs_log_ratio"] < np.inf and 0 < result["interval"]["heldout_coverage"] <= 1
 
     same = unique.assign(ma_ratio=unique["step"].map(lambda s: 2.0 + np.log1p(s)))  # every layer the same curve
-    assert curve_error(table, same, fits, "ma_ratio", params)["baseline_median_curve"] == 0.0
+    assert curve_error(table, same, HeldOutFits(same, ["ma_ratio"]), "ma_ratio", params)["baseline_median_curve"] == 0.0
 
 
 def test_tuning_is_redone_when_its_budget_or_seed_changes():
@@ -247,7 +243,7 @@ def test_a_champion_that_keeps_its_place_is_retrained_on_the_new_data(smoke_zoo,
     frame[frame["model_id"] != sorted(frame["model_id"].unique())[0]].to_parquet(fewer, index=False)
     (tmp_path / "PROVENANCE.json").write_text((metrics.parent / "PROVENANCE.json").read_text())
     monkeypatch.setattr(pipeline, "should_promote", lambda *a, **k: (False, "the champion wins"))
-    result = retrain(RetrainConfig(fewer, configs, store, tmp_path / "work", n_trials=2, seed=0))
+    result = retrain(RetrainConfig(fewer, configs, store, tmp_path / "work", n_trials=2, seed=0, seeds=1))
     assert result.promoted and "retrained on the new data" in result.reason
     served = json.loads((store / current_version(store) / "manifest.json").read_text())
     champion = json.loads((models / first.version / "manifest.json").read_text())

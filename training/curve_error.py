@@ -24,7 +24,7 @@ from training.dataset import (
     feature_array,
     measured_by_step,
 )
-from training.fit import curve_shapes
+from training.heldout_fits import HeldOutFits
 from training.scale import axis_slopes
 from training.tune import grouped_folds, lgbm
 
@@ -45,7 +45,7 @@ def _median(parts: list[np.ndarray]) -> float:
 def curve_error(
     table: pd.DataFrame,
     metrics: pd.DataFrame,
-    fits: pd.DataFrame,
+    fits: HeldOutFits,
     metric: str,
     params: dict,
     seed: int = 0,
@@ -56,8 +56,9 @@ def curve_error(
 
     Each fold's curve regressor learns from the training models' checkpoints; its predictions for the held-out
     layers at the measured steps are projected onto the emergence curve over shapes from the training models'
-    fits alone and corrected to pass through the regressor's values (emergence.curve.project), evaluated and
-    clipped as the service serves them. Every checkpoint of every held-out layer counts.
+    fits alone, fitted towards their own population (training.heldout_fits), and corrected to pass through the
+    regressor's values (emergence.curve.project), evaluated and clipped as the service serves them. Every
+    checkpoint of every held-out layer counts.
     `direct_median_abs_log_ratio` is the regressor's own error read at every measured step, and
     `emergence_median_abs_log_ratio` that of the bare emergence curves, without the correction.
 
@@ -86,7 +87,7 @@ def curve_error(
             regressor = lgbm(params, seed).fit(data.X[learn], data.y[learn])
             log_values = regressor.predict(curve_rows(X_layers[test], read_at)).reshape(len(test), len(read_at))
             direct = np.exp(regressor.predict(curve_rows(X_layers[test], steps)).reshape(len(test), len(steps)))
-        projector = Projector(read_at, curve_shapes(fits, metric, float(steps.max()), train_models))
+        projector = Projector(read_at, fits.shapes(metric, float(steps.max()), train_models))
         term = fold_scale_term(rows.iloc[train], metrics, metric, read_at)
         shifts = np.zeros((len(AXES), len(test), len(read_at)))
         for model in dict.fromkeys(model_ids[test]):

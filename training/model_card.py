@@ -8,6 +8,7 @@ from emergence.curve import PUBLISHED_MEAN_R2
 from emergence.scale import AXES
 from training.report import design_onset_lines, seed_ceiling_lines
 from training.scores import GROUPED_BASELINES, OURS
+from training.stability import stability_lines
 
 
 def _span(ranges: dict, feature: str) -> str:
@@ -133,6 +134,7 @@ def model_card(m: dict) -> str:
     if real:
         lines += ["", "## Real-model check (not used in training)", "", real["text"], ""]
         lines += real["table"]
+    lines += stability_lines(m.get("seed_stability", {}))
     recipe = m.get("recipe", {})
     if recipe:
         lines += [

@@ -11,7 +11,7 @@ import hashlib
 import json
 import time
 import warnings
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -45,6 +45,7 @@ from training.dataset import (
 from training.expected import record_expected
 from training.export import reference_configs, write_version
 from training.fit import DEFAULT_METRICS, FitWarning, curve_shapes, fit_table
+from training.heldout_fits import HeldOutFits
 from training.mechanism import mechanism_targets
 from training.model_card import model_card
 from training.onset_error import ONSET_DESIGNS, mechanism_error
@@ -53,7 +54,8 @@ from training.recipe_error import recipe_error
 from training.report import write_report
 from training.scale import axis_slopes
 from training.scores import OURS, evaluate_curve_target, evaluate_target
-from training.tune import cv_predictions, grouped_folds, lgbm, r2, tune
+from training.stability import seed_figures, stability
+from training.tune import tune
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULTS = {
@@ -77,6 +79,7 @@ class RetrainConfig:
     work: Path = Path("runs/retrain")
     n_trials: int = 40  # Optuna trials per target
     seed: int = 0
+    seeds: int = 3  # LightGBM seeds (seed, seed + 1, …) every held-out and real-model figure is evaluated under
     storage: str | None = None  # Optuna RDB URL; default: SQLite in the work folder
     worker: int = 0  # processes sharing one storage give themselves different numbers
     force: bool = False
@@ -94,6 +97,7 @@ class DataSet:
     provenance: Path  # how the series were measured
     recipe: dict  # the reference recipe (what a step means by default)
     recipes: dict = field(default_factory=dict)  # model_id → its Recipe, where the runs' recipes differ
+    heldout: HeldOutFits | None = None  # the fits a held-out fold may read: its training side's alone
 
 
 @dataclass(frozen=True)
@@ -103,10 +107,21 @@ class Evaluation:
     cv_mean_r2: float
     mechanism: dict = field(default_factory=dict)  # where the BOS mechanism forms, on held-out models
     recipes: list[dict] = field(default_factory=list)  # per metric: held-out recipe variants (training.recipe_error)
+    seed: int = 0  # the LightGBM seed of every regressor behind these figures
 
     @property
     def curve_errors(self) -> dict[str, float]:
         return {c["metric"]: c["median_abs_log_ratio"] for c in self.curves}
+
+    @property
+    def recipe_errors(self) -> dict[str, float]:
+        return {r["metric"]: r["median_abs_log_ratio"] for r in self.recipes if r.get("cells")}
+
+
+def mean_of(values: list[dict[str, float]]) -> dict[str, float]:
+    """Key by key, the mean over seeds (the keys every seed has)."""
+    keys = set.intersection(*(set(v) for v in values)) if values else set()
+    return {k: float(np.mean([v[k] for v in values])) for k in sorted(keys)}
 
 
 @dataclass(frozen=True)
@@ -116,7 +131,7 @@ class Decision:
     champion_score: float | None = None
     champion_params: dict[str, dict] | None = None  # its hyperparameters, where comparable
     champion_data: str | None = None  # the data hash it was trained on
-    champion_mechanism: dict | None = None  # its hyperparameters' onset scores on the challenger's data
+    champion_evaluations: list[Evaluation] | None = None  # its hyperparameters on the challenger's data, per seed
 
 
 @dataclass(frozen=True)
@@ -168,8 +183,10 @@ def dataset_stage(config: RetrainConfig, measured: MeasuredData, fits: pd.DataFr
     targets = {curve_target(m): curve_data(table, measured.metrics, m) for m in config.metric_names}
     targets |= {name: target_data(table, name) for name in layer_targets(table)}
     digest = _digest(data_hash(table), measured.digest)
+    heldout = HeldOutFits(measured.metrics, config.metric_names, config.work,
+                          fits_key(measured.digest, config.metric_names))  # fmt: skip
     return DataSet(measured.metrics, fits, configs, table, targets, digest, measured.provenance, measured.recipe,
-                   measured.recipes)  # fmt: skip
+                   measured.recipes, heldout)  # fmt: skip
 
 
 def tune_stage(config: RetrainConfig, data: DataSet, console: Console) -> dict[str, dict]:
@@ -211,59 +228,75 @@ def unused_version(name: str, models_dir: Path) -> str:
     return taken
 
 
-def grouped_r2(targets: dict[str, TargetData], best: dict[str, dict], seed: int) -> float:
-    """Mean grouped-CV R² over all targets for a set of per-target hyperparameters."""
-    scores = []
-    for target, params in best.items():
-        data = targets[target]
-        pred = cv_predictions(lambda p=params: lgbm(p, seed), data.X, data.y, grouped_folds(data.groups))
-        scores.append(r2(data.y, pred))
-    return float(np.nanmean(scores))
+# What a held-out evaluation computes with: a change in any of these packages is a new evaluation, never one
+# read from the cache of the old code
+EVALUATED_BY = ("training", "emergence", "features")
+
+
+def code_digest(packages=EVALUATED_BY, root: Path = REPO) -> str:
+    """Of the source files of `packages` under `root` (their *.py, in order of path)."""
+    h = hashlib.sha256()
+    for package in packages:
+        for path in sorted((root / package).rglob("*.py")):
+            h.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes())
+    return h.hexdigest()[:12]
+
+
+def evaluation_key(data: DataSet, best: dict[str, dict], seed: int) -> str:
+    """Names a cached evaluation: the data, the hyperparameters, the seed and the code that evaluates."""
+    return f"{data.digest[:8]}-{hyper_hash(best)}-s{seed}-{code_digest()}"
 
 
 def evaluate_stage(
-    config: RetrainConfig, data: DataSet, best: dict[str, dict], console: Console, mechanism: dict | None = None
+    config: RetrainConfig, data: DataSet, best: dict[str, dict], console: Console, seed: int
 ) -> Evaluation:
-    """Grouped-CV scores, held-out curve errors and onset scores of `best` on `data`; `mechanism` where the onset
-    scores of these hyperparameters on this data are already known (decide_stage scored the champion's)."""
-    console.print("[bold]evaluate[/] grouped CV against baselines")
-    cache = config.work / f"evaluation-{data.digest[:8]}-{hyper_hash(best)}-s{config.seed}.json"
+    """Grouped-CV scores, held-out curve errors, onset scores and held-out recipe variants of `best` on `data`,
+    every regressor trained under LightGBM seed `seed`; cached in the work folder (evaluation_key)."""
+    cache = config.work / f"evaluation-{evaluation_key(data, best, seed)}.json"
     if cache.exists():
-        scores = json.loads(cache.read_text())
-    else:
-        scores = {}
-        for name, params in best.items():
-            target = data.targets[name]
-            score = evaluate_curve_target if target_parts(name)[1] == CURVE else evaluate_target
-            scores[name] = {"n": len(target.y), "scores": score(target.X, target.y, target.groups, params, config.seed)}
-        cache.write_text(json.dumps(scores, indent=2, default=float))
+        return Evaluation(**json.loads(cache.read_text()))
+    console.print(f"[bold]evaluate[/] grouped CV against baselines (seed {seed})")
+    scores = {}
+    for name, params in best.items():
+        target = data.targets[name]
+        score = evaluate_curve_target if target_parts(name)[1] == CURVE else evaluate_target
+        scores[name] = {"n": len(target.y), "scores": score(target.X, target.y, target.groups, params, seed)}
     curves = [
-        curve_error(data.table, data.metrics, data.fits, m, best[curve_target(m)], config.seed, reference_steps(data))
+        curve_error(data.table, data.metrics, data.heldout, m, best[curve_target(m)], seed, reference_steps(data))
         for m in config.metric_names
     ]
-    if mechanism is None:
-        mechanism = mechanism_error(data.table, best, config.seed)
+    mechanism = mechanism_error(data.table, best, seed)
     recipes = []
     if data.recipes:  # the runs' recipes differ: each variant's cells held out against recipe-aware baselines
-        console.print("[bold]evaluate[/] held-out recipe variants")
+        console.print(f"[bold]evaluate[/] held-out recipe variants (seed {seed})")
         reference = read_recipe_fields(data.recipe)
         recipes = [
             recipe_error(
                 data.table,
                 data.metrics,
-                data.fits,
+                data.heldout,
                 m,
                 best[curve_target(m)],
                 data.recipes,
                 reference,
                 reference_steps(data),
-                config.seed,
-            )
+                seed,
+            )  # fmt: skip
             for m in config.metric_names
         ]
-    # the same grouped-CV R² that grouped_r2 computes, read off the scores instead of a second CV pass
     cv_mean_r2 = float(np.nanmean([scores[name]["scores"][OURS]["r2"] for name in best]))
-    return Evaluation(scores, curves, cv_mean_r2, mechanism, recipes)
+    evaluation = Evaluation(scores, curves, cv_mean_r2, mechanism, recipes, seed)
+    cache.write_text(json.dumps(asdict(evaluation), indent=1, default=float))
+    return evaluation
+
+
+def seeds_of(config: RetrainConfig) -> list[int]:
+    return [config.seed + k for k in range(max(1, config.seeds))]
+
+
+def evaluate_seeds(config: RetrainConfig, data: DataSet, best: dict[str, dict], console: Console) -> list[Evaluation]:
+    """evaluate_stage under every seed of the config, the first seed's (the served files') first."""
+    return [evaluate_stage(config, data, best, console, seed) for seed in seeds_of(config)]
 
 
 def fit_summary(fits: pd.DataFrame) -> dict:
@@ -314,21 +347,42 @@ def scale_slopes(data: DataSet, curves: list[dict]) -> dict[str, dict[str, dict]
     return out
 
 
-def export_new_version(config: RetrainConfig, data: DataSet, best: dict[str, dict], evaluation: Evaluation) -> Path:
+def export_new_version(
+    config: RetrainConfig, data: DataSet, best: dict[str, dict], evaluations: list[Evaluation]
+) -> Path:
     """The challenger under its version name, or, where models/ already holds a different model of that name (the
     same data and hyperparameters exported the same day by other code), under the next free revision. A rerun
-    that gives the same files keeps the name."""
-    candidate = export_stage(config, data, best, evaluation, version_name(data, best, config.seed))
+    that gives the same files keeps the name. `evaluations`: one per seed, the served files' seed first."""
+    others = [seed_real_check(config, data, best, e) for e in evaluations[1:]]
+    candidate = export_stage(config, data, best, evaluations, others, version_name(data, best, config.seed))
     served = config.models / candidate.name
     if served.exists() and not same_files(served, candidate):
-        candidate = export_stage(config, data, best, evaluation, unused_version(candidate.name, config.models))
+        name = unused_version(candidate.name, config.models)
+        candidate = export_stage(config, data, best, evaluations, others, name)
     return candidate
 
 
+def seed_real_check(config: RetrainConfig, data: DataSet, best: dict[str, dict], evaluation: Evaluation) -> dict:
+    """The real-model check of `best` trained under another seed: exported to the work folder (never served)."""
+    seed = evaluation.seed
+    work = config.work / "seeds" / f"s{seed}"
+    work.mkdir(parents=True, exist_ok=True)
+    folder = export_stage(replace(config, seed=seed, work=work), data, best, [evaluation], [], f"seed-{seed}")
+    return read_manifest(folder).info.get("real_model_check", {})
+
+
 def export_stage(
-    config: RetrainConfig, data: DataSet, best: dict[str, dict], evaluation: Evaluation, name: str
+    config: RetrainConfig,
+    data: DataSet,
+    best: dict[str, dict],
+    evaluations: list[Evaluation],
+    other_real_checks: list[dict],
+    name: str,
 ) -> Path:
-    """The challenger as the version folder work/candidate/<name>, with its manifest, card and report."""
+    """The challenger as the version folder work/candidate/<name>, with its manifest, card and report: trained
+    under the first evaluation's seed; every evaluation's figures (and `other_real_checks`, those of the others'
+    seeds) in its seed-stability table."""
+    evaluation = evaluations[0]
     summary = fit_summary(data.fits)
     write_report(config.work, evaluation.scores, summary, evaluation.curves, evaluation.mechanism)
     candidate = config.work / "candidate" / name
@@ -359,8 +413,16 @@ def export_stage(
     # what the exported files answer, so that another machine's libraries cannot serve other numbers unseen
     manifest = record_expected(candidate, manifest)
     real = real_model_check(candidate)
-    if real:  # the exported files themselves are checked against the real models, then the card says how
-        manifest = replace(manifest, info={**manifest.info, "real_model_check": real})
+    extra = {"real_model_check": real} if real else {}
+    if len(evaluations) > 1:
+        checks = [real, *other_real_checks]
+        per_seed = [
+            seed_figures(e.curves, e.mechanism, e.recipes, e.cv_mean_r2, check)
+            for e, check in zip(evaluations, checks, strict=True)
+        ]
+        extra["seed_stability"] = stability([e.seed for e in evaluations], per_seed)
+    if extra:  # the exported files themselves are checked against the real models, then the card says how
+        manifest = replace(manifest, info={**manifest.info, **extra})
         manifest.write(candidate)
         (candidate / CARD).write_text(model_card(manifest.to_json()))
     (candidate / "report.md").write_text((config.work / "report.md").read_text())
@@ -376,13 +438,16 @@ def should_promote(
     *,
     challenger_onset: float | None = None,
     champion_onset: float | None = None,
+    challenger_recipes: dict[str, float] | None = None,
+    champion_recipes: dict[str, float] | None = None,
 ) -> tuple[bool, str]:
     """Promote a challenger only if it beats the champion on the same data in grouped-CV mean R² over
     the parameter targets *and* predicts no metric's held-out curves worse (median |log ratio|) *and*, where
-    both give one, places the BOS onset layer exactly in no smaller share of held-out designs: parameters can
-    score better while the curves users see get worse (the curve is ill-conditioned), and the margin
-    regressor's R² can rise while the onset it is read for gets worse (on 133 cpu2 runs: 80.0 % of designs
-    against the champion's 81.5 %)."""
+    both give one, places the BOS onset layer exactly in no smaller share of held-out designs *and* predicts no
+    metric's held-out recipe variants worse: parameters can score better while the curves users see get worse
+    (the curve is ill-conditioned), and the margin regressor's R² can rise while the onset it is read for gets
+    worse (on 133 cpu2 runs: 80.0 % of designs against the champion's 81.5 %). The pipeline passes each figure's
+    mean over the LightGBM seeds (RetrainConfig.seeds): one seed's score can flip from one retrain to the next."""
     if force:
         return True, "forced"
     if champion_r2 is None or champion_curves is None:
@@ -398,12 +463,31 @@ def should_promote(
         return False, "held-out curves worse: " + ", ".join(worse)
     if challenger_onset is not None and champion_onset is not None and not challenger_onset >= champion_onset:
         return False, f"onset layer exact in fewer held-out designs: {challenger_onset:.1%} < {champion_onset:.1%}"
-    return True, "better mean R² and no held-out curve or onset worse"
+    worse = [
+        f"{m} {challenger_recipes[m]:.3f} > {champion_recipes[m]:.3f}"
+        for m in (champion_recipes or {})
+        if m in (challenger_recipes or {}) and not challenger_recipes[m] <= champion_recipes[m]
+    ]
+    if worse:
+        return False, "held-out recipe variants worse: " + ", ".join(worse)
+    return True, "better mean R² and no held-out curve, onset or recipe variant worse"
 
 
-def decide_stage(config: RetrainConfig, data: DataSet, evaluation: Evaluation) -> Decision:
-    """The champion's hyperparameters scored on the challenger's data, then should_promote."""
-    champion, champion_curves, champion_mechanism, params, trained_on = None, None, None, None, None
+def seed_means(evaluations: list[Evaluation]) -> dict:
+    """should_promote's figures of one set of hyperparameters: each the mean over the seeds' evaluations."""
+    onsets = [e.mechanism[ONSET_DESIGNS] for e in evaluations if ONSET_DESIGNS in e.mechanism]
+    return {
+        "r2": float(np.mean([e.cv_mean_r2 for e in evaluations])),
+        "curves": mean_of([e.curve_errors for e in evaluations]),
+        "onset": float(np.mean(onsets)) if len(onsets) == len(evaluations) else None,
+        "recipes": mean_of([e.recipe_errors for e in evaluations]) or None,
+    }
+
+
+def decide_stage(config: RetrainConfig, data: DataSet, evaluations: list[Evaluation], console: Console) -> Decision:
+    """The champion's hyperparameters evaluated on the challenger's data under the same seeds, then
+    should_promote on the means over the seeds."""
+    champion, params, trained_on = None, None, None
     version = current_version(config.models)
     if version and (config.models / version / "manifest.json").exists():
         manifest = read_manifest(config.models / version)
@@ -412,21 +496,14 @@ def decide_stage(config: RetrainConfig, data: DataSet, evaluation: Evaluation) -
         if set(params) != set(data.targets):
             params = None
         else:
-            champion = grouped_r2(data.targets, params, config.seed)
-            champion_curves = {
-                m: curve_error(
-                    data.table, data.metrics, data.fits, m, params[curve_target(m)], config.seed, reference_steps(data)
-                )["median_abs_log_ratio"]
-                for m in config.metric_names
-            }
-            if ONSET_DESIGNS in evaluation.mechanism:  # scored only where the challenger has one to compare
-                champion_mechanism = mechanism_error(data.table, params, config.seed)
+            champion = evaluate_seeds(config, data, params, console)
+    mine, theirs = seed_means(evaluations), seed_means(champion) if champion else None
     promote_it, reason = should_promote(
-        evaluation.cv_mean_r2, champion, evaluation.curve_errors, champion_curves, config.force,
-        challenger_onset=evaluation.mechanism.get(ONSET_DESIGNS),
-        champion_onset=(champion_mechanism or {}).get(ONSET_DESIGNS),
+        mine["r2"], theirs and theirs["r2"], mine["curves"], theirs and theirs["curves"], config.force,
+        challenger_onset=mine["onset"], champion_onset=theirs and theirs["onset"],
+        challenger_recipes=mine["recipes"], champion_recipes=theirs and theirs["recipes"],
     )  # fmt: skip
-    return Decision(promote_it, reason, champion, params, trained_on, champion_mechanism)
+    return Decision(promote_it, reason, theirs and theirs["r2"], params, trained_on, champion)
 
 
 def retrain(config: RetrainConfig, console: Console | None = None) -> RetrainResult:
@@ -435,27 +512,27 @@ def retrain(config: RetrainConfig, console: Console | None = None) -> RetrainRes
     measured, fits = fit_stage(config, console)
     data = dataset_stage(config, measured, fits)
     best = tune_stage(config, data, console)
-    evaluation = evaluate_stage(config, data, best, console)
-    candidate = export_new_version(config, data, best, evaluation)
-    decision = decide_stage(config, data, evaluation)
+    evaluations = evaluate_seeds(config, data, best, console)
+    candidate = export_new_version(config, data, best, evaluations)
+    decision = decide_stage(config, data, evaluations, console)
+    challenger = seed_means(evaluations)["r2"]
     champion = "none" if decision.champion_score is None else f"{decision.champion_score:.4f}"
     console.print(
-        f"challenger grouped-CV mean R² {evaluation.cv_mean_r2:.4f}; champion {champion} → "
-        f"{'promote' if decision.promote else 'keep champion'} ({decision.reason})"
+        f"challenger grouped-CV mean R² {challenger:.4f} (mean over {len(evaluations)} seeds); champion {champion} "
+        f"→ {'promote' if decision.promote else 'keep champion'} ({decision.reason})"
     )
     reason = decision.reason
     if not decision.promote and decision.champion_params and decision.champion_data != data.digest:
         # The champion's hyperparameters won on the new data, but the served files learnt from the old: serve
         # those hyperparameters trained on what is measured now, or new runs would never reach the service.
         console.print("[bold]refresh[/] the champion's hyperparameters, trained on the new data")
-        evaluation = evaluate_stage(config, data, decision.champion_params, console, decision.champion_mechanism)
-        candidate = export_new_version(config, data, decision.champion_params, evaluation)
+        evaluations = decision.champion_evaluations
+        candidate = export_new_version(config, data, decision.champion_params, evaluations)
         decision = replace(decision, promote=True)
         reason += "; the champion's hyperparameters retrained on the new data are served instead"
     if decision.promote:
         promote(candidate, config.models)
         console.print(f"[green]promoted[/] {candidate.name} → {config.models / candidate.name}")
     return RetrainResult(
-        candidate.name, decision.promote, evaluation.cv_mean_r2, decision.champion_score, candidate, reason,
-        evaluation,
+        candidate.name, decision.promote, challenger, decision.champion_score, candidate, reason, evaluations[0],
     )  # fmt: skip

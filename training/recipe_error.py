@@ -22,7 +22,7 @@ from emergence.path import project_curves
 from features.recipe import Recipe
 from training.curve_error import abs_log_ratio
 from training.dataset import DESIGN, feature_array, measured_by_step
-from training.fit import curve_shapes
+from training.heldout_fits import HeldOutFits
 from training.tune import lgbm
 
 
@@ -35,7 +35,7 @@ def recipe_label(recipe: Recipe, reference: Recipe) -> str:
 def recipe_error(
     table: pd.DataFrame,
     metrics: pd.DataFrame,
-    fits: pd.DataFrame,
+    fits: HeldOutFits,
     metric: str,
     params: dict,
     recipes: dict[str, Recipe],
@@ -72,7 +72,7 @@ def recipe_error(
             warnings.simplefilter("ignore")
             regressor = lgbm(params, seed).fit(X_points[learn], y_points[learn])
             log_values = regressor.predict(curve_rows(X[test], read_at)).reshape(len(test), len(read_at))
-        projector = Projector(read_at, curve_shapes(fits, metric, float(steps.max()), train_models))
+        projector = Projector(read_at, fits.shapes(metric, float(steps.max()), train_models))
         served = project_curves(log_values[None], np.zeros((1, len(read_at))), projector, [metric])
         predicted = served.at(steps)[metric].values  # (n, T)
         scored = np.isfinite(truth[test]) & np.isfinite(design_curve)[None] & np.isfinite(recipe_curve)[None]
