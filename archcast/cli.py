@@ -302,7 +302,14 @@ def retrain_cmd(
     models: Path = typer.Option(None, "--models", help="models folder (default: models/)"),
     work: Path = typer.Option(Path("runs/retrain"), "--work", help="work folder; a rerun resumes from it"),
     trials: int = typer.Option(40, "--trials", min=1, help="Optuna trials per target"),
-    seed: int = typer.Option(0, "--seed"),
+    seed: int = typer.Option(0, "--seed", help="LightGBM seed of the served files (and the first evaluated)"),
+    seeds: int = typer.Option(
+        3,
+        "--seeds",
+        min=1,
+        help="LightGBM seeds every held-out and real-model figure is evaluated under (from --seed "
+        "on); the promotion rule compares their means",
+    ),
     storage: str | None = typer.Option(None, "--storage", help="Optuna RDB URL (default: SQLite in --work)"),
     worker: int = typer.Option(0, "--worker", min=0, help="this process's number when several share --storage"),
     force: bool = typer.Option(False, "--force", help="promote even if the champion scores better"),
@@ -321,7 +328,7 @@ def retrain_cmd(
               f"{models}/ and {rule}")  # fmt: skip
     config = RetrainConfig(
         metrics=sources, configs=configs, models=models, work=work,
-        n_trials=trials, seed=seed, storage=storage, worker=worker, force=force,
+        n_trials=trials, seed=seed, seeds=seeds, storage=storage, worker=worker, force=force,
     )  # fmt: skip
     result = retrain(config)
     typer.echo(

@@ -51,13 +51,28 @@ def test_runs_of_several_recipes_keep_each_models_recipe_and_group_by_architectu
     measured = load_measured(tiers)
     assert measured.recipe["lr"] == 0.006  # the most runs' recipe is the reference: cpu2's
     assert measured.recipes["llama-lr2"].lr == 0.012 and measured.recipes["llama"].lr == 0.006
-    table = build(measured.metrics["model_id"], load_configs(measured.configs_dirs), recipes=measured.recipes)
+    configs = load_configs(measured.configs_dirs)
+    table = build(measured.metrics["model_id"], configs, recipes=measured.recipes, reference=measured.reference)
     assert set(RECIPE_FEATURES) <= set(table.columns)
     # a design is its architecture: grouped CV holds it out under every recipe at once
     designs = table.drop_duplicates("model_id").set_index("model_id")[DESIGN]
     for design in DESIGNS:
         assert designs[f"{design}-lr0.5"] == designs[f"{design}-lr2"] == designs[design]
     assert set(reference_recipe_rows(table)["model_id"]) == set(DESIGNS)
+
+
+def test_the_reference_rows_are_those_of_the_recipe_load_measured_chose(tiers):
+    # three recipes of five runs each: a tie, which load_measured breaks once; the table's rows follow that choice
+    measured = load_measured(tiers)
+    configs = load_configs(measured.configs_dirs)
+    chosen = build(measured.metrics["model_id"], configs, recipes=measured.recipes, reference=measured.reference)
+    assert measured.reference.lr == measured.recipe["lr"] == 0.006
+    assert set(reference_recipe_rows(chosen)["model_id"]) == set(DESIGNS)
+    other = build(measured.metrics["model_id"], configs, recipes=measured.recipes,
+                  reference=measured.recipes["llama-lr2"])  # fmt: skip
+    assert set(reference_recipe_rows(other)["model_id"]) == {f"{d}-lr2" for d in DESIGNS}
+    with pytest.raises(ValueError, match="reference recipe"):
+        build(measured.metrics["model_id"], configs, recipes=measured.recipes)
 
 
 def test_one_tier_alone_gives_the_model_without_recipe_features(tiers):

@@ -35,6 +35,7 @@ class MeasuredData:
     provenance: Path  # the file or folder that records how the series were measured (the first source's)
     recipe: dict  # the reference recipe (the most runs'): what a predicted step means by default
     recipes: dict[str, Recipe] = field(default_factory=dict)  # model_id → its recipe, where more than one differ
+    reference: Recipe | None = None  # `recipe` as the regressors read it, where recipes differ
 
 
 def stated_recipe(recipe: dict) -> dict:
@@ -108,7 +109,8 @@ def load_measured(sources: Path | Sequence[Path], configs: Path | None = None) -
     recipes = {name: read_run_recipe(r) for name, r in runs.items()} if several else {}
     dirs = (Path(configs),) if configs else tuple(p.configs_dir for p in parts)
     stated = stated_recipe(reference) if reference else {}
-    return MeasuredData(metrics, digest, dirs, parts[0].provenance, stated, recipes)
+    return MeasuredData(metrics, digest, dirs, parts[0].provenance, stated, recipes,
+                        read_run_recipe(reference) if several else None)  # fmt: skip
 
 
 def target_name(metric: str, param: str) -> str:
@@ -128,6 +130,7 @@ def load_configs(folders: Path | Sequence[Path]) -> dict[str, dict]:
 
 
 DESIGN = "design"  # the regression table's column that leave-architecture-out CV groups by
+REFERENCE_ROW = "reference_recipe"  # … and the one that marks the models trained with the reference recipe
 
 
 def design_keys(table: pd.DataFrame) -> pd.Series:
@@ -142,16 +145,23 @@ MEASURED_FLAG = "has_mechanism"  # a column of the regression table (no "__": no
 
 
 def build(
-    model_ids, configs: dict[str, dict], mechanism: pd.DataFrame | None = None, recipes: dict[str, Recipe] | None = None
+    model_ids,
+    configs: dict[str, dict],
+    mechanism: pd.DataFrame | None = None,
+    recipes: dict[str, Recipe] | None = None,
+    reference: Recipe | None = None,
 ) -> pd.DataFrame:
     """One row per (model, layer): model_id, layer, model_type, design (design_keys), FEATURES…, then the
     mechanism targets (training.mechanism, transformed) and the measured flag MEASURED_FLAG where `mechanism` gives
-    them (NaN where undefined: no onset without a mechanism). Given `recipes` (model_id → its recipe), the
-    RECIPE_FEATURES follow FEATURES: the regressors then read how each model was trained."""
+    them (NaN where undefined: no onset without a mechanism). Given `recipes` (model_id → its recipe) and the
+    `reference` recipe (load_measured's choice), the RECIPE_FEATURES follow FEATURES, the regressors then read how
+    each model was trained, and REFERENCE_ROW marks the models trained with the reference."""
     model_ids = sorted(set(model_ids))
     unknown = sorted(set(model_ids) - set(configs))
     if unknown:
         raise ArchcastError("configs", f"no config for models {unknown}")
+    if recipes and reference is None:
+        raise ValueError("a table of several recipes needs the reference recipe (MeasuredData.reference)")
     frames = []
     for model_id in model_ids:
         rows = featurize(configs[model_id]).reset_index(drop=True)
@@ -160,6 +170,7 @@ def build(
         rows.insert(0, "model_id", model_id)
         if recipes:
             rows[list(RECIPE_FEATURES)] = recipe_vector(recipes[model_id])
+            rows[REFERENCE_ROW] = recipes[model_id] == reference
         frames.append(rows)
     table = pd.concat(frames, ignore_index=True)
     table.insert(3, DESIGN, design_keys(table))
@@ -227,16 +238,9 @@ def feature_array(table: pd.DataFrame) -> np.ndarray:
 
 
 def reference_recipe_rows(table: pd.DataFrame) -> pd.DataFrame:
-    """The rows of the models trained with the recipe most of the table's models share (all rows where the table
-    has no recipes; a tie goes to the recipe of the model first by id): what compares designs along one axis must
-    not mix recipes, and the reference recipe is the most runs' (load_measured)."""
-    if RECIPE_FEATURES[0] not in table.columns:
-        return table
-    vectors = table[list(RECIPE_FEATURES)].to_numpy(np.float32)
-    per_model = pd.DataFrame(vectors).assign(model_id=table["model_id"].to_numpy()).drop_duplicates("model_id")
-    counts = Counter(tuple(v) for v in per_model.sort_values("model_id").drop(columns="model_id").to_numpy())
-    wanted = np.array(counts.most_common(1)[0][0], dtype=np.float32)
-    return table.loc[(vectors == wanted[None, :]).all(axis=1)]
+    """The rows of the models trained with the reference recipe (all rows where the table has no recipes): what
+    compares designs along one axis must not mix recipes. The reference is chosen once, by load_measured."""
+    return table.loc[table[REFERENCE_ROW]] if REFERENCE_ROW in table.columns else table
 
 
 @dataclass(frozen=True)

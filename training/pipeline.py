@@ -178,7 +178,8 @@ def fit_stage(config: RetrainConfig, console: Console) -> tuple[MeasuredData, pd
 
 def dataset_stage(config: RetrainConfig, measured: MeasuredData, fits: pd.DataFrame) -> DataSet:
     configs = load_configs(measured.configs_dirs)
-    table = build(measured.metrics["model_id"], configs, mechanism_targets(measured.metrics), measured.recipes)
+    table = build(measured.metrics["model_id"], configs, mechanism_targets(measured.metrics), measured.recipes,
+                  measured.reference)  # fmt: skip
     table.to_parquet(config.work / "dataset.parquet", index=False)
     targets = {curve_target(m): curve_data(table, measured.metrics, m) for m in config.metric_names}
     targets |= {name: target_data(table, name) for name in layer_targets(table)}
