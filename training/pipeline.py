@@ -24,7 +24,6 @@ import training.solvers
 import training.tune
 from emergence.curve import projection_steps
 from features.recipe import Recipe
-from features.recipe import reference_recipe as read_recipe_fields
 from modelstore import CARD, current_version, promote, read_manifest, same_files
 from training.curve_error import curve_error
 from training.dataset import (
@@ -97,6 +96,7 @@ class DataSet:
     provenance: Path  # how the series were measured
     recipe: dict  # the reference recipe (what a step means by default)
     recipes: dict = field(default_factory=dict)  # model_id → its Recipe, where the runs' recipes differ
+    reference: Recipe | None = None  # `recipe` as a Recipe, where the runs' recipes differ (load_measured's choice)
     heldout: HeldOutFits | None = None  # the fits a held-out fold may read: its training side's alone
 
 
@@ -187,7 +187,7 @@ def dataset_stage(config: RetrainConfig, measured: MeasuredData, fits: pd.DataFr
     heldout = HeldOutFits(measured.metrics, config.metric_names, config.work,
                           fits_key(measured.digest, config.metric_names))  # fmt: skip
     return DataSet(measured.metrics, fits, configs, table, targets, digest, measured.provenance, measured.recipe,
-                   measured.recipes, heldout)  # fmt: skip
+                   measured.recipes, measured.reference, heldout)  # fmt: skip
 
 
 def tune_stage(config: RetrainConfig, data: DataSet, console: Console) -> dict[str, dict]:
@@ -270,7 +270,6 @@ def evaluate_stage(
     recipes = []
     if data.recipes:  # the runs' recipes differ: each variant's cells held out against recipe-aware baselines
         console.print(f"[bold]evaluate[/] held-out recipe variants (seed {seed})")
-        reference = read_recipe_fields(data.recipe)
         recipes = [
             recipe_error(
                 data.table,
@@ -279,7 +278,7 @@ def evaluate_stage(
                 m,
                 best[curve_target(m)],
                 data.recipes,
-                reference,
+                data.reference,
                 reference_steps(data),
                 seed,
             )  # fmt: skip

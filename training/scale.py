@@ -20,7 +20,7 @@ from training.design import design_key
 
 def axis_slopes(table: pd.DataFrame, metrics: pd.DataFrame, metric: str, steps: np.ndarray) -> dict[str, AxisSlope]:
     """axis → AxisSlope at `steps` (the projection steps) for one metric; an axis no design varies is left out.
-    Only the runs of the table's most common recipe count: another recipe is another design."""
+    Only the runs of the reference recipe count (dataset.reference_recipe_rows): another recipe is another design."""
     table = reference_recipe_rows(table)
     measured_steps, values = measured_by_step(table, metrics, metric)
     logs = np.where(np.isfinite(values), to_log_value(values), np.nan)
