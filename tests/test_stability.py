@@ -94,6 +94,8 @@ def test_stability_gives_each_figure_per_seed_with_its_mean_and_range():
     lines = stability_lines(block)
     assert any(line.startswith("| rank | 0.800 | -0.200 | — | 0.300 | -0.200 to 0.800 |") for line in lines)
     assert stability_lines(stability([0], [{"x": 1.0}])) == []  # one seed: no table
+    named = stability_lines(stability([0, 1], [{"a median |log|": 0.1}, {"a median |log|": 0.2}]))
+    assert named[-1] == "| a median \\|log\\| | 0.100 | 0.200 | 0.150 | 0.100 to 0.200 |"  # one row, six cells
 
 
 @pytest.mark.slow

@@ -72,7 +72,8 @@ def stability_lines(block: dict) -> list[str]:
     ]
     for name, f in block["figures"].items():
         values = " | ".join(_number(v) for v in f["values"])
-        lines.append(f"| {name} | {values} | {_number(f['mean'])} | {_number(f['min'])} to {_number(f['max'])} |")
+        shown = name.replace("|", "\\|")  # a figure named with |log| must not split its table row
+        lines.append(f"| {shown} | {values} | {_number(f['mean'])} | {_number(f['min'])} to {_number(f['max'])} |")
     return lines
 
 
